@@ -1,0 +1,45 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/mhsd
+export REDIS_URL ?= redis://127.0.0.1:6379/0
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+.PHONY: install services run test lint benchmarks local-llm clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet '.[dev]'
+	bash scripts/check-pth.sh $(BIN)/python
+	touch $@
+
+services:
+	bash scripts/ensure-services.sh
+
+run: install services
+	DEBUG=1 $(BIN)/python manage.py migrate --noinput
+	DEBUG=1 $(BIN)/python manage.py seed_demo
+	DEBUG=1 bash scripts/run-dev.sh
+
+test: install services
+	bash scripts/ensure-chromium.sh
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+benchmarks: install services
+	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+local-llm:
+	bash scripts/local-llm.sh
+
+clean:
+	rm -rf $(VENV) .venv-llm staticfiles var

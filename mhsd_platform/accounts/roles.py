@@ -1,0 +1,44 @@
+"""Roles and what each may do: the one place where permissions are decided.
+
+Views, the API and templates ask `can(user, Capability.X)`; nothing else inspects `user.role`.
+"""
+from enum import StrEnum
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    RATER = "rater", "Clinician rater"
+    RESEARCHER = "researcher", "Researcher"
+
+
+class Capability(StrEnum):
+    MANAGE_USERS = "manage_users"
+    MANAGE_MODELS = "manage_models"
+    MANAGE_CASES = "manage_cases"
+    LAUNCH_GENERATION = "launch_generation"
+    VIEW_GENERATION = "view_generation"
+    MANAGE_CAMPAIGNS = "manage_campaigns"
+    VIEW_SAFETY_QUEUE = "view_safety_queue"
+    VIEW_RESULTS = "view_results"
+    EXPORT_DATA = "export_data"
+    IMPORT_CONVERSATIONS = "import_conversations"
+    RATE = "rate"
+    USE_API = "use_api"
+
+
+ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
+    Role.ADMIN: frozenset(Capability) - {Capability.RATE},
+    Role.RESEARCHER: frozenset(
+        {Capability.VIEW_RESULTS, Capability.EXPORT_DATA, Capability.VIEW_GENERATION, Capability.USE_API}
+    ),
+    # Raters reach only their own assignments; they hold no API token rights beyond that.
+    Role.RATER: frozenset({Capability.RATE}),
+}
+
+
+def can(user, capability: Capability) -> bool:
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return capability in ROLE_CAPABILITIES.get(getattr(user, "role", ""), frozenset())

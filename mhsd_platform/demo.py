@@ -1,0 +1,168 @@
+"""Demo data for `make run`: users of every role, the default rubric, personas, offline models.
+
+Idempotent: running it again leaves existing data alone and resets only the demo passwords, so the
+printed passwords are always true.
+"""
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.db import transaction
+
+from generation.case_import import import_cases
+from generation.models import (
+    CaseStudy,
+    Conversation,
+    GenerationJob,
+    Goal,
+    Intent,
+    Literacy,
+    ModelConfig,
+    Persona,
+    Trait,
+)
+from mhsd_platform.accounts.models import User
+from mhsd_platform.accounts.roles import Role
+from rating.rubric_files import DEFAULT_RUBRIC_FILE, RUBRIC_DIR, load_rubric_file
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    role: str
+    password: str
+    first_name: str
+    last_name: str
+
+
+DEMO_USERS = [
+    DemoUser("admin", Role.ADMIN, "demo-admin-pass", "Ada", "Admin"),
+    DemoUser("researcher", Role.RESEARCHER, "demo-researcher-pass", "Rosa", "Researcher"),
+    DemoUser("rater1", Role.RATER, "demo-rater1-pass", "Dr Ruth", "Rater"),
+    DemoUser("rater2", Role.RATER, "demo-rater2-pass", "Dr Ravi", "Rater"),
+    DemoUser("rater3", Role.RATER, "demo-rater3-pass", "Dr Rin", "Rater"),
+]
+
+SIMULATOR_MODELS = [
+    ("Simulator patient", "simulator/patient"),
+    ("Simulator helper", "simulator/helper"),
+    ("Simulator sensemaker A", "simulator/sensemaker-a"),
+    ("Simulator sensemaker B", "simulator/sensemaker-b"),
+]
+
+
+def ensure_personas() -> int:
+    """The full persona grid: one dominant trait x literacy x intent x goal."""
+    wanted = list(itertools.product(Trait.values, Literacy.values, Intent.values, Goal.values))
+    Persona.objects.bulk_create(
+        [Persona(trait=t, literacy=lit, intent=i, goal=g) for t, lit, i, g in wanted], ignore_conflicts=True
+    )
+    return len(wanted)
+
+
+def ensure_users() -> list[DemoUser]:
+    for demo in DEMO_USERS:
+        user, _ = User.objects.get_or_create(
+            username=demo.username,
+            defaults={"role": demo.role, "first_name": demo.first_name, "last_name": demo.last_name,
+                      "email": f"{demo.username}@example.org"},
+        )
+        user.role = demo.role
+        user.is_active = True
+        user.set_password(demo.password)
+        user.save()
+    return DEMO_USERS
+
+
+def ensure_models() -> None:
+    for name, model in SIMULATOR_MODELS:
+        ModelConfig.objects.get_or_create(name=name, defaults={"model": model, "temperature": 0.0})
+
+
+DEMO_CASES = Path(__file__).resolve().parent.parent / "generation" / "demo" / "cases.jsonl"
+# Small enough to generate in seconds with the simulator, large enough for agreement to mean something.
+DEMO_TRAITS = ("agreeableness", "neuroticism")
+DEMO_LITERACIES = ("basic",)
+DEMO_JOB_MODELS = ("Simulator sensemaker A", "Simulator sensemaker B")
+
+
+def ensure_demo_cases() -> int:
+    report = import_cases(DEMO_CASES.read_bytes(), DEMO_CASES.name, is_demo=True)
+    if report.errors:
+        raise RuntimeError("demo cases do not import: " + "; ".join(report.errors))
+    CaseStudy.objects.filter(is_demo=True, facts_status=CaseStudy.FactsStatus.EXTRACTED).update(
+        facts_status=CaseStudy.FactsStatus.REVIEWED
+    )
+    return CaseStudy.objects.filter(is_demo=True).count()
+
+
+def ensure_demo_jobs() -> list[GenerationJob]:
+    """One simulator job per demo sensemaker, generated in-process so `make run` needs no wait."""
+    from generation import services
+
+    jobs = []
+    cases = list(CaseStudy.objects.filter(is_demo=True))
+    for model_name in DEMO_JOB_MODELS:
+        name = f"Demo: {model_name}"
+        job = GenerationJob.objects.filter(name=name).first()
+        if job is None:
+            sensemaker = ModelConfig.objects.get(name=model_name)
+            job = services.launch_job(
+                None,
+                services.JobRequest(
+                    name=name, cases=cases, sensemaker_model=sensemaker,
+                    patient_model=ModelConfig.objects.get(name="Simulator patient"),
+                    helper_model=ModelConfig.objects.get(name="Simulator helper"),
+                    traits=DEMO_TRAITS, literacies=DEMO_LITERACIES, seed=2026,
+                ),
+                enqueue_tasks=False,
+            )
+        if job.conversations.filter(status=Conversation.Status.QUEUED).exists():
+            services.run_inline(job, threads=4)
+        jobs.append(job)
+    return jobs
+
+
+@transaction.atomic
+def seed_foundation() -> dict:
+    ensure_users()
+    load_rubric_file(DEFAULT_RUBRIC_FILE, make_default=True)
+    for path in sorted(RUBRIC_DIR.glob("*.json")):
+        if path != DEFAULT_RUBRIC_FILE:
+            load_rubric_file(path)
+    personas = ensure_personas()
+    ensure_models()
+    cases = ensure_demo_cases()
+    return {"users": len(DEMO_USERS), "personas": personas, "demo_cases": cases}
+
+
+DEMO_CAMPAIGN = "Demo: MultiSenseEval on two simulator models"
+
+
+def ensure_demo_campaign(jobs):
+    """An open campaign over the demo conversations, rated by the three demo raters with k = 2."""
+    from rating import campaigns
+    from rating.models import Campaign
+    from rating.rubric_files import default_rubric
+
+    campaign = Campaign.objects.filter(name=DEMO_CAMPAIGN).first()
+    if campaign is None:
+        campaign = campaigns.create_campaign(
+            None, name=DEMO_CAMPAIGN,
+            description="Simulated conversations (offline simulator, not a language model) for trying the platform.",
+            rubric=default_rubric(), raters=User.objects.filter(username__in=["rater1", "rater2", "rater3"]),
+            overlap_k=2, lease_minutes=60, selection=campaigns.Selection(jobs=[job.pk for job in jobs]),
+        )
+    if campaign.status == Campaign.Status.DRAFT:
+        campaigns.open_campaign(None, campaign)
+    return campaign
+
+
+def seed_all() -> dict:
+    summary = seed_foundation()
+    jobs = ensure_demo_jobs()
+    summary["demo_campaign"] = ensure_demo_campaign(jobs).name
+    summary["demo_conversations"] = sum(
+        job.conversations.filter(status=Conversation.Status.DONE).count() for job in jobs
+    )
+    return summary

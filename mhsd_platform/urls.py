@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from . import views
+
+admin.site.site_header = "MHSD rating platform: admin"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include("mhsd_platform.accounts.urls")),
+    path("generation/", include("generation.urls")),
+    path("rate/", include("rating.urls")),
+    path("campaigns/", include("rating.campaign_urls")),
+    path("results/", include("results.urls")),
+    path("api/v1/", include("api.urls")),
+    path("exports/", include("api.ui_urls")),
+    path("django-admin/", admin.site.urls),
+]

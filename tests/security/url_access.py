@@ -1,0 +1,263 @@
+"""Declared access expectations for EVERY URL pattern of the project.
+
+tests/security/test_url_permissions.py enumerates the URL resolver and fails for a pattern that
+has no entry here, so a new page cannot ship without someone deciding who may reach it.
+
+Outcomes:
+  LOGIN  302 to the login page (anonymous users on HTML pages)
+  OK     2xx
+  GONE   302/303 to somewhere other than the login page (e.g. after a successful POST)
+  DENY   403 or 404 (the wrong role, or another rater's object: never data)
+  UNAUTH 401 or 403 with a JSON error body (API without valid credentials)
+  NOPE   405 (method not allowed, e.g. GET on a POST-only URL)
+Roles: anon, rater, other_rater (a rater acting on the first rater's objects), researcher, admin;
+API routes are also tried with each role's bearer token (token_<role>) and a revoked token.
+"""
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+LOGIN, OK, GONE, DENY, UNAUTH, NOPE = "LOGIN", "OK", "GONE", "DENY", "UNAUTH", "NOPE"
+ROLES = ("anon", "other_rater", "rater", "researcher", "admin")
+
+
+@dataclass
+class Access:
+    expect: dict
+    method: str = "GET"
+    kwargs: Callable = lambda w: {}
+    data: Callable = lambda w: {}
+    # For API routes: outcomes with each role's token, e.g. {"rater": DENY, "researcher": OK}.
+    token: dict = field(default_factory=dict)
+
+
+def staff_only(method="GET", **kw) -> Access:
+    """Admin-only HTML pages (a permitted POST answers with a redirect)."""
+    admin = GONE if method == "POST" else OK
+    return Access({"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": DENY, "admin": admin},
+                  method=method, **kw)
+
+
+def everyone(method="GET", **kw) -> Access:
+    return Access({"anon": OK, "other_rater": OK, "rater": OK, "researcher": OK, "admin": OK}, method=method, **kw)
+
+
+def logged_in(method="GET", **kw) -> Access:
+    return Access({"anon": LOGIN, "other_rater": OK, "rater": OK, "researcher": OK, "admin": OK},
+                  method=method, **kw)
+
+
+def api_readers(method="GET", **kw) -> Access:
+    """API routes for researchers and admins; raters get nothing."""
+    return Access(
+        {"anon": UNAUTH, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        method=method,
+        token={"rater": DENY, "researcher": OK, "admin": OK},
+        **kw,
+    )
+
+
+URL_ACCESS: dict[str, Access] = {
+    # --- project ---
+    "home": Access({"anon": LOGIN, "other_rater": GONE, "rater": GONE, "researcher": OK, "admin": OK}),
+    "healthz": everyone(),
+    # --- django.contrib.auth ---
+    "login": everyone(),
+    "logout": Access({"anon": NOPE, "other_rater": NOPE, "rater": NOPE, "researcher": NOPE, "admin": NOPE}),
+    "password_change": logged_in(),
+    "password_change_done": logged_in(),
+    "password_reset": everyone(),
+    "password_reset_done": everyone(),
+    "password_reset_confirm": everyone(kwargs=lambda w: {"uidb64": "MQ", "token": "set-password"}),
+    "password_reset_complete": everyone(),
+    # --- accounts ---
+    "accounts:user_list": staff_only(),
+    "accounts:user_create": staff_only(),
+    "accounts:user_set_active": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": DENY, "admin": GONE},
+        method="POST", kwargs=lambda w: {"pk": w.other_rater.pk}, data=lambda w: {"active": "1"},
+    ),
+    "accounts:token_list": Access({"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK}),
+    "accounts:token_revoke": Access(
+        # Only the owner (the researcher) can revoke it; an admin's own token list does not hold it.
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "admin": DENY, "researcher": GONE},
+        method="POST", kwargs=lambda w: {"pk": w.objects["researcher_token"].pk},
+    ),
+    # --- generation ---
+    "generation:overview": Access({"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK}),
+    "generation:job_launch": staff_only(),
+    "generation:job_detail": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": w.objects["job"].pk},
+    ),
+    "generation:job_progress": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": w.objects["job"].pk},
+    ),
+    "generation:job_cancel": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": DENY, "admin": GONE},
+        method="POST", kwargs=lambda w: {"pk": w.objects["job"].pk},
+    ),
+    "generation:job_retry": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": DENY, "admin": GONE},
+        method="POST", kwargs=lambda w: {"pk": w.objects["job"].pk},
+    ),
+    "generation:conversation_detail": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": w.objects["conversation"].pk},
+    ),
+    "generation:case_list": staff_only(),
+    "generation:case_import": staff_only(),
+    "generation:case_extract": staff_only(
+        method="POST", data=lambda w: {"helper_model": w.objects["model_config"].pk}
+    ),
+    "generation:case_review": staff_only(kwargs=lambda w: {"pk": w.objects["case"].pk}),
+    "generation:model_list": staff_only(),
+    "generation:model_create": staff_only(),
+    "generation:model_edit": staff_only(kwargs=lambda w: {"pk": w.objects["model_config"].pk}),
+    "generation:model_add_local": staff_only(method="POST"),
+    # --- rating ---
+    "rating:home": Access({"anon": LOGIN, "other_rater": OK, "rater": OK, "researcher": DENY, "admin": DENY}),
+    # Both world raters belong to the campaign; assignment URLs belong to w.rater only (other_rater: 404).
+    "rating:campaign": Access(
+        {"anon": LOGIN, "other_rater": OK, "rater": OK, "researcher": DENY, "admin": DENY},
+        kwargs=lambda w: {"campaign_pk": w.objects["campaign"].pk},
+    ),
+    "rating:next": Access(
+        {"anon": LOGIN, "other_rater": GONE, "rater": GONE, "researcher": DENY, "admin": DENY},
+        method="POST", kwargs=lambda w: {"campaign_pk": w.objects["campaign"].pk},
+    ),
+    "rating:rate": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": OK, "researcher": DENY, "admin": DENY},
+        kwargs=lambda w: {"pk": w.objects["assignment"].pk},
+    ),
+    "rating:save": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": OK, "researcher": DENY, "admin": DENY},
+        method="POST", kwargs=lambda w: {"pk": w.objects["assignment"].pk},
+        data=lambda w: {"value__susceptibility": "3", "comment__susceptibility": "clear"},
+    ),
+    "rating:submit": Access(
+        # An incomplete rating: redirected back to the page, which shows the errors.
+        {"anon": LOGIN, "other_rater": DENY, "rater": GONE, "researcher": DENY, "admin": DENY},
+        method="POST", kwargs=lambda w: {"pk": w.objects["assignment"].pk},
+    ),
+    "rating:heartbeat": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": OK, "researcher": DENY, "admin": DENY},
+        method="POST", kwargs=lambda w: {"pk": w.objects["assignment"].pk}, data=lambda w: {"active_seconds": "5"},
+    ),
+    "rating:skip": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": GONE, "researcher": DENY, "admin": DENY},
+        method="POST", kwargs=lambda w: {"pk": w.objects["assignment"].pk}, data=lambda w: {"reason": "Conflict."},
+    ),
+    "rating:flag": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": GONE, "researcher": DENY, "admin": DENY},
+        method="POST", kwargs=lambda w: {"pk": w.objects["assignment"].pk},
+        data=lambda w: {"category": "missed_risk", "reason": "Suicidal ideation not followed up."},
+    ),
+    # --- campaigns (admin; researchers may read progress) ---
+    "campaigns:list": Access({"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK}),
+    "campaigns:detail": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": w.objects["campaign"].pk},
+    ),
+    "campaigns:create": staff_only(),
+    "campaigns:preview": staff_only(),
+    "campaigns:edit": staff_only(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "campaigns:gold": staff_only(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "campaigns:open": staff_only(method="POST", kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "campaigns:close": staff_only(method="POST", kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "campaigns:reclaim": staff_only(method="POST", kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "campaigns:release": staff_only(method="POST", kwargs=lambda w: {"pk": w.objects["assignment"].pk}),
+    "campaigns:safety_queue": staff_only(),
+    "campaigns:flag_handle": staff_only(
+        method="POST", kwargs=lambda w: {"pk": w.objects["safety_flag"].pk}, data=lambda w: {"action": "acknowledge"}
+    ),
+    "campaigns:rubrics": staff_only(),
+    # --- results ---
+    "results:index": Access({"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK}),
+    # Results pages, CSV tables, SVG figures and the JSON snapshot: researchers and admins; raters get nothing.
+    "results:campaign": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": w.objects["campaign"].pk},
+    ),
+    "results:status": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": w.objects["campaign"].pk},
+    ),
+    "results:snapshot_json": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": w.objects["campaign"].pk},
+    ),
+    "results:table_csv": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": w.objects["campaign"].pk, "name": "agreement"},
+    ),
+    "results:figure": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": w.objects["campaign"].pk, "name": "alpha-over-time"},
+    ),
+    # Recompute now: admins only (researchers read results but do not trigger work).
+    "results:recompute": staff_only(method="POST", kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    # --- API ---
+    "api:schema": api_readers(),
+    "api:docs": Access({"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK}),
+    "api:me": Access(
+        {"anon": UNAUTH, "other_rater": OK, "rater": OK, "researcher": OK, "admin": OK},
+        token={"rater": OK, "researcher": OK, "admin": OK},
+    ),
+    # --- API v1 resources (api/urls.py); every method of each is tried in tests/api/test_api_permissions.py ---
+    "api:conversation_list": api_readers(),
+    "api:conversation_detail": api_readers(kwargs=lambda w: {"pk": w.objects["conversation"].pk}),
+    "api:conversation_scores": api_readers(kwargs=lambda w: {"pk": w.objects["conversation"].pk}),
+    "api:conversation_import": Access(
+        {"anon": UNAUTH, "other_rater": DENY, "rater": DENY, "researcher": DENY, "admin": OK},
+        method="POST", data=lambda w: _import_upload(), token={"rater": DENY, "researcher": DENY, "admin": OK},
+    ),
+    "api:rubric_list": api_readers(),
+    "api:campaign_list": api_readers(),
+    "api:campaign_detail": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "api:campaign_ratings": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "api:campaign_scores": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "api:campaign_agreement": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "api:campaign_export": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "api:campaign_datasheet": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "api:job_list": api_readers(),
+    "api:job_detail": api_readers(kwargs=lambda w: {"pk": w.objects["job"].pk}),
+    "api:job_cancel": Access(
+        {"anon": UNAUTH, "other_rater": DENY, "rater": DENY, "researcher": DENY, "admin": OK},
+        method="POST", kwargs=lambda w: {"pk": w.objects["job"].pk},
+        token={"rater": DENY, "researcher": DENY, "admin": OK},
+    ),
+    "api:job_retry": Access(
+        {"anon": UNAUTH, "other_rater": DENY, "rater": DENY, "researcher": DENY, "admin": OK},
+        method="POST", kwargs=lambda w: {"pk": w.objects["job"].pk},
+        token={"rater": DENY, "researcher": DENY, "admin": OK},
+    ),
+    # Raters see their own assignments and nothing else of the API.
+    "api:my_assignments": Access(
+        {"anon": UNAUTH, "other_rater": OK, "rater": OK, "researcher": DENY, "admin": DENY},
+        token={"rater": OK, "researcher": DENY, "admin": DENY},
+    ),
+    # Unknown routes under /api/v1/: a JSON 404 for everyone (a bad token is still a 401).
+    "api:not_found": Access(
+        {"anon": DENY, "other_rater": DENY, "rater": DENY, "researcher": DENY, "admin": DENY},
+        kwargs=lambda w: {"rest": "no/such/route"}, token={"rater": DENY, "researcher": DENY, "admin": DENY},
+    ),
+    # --- exports and imports pages (api/ui_urls.py) ---
+    "exports:index": Access({"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK}),
+    "exports:import": staff_only(),
+}
+
+_import_seq = itertools.count(1)
+
+
+def _import_upload() -> dict:
+    """A one-line JSONL file with a fresh external id (each permitted POST really imports it)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    line = json.dumps({"external_id": f"url-access-{next(_import_seq)}", "messages": [
+        {"role": "user", "content": "I keep waking up at 4am."},
+        {"role": "assistant", "content": "That sounds hard. How long has it been going on?"},
+    ]})
+    return {"file": SimpleUploadedFile("conversations.jsonl", line.encode(), content_type="application/x-ndjson")}
