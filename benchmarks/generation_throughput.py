@@ -1,0 +1,99 @@
+"""LLM calls per second that generation sustains with many calls in flight on 2 cores.
+
+The real path: Celery worker (threads pool) -> MedAgent -> LiteLLM `openai/...` -> HTTP to a loopback
+OpenAI-compatible server with a fixed per-call latency. The ceiling is (calls allowed in flight) /
+latency; the baseline is the same pipeline allowed one call at a time. Prints one JSON object last.
+
+    .venv/bin/python benchmarks/generation_throughput.py [--latency 0.5] [--in-flight 32]
+"""
+import argparse
+import json
+import time
+
+from _support import fresh_database, setup_django, start_worker, stop
+
+REDIS_URL = "redis://127.0.0.1:6379/14"
+
+
+def run_job(server, *, cases, traits, in_flight, worker_concurrency, label):
+    from generation import services
+    from generation.models import GenerationJob, ModelConfig
+    from generation.selectors import job_progress
+
+    def config(role):
+        return ModelConfig.objects.get_or_create(
+            name=f"bench-{role}", defaults={"model": f"openai/bench-{role}", "api_base": server.base_url},
+        )[0]
+
+    worker = start_worker(worker_concurrency, REDIS_URL)
+    try:
+        time.sleep(3)  # let the worker connect before the clock starts
+        server.reset()
+        started = time.perf_counter()
+        job = services.launch_job(None, services.JobRequest(
+            name=label, cases=cases, patient_model=config("patient"), sensemaker_model=config("sensemaker"),
+            helper_model=config("helper"), traits=traits, literacies=("basic",), max_concurrent_calls=in_flight,
+        ))
+        while not job_progress(GenerationJob.objects.get(pk=job.pk))["is_finished"]:
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - started
+    finally:
+        stop(worker)
+    statuses = list(job.conversations.values_list("status", flat=True))
+    return {"calls": server.hits, "seconds": round(elapsed, 2), "calls_per_second": round(server.hits / elapsed, 2),
+            "max_in_flight_seen": server.max_in_flight, "conversations": len(statuses),
+            "failed": statuses.count("failed")}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--latency", type=float, default=0.5, help="seconds per LLM call at the server")
+    parser.add_argument("--in-flight", type=int, default=32)
+    args = parser.parse_args()
+
+    import os
+
+    os.environ["REDIS_URL"] = REDIS_URL
+    fresh_database("mhsd_bench_generation")
+    setup_django()
+    from django.conf import settings
+    from fakellm import FakeLLMServer
+
+    from mhsd_platform import demo
+    from mhsd_platform.redis_client import get_redis
+
+    assert settings.REDIS_URL == REDIS_URL
+    get_redis().flushdb()
+    demo.seed_foundation()
+    from generation.models import CaseStudy
+
+    cases = list(CaseStudy.objects.filter(is_demo=True).order_by("external_id"))
+    with FakeLLMServer(latency=args.latency) as server:
+        # 16 cases x 2 traits = 32 conversations, each a sequence of dependent calls.
+        parallel = run_job(server, cases=cases, traits=("agreeableness", "neuroticism"), in_flight=args.in_flight,
+                           worker_concurrency=args.in_flight, label="parallel")
+        baseline = run_job(server, cases=cases[:1], traits=("agreeableness",), in_flight=1, worker_concurrency=1,
+                           label="one call at a time")
+    limit = args.in_flight / args.latency
+    baseline_limit = 1 / args.latency
+    result = {
+        "benchmark": "generation_throughput",
+        "latency_seconds": args.latency,
+        "calls_in_flight_allowed": args.in_flight,
+        "achieved_calls_per_second": parallel["calls_per_second"],
+        "limit_calls_per_second": round(limit, 2),
+        "ratio_to_limit": round(parallel["calls_per_second"] / limit, 3),
+        "goal_ratio": 0.8,
+        "goal_met": parallel["calls_per_second"] / limit >= 0.8,
+        "baseline_calls_per_second": baseline["calls_per_second"],
+        "baseline_limit_calls_per_second": round(baseline_limit, 2),
+        "baseline_ratio_to_limit": round(baseline["calls_per_second"] / baseline_limit, 3),
+        "speedup_over_baseline": round(parallel["calls_per_second"] / baseline["calls_per_second"], 2),
+        "parallel_run": parallel,
+        "baseline_run": baseline,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

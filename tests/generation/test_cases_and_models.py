@@ -1,0 +1,136 @@
+"""Case-study import and review, fact extraction, model configurations, the job pages."""
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from generation import services
+from generation.case_import import import_cases
+from generation.models import CaseStudy, ModelConfig
+from mhsd_platform.accounts.roles import Role
+from tests.factories import make_case, make_model, make_user
+
+pytestmark = pytest.mark.django_db
+
+GOOD_CSV = (
+    "id,text,ground_truth_diagnosis,condition\n"
+    "c-1,A 40-year-old with two weeks of racing thoughts and no sleep.,Bipolar I disorder,bipolar\n"
+    '"c-2","A student with intrusive thoughts and checking rituals, daily.",Obsessive-compulsive disorder,ocd\n'
+)
+
+
+def test_csv_import_creates_cases():
+    report = import_cases(GOOD_CSV.encode(), "cases.csv")
+    assert report.ok and report.created == ["c-1", "c-2"]
+    case = CaseStudy.objects.get(external_id="c-2")
+    assert case.facts_status == CaseStudy.FactsStatus.PENDING and "checking rituals" in case.text
+
+
+def test_a_bad_row_names_line_and_field_and_commits_nothing():
+    bad = GOOD_CSV + "c-3,,Panic disorder,panic\nc-4,Some text,,x\nc-1,dup in file,GAD,\n"
+    report = import_cases(bad.encode(), "cases.csv")
+    assert not report.ok
+    assert "line 4, field 'text': required" in report.errors
+    assert "line 5, field 'ground_truth_diagnosis': required" in report.errors
+    assert any(e.startswith("line 6, field 'id'") and "line 2" in e for e in report.errors)
+    assert CaseStudy.objects.count() == 0
+
+
+def test_jsonl_import_validates_types_and_enumerations():
+    lines = [
+        {"id": "j-1", "text": "t", "ground_truth_diagnosis": "GAD", "intent": "lifestyle_literacy", "goal": "comfort",
+         "facts": ["I worry every day"]},
+        {"id": "j-2", "text": "t", "ground_truth_diagnosis": "GAD", "intent": "cure everything"},
+        "not an object",
+    ]
+    data = "\n".join(json.dumps(x) for x in lines) + "\n{broken\n"
+    report = import_cases(data.encode(), "cases.jsonl")
+    assert "line 2, field 'intent': must be one of interpreting_information, lifestyle_literacy, personalising_care" \
+        in report.errors
+    assert "line 3: expected a JSON object" in report.errors
+    assert any(e.startswith("line 4: not valid JSON") for e in report.errors)
+    assert CaseStudy.objects.count() == 0
+
+
+def test_reimporting_reports_duplicates_and_changes_nothing():
+    import_cases(GOOD_CSV.encode(), "cases.csv")
+    changed = GOOD_CSV.replace("Bipolar I disorder", "Something else")
+    report = import_cases(changed.encode(), "cases.csv")
+    assert report.ok and report.created == [] and report.duplicates == ["c-1", "c-2"]
+    assert CaseStudy.objects.get(external_id="c-1").ground_truth_diagnosis == "Bipolar I disorder"
+
+
+def test_import_page_shows_errors_in_the_page(client):
+    client.force_login(make_user(Role.ADMIN))
+    upload = SimpleUploadedFile("cases.csv", b"id,text\nx,y\n", content_type="text/csv")
+    page = client.post(reverse("generation:case_import"), {"file": upload})
+    assert page.status_code == 200
+    assert b"Nothing was imported" in page.content and b"ground_truth_diagnosis" in page.content
+
+
+def test_fact_extraction_through_litellm_then_admin_review(client):
+    case = make_case(facts=[], intent="", goal="", facts_status=CaseStudy.FactsStatus.PENDING)
+    helper = make_model("simulator/helper")
+    services.extract_case_facts(case, helper)
+    case.refresh_from_db()
+    assert case.facts_status == CaseStudy.FactsStatus.EXTRACTED
+    assert case.facts and case.intent and case.goal
+    client.force_login(make_user(Role.ADMIN))
+    url = reverse("generation:case_review", args=[case.pk])
+    empty = client.post(url, {"ground_truth_diagnosis": "MDD", "intent": case.intent, "goal": case.goal,
+                              "facts_text": "  \n", "vital_facts_text": ""})
+    assert empty.status_code == 200 and b"at least one fact" in empty.content
+    client.post(url, {"ground_truth_diagnosis": "Major depressive disorder", "condition": "depression",
+                      "intent": "lifestyle_literacy", "goal": "comfort",
+                      "facts_text": "I feel low\nI sleep badly", "vital_facts_text": "My pulse was 70"})
+    case.refresh_from_db()
+    assert case.facts == ["I feel low", "I sleep badly"] and case.vital_facts == ["My pulse was 70"]
+    assert case.facts_status == CaseStudy.FactsStatus.REVIEWED
+
+
+def test_model_configuration_stores_a_variable_name_never_a_key(client):
+    client.force_login(make_user(Role.ADMIN))
+    url = reverse("generation:model_create")
+    base = {"name": "gpt", "model": "openai/gpt-4o-mini", "temperature": "0", "is_active": "on"}
+    bad = client.post(url, {**base, "api_key_env": "sk-live-abc123"})
+    assert bad.status_code == 200 and b"environment variable" in bad.content
+    reserved = client.post(url, {**base, "api_key_env": "OPENAI_API_KEY", "extra_params": '{"api_key": "x"}'})
+    assert b"dedicated fields" in reserved.content
+    no_provider = client.post(url, {**base, "model": "gpt-4o", "api_key_env": "OPENAI_API_KEY"})
+    assert b"provider" in no_provider.content
+    ok = client.post(url, {**base, "api_key_env": "OPENAI_API_KEY", "extra_params": '{"top_p": 1}'})
+    assert ok.status_code == 302
+    config = ModelConfig.objects.get(name="gpt")
+    assert config.api_key_env == "OPENAI_API_KEY" and config.extra_params == {"top_p": 1}
+
+
+def test_launch_page_validates_and_launches(client):
+    client.force_login(make_user(Role.ADMIN))
+    ready, unready = make_case(), make_case(facts=[], intent="", goal="")
+    models = {r: make_model(f"simulator/{r}") for r in ("patient", "sensemaker", "helper")}
+    form = client.get(reverse("generation:job_launch"))
+    assert ready.external_id.encode() in form.content and unready.external_id.encode() not in form.content
+    data = {"name": "J", "cases": [ready.pk], "traits": ["openness", "neuroticism"], "literacies": ["basic"],
+            "sensemaker_model": models["sensemaker"].pk, "patient_model": models["patient"].pk,
+            "helper_model": models["helper"].pk, "seed": 1, "max_concurrent_calls": 4}
+    missing = client.post(reverse("generation:job_launch"), {**data, "cases": []})
+    assert missing.status_code == 200 and b"This field is required" in missing.content
+    response = client.post(reverse("generation:job_launch"), data)
+    assert response.status_code == 302
+    job = models["sensemaker"].jobs_under_test.get()
+    assert job.conversations.count() == 2 and job.max_concurrent_calls == 4
+    seeds = set(job.conversations.values_list("seed", flat=True))
+    assert len(seeds) == 2, "each cell gets its own derived seed"
+    page = client.get(reverse("generation:job_detail", args=[job.pk]))
+    assert b'hx-trigger="every 2s"' in page.content and b"0 of 2 finished" in page.content
+
+
+def test_launch_refuses_unready_cases_and_inactive_models():
+    models = [make_model("simulator/patient"), make_model(), make_model("simulator/helper")]
+    with pytest.raises(services.GenerationError, match="no facts"):
+        services.launch_job(None, services.JobRequest("x", [make_case(facts=[])], *models))
+    models[1].is_active = False
+    models[1].save()
+    with pytest.raises(services.GenerationError, match="inactive"):
+        services.launch_job(None, services.JobRequest("x", [make_case()], *models))

@@ -1,0 +1,198 @@
+"""Generation jobs end to end: Celery workers on the real Redis run MedAgent through LiteLLM's real
+HTTP path against a loopback OpenAI-compatible server, and write to the real PostgreSQL."""
+import os
+import signal
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from generation import services
+from generation.models import Conversation, GenerationJob, Message, ModelConfig
+from generation.selectors import job_progress
+from mhsd_platform.accounts.roles import Role
+from tests.factories import make_case, make_user
+from tests.worker_support import wait_for, worker_process, worker_thread
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def http_models(server, name="under-test"):
+    """Three model configurations pointing LiteLLM's openai/ provider at the loopback server."""
+    def config(role):
+        return ModelConfig.objects.create(
+            name=f"{role}-{name}", model=f"openai/{role}-{name}", api_base=server.base_url,
+            api_key_env="FAKE_PROVIDER_API_KEY", temperature=0,
+        )
+    return config("patient"), config("sensemaker"), config("helper")
+
+
+def launch(cases, models, **extra):
+    patient, sensemaker, helper = models
+    return services.launch_job(
+        None,
+        services.JobRequest(name="test job", cases=cases, patient_model=patient, sensemaker_model=sensemaker,
+                            helper_model=helper, traits=extra.pop("traits", ("agreeableness",)),
+                            literacies=extra.pop("literacies", ("basic",)), **extra),
+    )
+
+
+@pytest.fixture(autouse=True)
+def _fast_retries(settings, monkeypatch):
+    settings.LLM_BACKOFF_BASE = 0.01
+    settings.LLM_MAX_ATTEMPTS = 4
+    settings.LLM_REQUEST_TIMEOUT = 5
+    monkeypatch.setenv("FAKE_PROVIDER_API_KEY", "sk-test-secret-value-123")
+
+
+def finished(job):
+    return lambda: job_progress(GenerationJob.objects.get(pk=job.pk))["is_finished"]
+
+
+def test_a_job_runs_on_a_real_worker_over_http(fake_llm):
+    cases = [make_case(), make_case()]
+    with worker_thread():
+        job = launch(cases, http_models(fake_llm), traits=("agreeableness", "neuroticism"))
+        wait_for(finished(job), message="job to finish")
+    job.refresh_from_db()
+    assert job.status == GenerationJob.Status.DONE and job.finished_at is not None
+    convs = list(job.conversations.all())
+    assert len(convs) == 4 and all(c.status == "done" for c in convs)
+    for conv in convs:
+        indexes = list(conv.messages.values_list("index", flat=True))
+        assert indexes == list(range(len(indexes))) and len(indexes) >= 6
+        assert conv.messages.filter(role="sensemaker", stage=6).exists(), "ends at the Exit stage"
+        assert conv.llm_calls == conv.trace["usage_by_role"]["patient"]["calls"] + sum(
+            conv.trace["usage_by_role"][r]["calls"] for r in ("sensemaker", "helper"))
+        assert conv.prompt_tokens > 0 and conv.smog_grade is not None
+        assert conv.provenance["models"]["sensemaker"]["api_key_env"] == "FAKE_PROVIDER_API_KEY"
+    # The key went to the provider, and nowhere into the database.
+    assert any("sk-test-secret-value-123" in (r.get("authorization") or "") for r in fake_llm.requests)
+    for row in Conversation.objects.values_list("provenance", "trace"):
+        assert "sk-test-secret-value-123" not in str(row)
+    assert fake_llm.hits == sum(c.llm_calls for c in convs)
+    progress = job_progress(job)
+    assert progress["percent"] == 100 and progress["counts"]["done"] == 4
+
+
+def test_provider_faults_are_retried_and_final_failures_explained(fake_llm, client):
+    models = http_models(fake_llm)
+    fake_llm.push_faults("429", "500", "malformed")
+    with worker_thread(concurrency=1):
+        job = launch([make_case()], models)
+        wait_for(finished(job), message="job with transient faults")
+    assert job.conversations.get().status == "done"
+    # Now every call fails: after LLM_MAX_ATTEMPTS the conversation fails with its reason.
+    fake_llm.push_faults(*["500"] * 50)
+    with worker_thread(concurrency=1):
+        job2 = launch([make_case()], models)
+        wait_for(finished(job2), message="job with permanent faults")
+    conv = job2.conversations.get()
+    assert conv.status == "failed" and "500" in conv.failure_reason
+    assert "gave up after 4 attempts" in conv.failure_reason
+    assert not conv.messages.exists(), "nothing malformed or partial is stored"
+    job2.refresh_from_db()
+    assert job2.status == GenerationJob.Status.FAILED
+    client.force_login(make_user(Role.ADMIN))
+    page = client.get(reverse("generation:job_detail", args=[job2.pk]))
+    assert conv.failure_reason[:60].encode() in page.content
+
+
+def test_redelivered_task_never_duplicates(fake_llm):
+    from generation.tasks import generate_conversation
+
+    with worker_thread(concurrency=2):
+        job = launch([make_case()], http_models(fake_llm))
+        wait_for(finished(job), message="job")
+        conv = job.conversations.get()
+        count, attempts = conv.messages.count(), conv.attempts
+        # The broker delivers the same task again (e.g. after a visibility timeout): a no-op.
+        generate_conversation.delay(conv.pk)
+        generate_conversation.apply(args=[conv.pk])
+        wait_for(lambda: not services.orphaned_conversation_ids(), message="no stray attempt")
+    conv.refresh_from_db()
+    assert conv.messages.count() == count and conv.attempts == attempts
+    assert Message.objects.filter(conversation=conv).count() == count
+
+
+def test_cancel_stops_queued_work_and_lets_running_finish(fake_llm):
+    fake_llm.latency = 0.02
+    with worker_thread(concurrency=1):
+        job = launch([make_case() for _ in range(3)], http_models(fake_llm),
+                     traits=("agreeableness", "openness"), literacies=("basic", "advanced"))
+        wait_for(lambda: job.conversations.filter(status="running").exists(), message="a running conversation")
+        services.cancel_job(job, None)
+        queued_after_cancel = job.conversations.filter(status="queued").count()
+        wait_for(finished(job), message="cancelled job to settle")
+    job.refresh_from_db()
+    statuses = list(job.conversations.values_list("status", flat=True))
+    assert queued_after_cancel == 0
+    assert statuses.count("done") >= 1 and statuses.count("cancelled") >= 1
+    assert job.status == GenerationJob.Status.CANCELLED
+
+
+def test_retry_reruns_only_the_failed(fake_llm):
+    models = http_models(fake_llm)
+    fake_llm.push_faults(*["503"] * 4)  # the first conversation's first call fails every attempt
+    with worker_thread(concurrency=1):
+        job = launch([make_case(), make_case()], models)
+        wait_for(finished(job), message="first run")
+        statuses = dict(job.conversations.values_list("id", "status"))
+        assert sorted(statuses.values()) == ["done", "failed"]
+        done_id = next(i for i, s in statuses.items() if s == "done")
+        done_messages = list(Message.objects.filter(conversation_id=done_id).values_list("id", flat=True))
+        assert services.retry_failed(job, None) == 1
+        wait_for(finished(job), message="retry")
+    assert set(job.conversations.values_list("status", flat=True)) == {"done"}
+    assert list(Message.objects.filter(conversation_id=done_id).values_list("id", flat=True)) == done_messages
+
+
+def test_per_job_limit_on_calls_in_flight(fake_llm):
+    fake_llm.latency = 0.05
+    with worker_thread(concurrency=6):
+        job = launch([make_case() for _ in range(3)], http_models(fake_llm),
+                     traits=("agreeableness", "openness"), max_concurrent_calls=2)
+        wait_for(finished(job), timeout=120, message="job")
+    assert fake_llm.max_in_flight <= 2
+    assert set(job.conversations.values_list("status", flat=True)) == {"done"}
+
+
+def test_a_killed_worker_leads_to_the_conversation_being_redone(fake_llm):
+    fake_llm.latency = 0.05
+    env = {"GENERATION_LEASE_SECONDS": "3", "LLM_BACKOFF_BASE": "0.01",
+           "FAKE_PROVIDER_API_KEY": "sk-test-secret-value-123"}
+    job = launch([make_case()], http_models(fake_llm))
+    conv = job.conversations.get()
+    with worker_process(concurrency=2, **env) as proc:
+        wait_for(lambda: fake_llm.hits >= 8, timeout=60, message="the worker to be mid-conversation")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    conv.refresh_from_db()
+    assert conv.status == "running" and not conv.messages.exists(), "never half-written"
+    hits_before = fake_llm.hits
+    # Once the dead worker's lease lapses, the reaper hands the conversation back to the queue.
+    wait_for(lambda: services.orphaned_conversation_ids() == [conv.pk], timeout=15, message="lease to lapse")
+    with worker_process(concurrency=2, **env):
+        assert services.requeue_orphans() == [conv.pk]
+        wait_for(finished(job), timeout=120, message="redone conversation")
+    conv.refresh_from_db()
+    assert conv.status == "done" and conv.attempts == 2
+    indexes = list(conv.messages.values_list("index", flat=True))
+    assert indexes == list(range(len(indexes)))
+    assert fake_llm.hits - hits_before == conv.llm_calls, "the redo started from scratch"
+
+
+def test_generate_command_waits_and_fails_loudly(fake_llm, capsys):
+    models = http_models(fake_llm, name="cmd")
+    case = make_case()
+    call_command("generate", "--cases", case.external_id, "--sensemaker", models[1].name, "--patient", models[0].name,
+                 "--helper", models[2].name, "--traits", "openness", "--literacies", "basic", "--inline")
+    out = capsys.readouterr().out
+    assert "[100%]" in out and "done 1" in out
+    fake_llm.push_faults(*["500"] * 50)
+    with pytest.raises(SystemExit) as exc:
+        call_command("generate", "--cases", case.external_id, "--sensemaker", models[1].name, "--patient",
+                     models[0].name, "--helper", models[2].name, "--traits", "openness", "--literacies", "basic",
+                     "--inline")
+    assert exc.value.code == 1
+    assert "failed" in capsys.readouterr().err
