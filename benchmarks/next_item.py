@@ -1,0 +1,319 @@
+"""Benchmark: concurrent "next conversation" / "submit" cycles against a running server.
+
+Set-up (its own database, mhsd_bench_next_item): 10,000 finished conversations (6 messages each), 50 raters,
+one open MultiSenseEval campaign with overlap k = 3. A real gunicorn (gthread workers) serves the project on
+a loopback port; client threads drive logged-in rater sessions over HTTP:
+
+    POST /rate/campaigns/<id>/next/   ("next": reclaim + choose + lock + recount + assign; answers 302)
+    GET  /rate/a/<pk>/                (the rating page, reported as "page")
+    POST /rate/a/<pk>/submit/         ("submit": saves every axis, validates, locks, submits; 302)
+
+The baseline is GET /healthz (a trivial view that still touches Postgres and Redis) on the same server with
+the same client concurrency, measured in the same run just before the cycles. A short one-client phase after
+them reports the same figures without queueing ("one_client": the server's cost per request). The client threads
+run on the same 2 cores as gunicorn and Postgres, so the concurrent figures include that contention.
+Afterwards the database is checked: no conversation may have more than k active-or-submitted assignments
+("over_assigned_conversations", must be 0) and no rater may hold two rows for one conversation.
+
+    .venv/bin/python benchmarks/next_item.py [--seconds 60] [--clients 8] [--workers 2] [--threads 6]
+
+The last line of output is one JSON object with the figures.
+"""
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+
+import requests
+from _support import ROOT, fresh_database, setup_django, stop
+
+DB_NAME = "mhsd_bench_next_item"
+REDIS_URL = "redis://127.0.0.1:6379/13"
+N_CONVERSATIONS = 10_000
+N_RATERS = 50
+K = 3
+MESSAGES = [
+    ("patient", 1, "Hi. I have not been sleeping and I feel on edge most days."),
+    ("sensemaker", 1, "Thank you for telling me. I am here to help you make sense of this."),
+    ("patient", 2, "It started after a car accident last spring."),
+    ("sensemaker", 3, "What you describe fits post-traumatic stress; it is common and treatable."),
+    ("patient", 4, "What can I do about it?"),
+    ("sensemaker", 6, "Regular sleep, talking to your doctor and trauma-focused therapy can all help."),
+]
+
+
+def build_data():
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from generation.models import Conversation, Message
+    from mhsd_platform.accounts.models import User
+    from mhsd_platform.accounts.roles import Role
+    from rating.models import Campaign, CampaignItem
+    from rating.rubric_files import default_rubric
+
+    convs = Conversation.objects.bulk_create(
+        [Conversation(source="imported", source_label="bench", external_id=str(i), status="done",
+                      ground_truth_diagnosis="Post-traumatic stress disorder", sensemaker_message_count=3)
+         for i in range(N_CONVERSATIONS)], batch_size=2000,
+    )
+    batch = []
+    for conv in convs:
+        for index, (role, stage, text) in enumerate(MESSAGES):
+            batch.append(Message(conversation=conv, index=index, role=role, stage=stage, text=text))
+        if len(batch) >= 12_000:
+            Message.objects.bulk_create(batch)
+            batch = []
+    Message.objects.bulk_create(batch)
+    raters = []
+    for i in range(N_RATERS):
+        user = User(username=f"bench-rater-{i}", role=Role.RATER)
+        user.set_unusable_password()
+        user.save()
+        raters.append(user)
+    campaign = Campaign.objects.create(name="Benchmark", rubric=default_rubric(), overlap_k=K, lease_minutes=60,
+                                       status="open")
+    campaign.raters.set(raters)
+    CampaignItem.objects.bulk_create([CampaignItem(campaign=campaign, conversation=c) for c in convs],
+                                     batch_size=5000)
+    # Logged-in sessions, written where the server reads them (the database session backend); logging in
+    # through the form would only add 50 password hashes to the set-up.
+    sessions = []
+    for user in raters:
+        store = SessionStore()
+        store[SESSION_KEY] = str(user.pk)
+        store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        store.create()
+        sessions.append(store.session_key)
+    values = {f"value__{a.key}": str(a.allowed_values()[-1]) for a in campaign.rubric.axes.all() if a.is_rated}
+    return campaign.pk, sessions, values
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port, workers, threads, log):
+    env = {**os.environ, "REDIS_URL": REDIS_URL, "STATIC_MANIFEST": "0", "DEBUG": "0"}
+    proc = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "mhsd_platform.wsgi:application",
+         "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
+         "--worker-class", "gthread", "--log-level", "warning", "--timeout", "60", "--keep-alive", "120"],
+        cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=log,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    try:
+        while time.time() < deadline:
+            try:
+                if requests.get(base + "/healthz", timeout=10).status_code == 200:
+                    return proc, base
+            except requests.RequestException:
+                time.sleep(0.5)
+    except BaseException:
+        stop(proc)
+        raise
+    stop(proc)
+    log.seek(0)
+    raise SystemExit("gunicorn did not come up: " + log.read().decode()[-2000:])
+
+
+def percentile(values, q):
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def summary(values):
+    return {"p50_ms": round(percentile(values, 0.50) * 1000, 2), "p95_ms": round(percentile(values, 0.95) * 1000, 2),
+            "n": len(values)} if values else {"p50_ms": None, "p95_ms": None, "n": 0}
+
+
+def rater_client(base, session_key):
+    s = requests.Session()
+    s.cookies.set("sessionid", session_key, domain="127.0.0.1")
+    r = s.get(base + "/rate/", timeout=30)  # also sets the CSRF cookie
+    r.raise_for_status()
+    return s
+
+
+def run_baseline(base, clients, seconds):
+    lat, errors = [], []
+    stop_at = time.perf_counter() + seconds
+
+    def worker():
+        s = requests.Session()
+        while time.perf_counter() < stop_at:
+            t = time.perf_counter()
+            r = s.get(base + "/healthz", timeout=30)
+            lat.append(time.perf_counter() - t)
+            if r.status_code != 200:
+                errors.append(r.status_code)
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    return lat, errors
+
+
+def run_cycles(base, clients, seconds, campaign_id, sessions, values):
+    lat = defaultdict(list)
+    errors, cycles, exhausted = [], [0], []
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + seconds
+    next_url = f"{base}/rate/campaigns/{campaign_id}/next/"
+
+    def worker(mine):
+        clients_ = [rater_client(base, key) for key in mine]
+        i = 0
+        while time.perf_counter() < stop_at:
+            s = clients_[i % len(clients_)]
+            i += 1
+            try:
+                one_cycle(s)
+            except requests.RequestException as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    def one_cycle(s):
+        csrf = {"X-CSRFToken": s.cookies.get("csrftoken")}
+        t = time.perf_counter()
+        r = s.post(next_url, headers=csrf, allow_redirects=False, timeout=60)
+        lat["next"].append(time.perf_counter() - t)
+        location = r.headers.get("Location", "")
+        match = re.search(r"/rate/a/(\d+)/$", location)
+        if r.status_code == 302 and not match:
+            exhausted.append(location)  # nothing left for this rater (not expected with 10,000)
+            return
+        if not match:
+            errors.append(f"next {r.status_code}")
+            return
+        pk = match.group(1)
+        t = time.perf_counter()
+        r = s.get(f"{base}/rate/a/{pk}/", timeout=60)
+        lat["page"].append(time.perf_counter() - t)
+        if r.status_code != 200:
+            errors.append(f"page {r.status_code}")
+            return
+        t = time.perf_counter()
+        r = s.post(f"{base}/rate/a/{pk}/submit/", data={**values, "then": "stop"}, headers=csrf,
+                   allow_redirects=False, timeout=60)
+        lat["submit"].append(time.perf_counter() - t)
+        if r.status_code != 302 or "/rate/campaigns/" not in r.headers.get("Location", ""):
+            errors.append(f"submit {r.status_code} {r.headers.get('Location', '')}")
+            return
+        with lock:
+            cycles[0] += 1
+
+    groups = [sessions[i::clients] for i in range(clients)]
+    threads = [threading.Thread(target=worker, args=(g,)) for g in groups]
+    started = time.perf_counter()
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    return lat, errors, cycles[0], exhausted, time.perf_counter() - started
+
+
+def check_database(campaign_id):
+    from django.db.models import Count, Q
+    from django.utils import timezone
+
+    from rating.models import Assignment, Rating
+
+    now = timezone.now()
+    occupying = Q(status="submitted") | Q(status="active", lease_expires_at__gt=now)
+    over = (Assignment.objects.filter(campaign_id=campaign_id).filter(occupying).values("item_id")
+            .annotate(n=Count("id")).filter(n__gt=K).count())
+    dupes = (Assignment.objects.values("item_id", "rater_id").annotate(n=Count("id")).filter(n__gt=1).count())
+    submitted = Assignment.objects.filter(campaign_id=campaign_id, status="submitted").count()
+    ratings = Rating.objects.filter(status="submitted", assignment__campaign_id=campaign_id).count()
+    items_started = Assignment.objects.filter(campaign_id=campaign_id).values("item_id").distinct().count()
+    complete = (Assignment.objects.filter(campaign_id=campaign_id, status="submitted").values("item_id")
+                .annotate(n=Count("id")).filter(n=K).count())
+    return {"over_assigned_conversations": over, "duplicate_rater_item_rows": dupes,
+            "submitted_assignments": submitted, "submitted_ratings": ratings,
+            "conversations_started": items_started, "conversations_complete": complete}
+
+
+def ratio(a, b):
+    return round(a / b, 2) if a is not None and b else None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60, help="duration of the next/submit phase")
+    parser.add_argument("--baseline-seconds", type=float, default=15)
+    parser.add_argument("--solo-seconds", type=float, default=10, help="the one-client phase")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=6, help="threads per gunicorn worker")
+    args = parser.parse_args()
+
+    os.environ["REDIS_URL"] = REDIS_URL
+    os.environ["STATIC_MANIFEST"] = "0"
+    t0 = time.perf_counter()
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()  # this benchmark's own Redis database (cache, broker)
+    fresh_database(DB_NAME)
+    setup_django()
+    campaign_id, sessions, values = build_data()
+    setup_seconds = time.perf_counter() - t0
+    print(f"set-up: {N_CONVERSATIONS} conversations, {N_RATERS} raters, k={K} in {setup_seconds:.1f}s", flush=True)
+
+    log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall the server
+    proc, base = start_server(free_port(), args.workers, args.threads, log)
+    try:
+        # Warm-up (not measured): every server thread opens its database connection, templates compile.
+        run_baseline(base, args.workers * args.threads, 3)
+        run_cycles(base, args.clients, 3, campaign_id, sessions, values)
+        base_lat, base_errors = run_baseline(base, args.clients, args.baseline_seconds)
+        print(f"baseline: {len(base_lat)} GET /healthz", flush=True)
+        lat, errors, cycles, exhausted, elapsed = run_cycles(base, args.clients, args.seconds, campaign_id,
+                                                             sessions, values)
+        print(f"cycles: {cycles} in {elapsed:.1f}s, errors: {len(errors)} {errors[:5]}", flush=True)
+        # One client: what each request costs the server without queueing behind others.
+        solo_base, solo_base_errors = run_baseline(base, 1, args.solo_seconds / 2)
+        solo, solo_errors, solo_cycles, _, _ = run_cycles(base, 1, args.solo_seconds, campaign_id, sessions[:5],
+                                                          values)
+        print(f"one client: {solo_cycles} cycles, errors: {len(solo_errors)} {solo_errors[:5]}", flush=True)
+        errors += solo_errors + solo_base_errors
+    finally:
+        stop(proc)
+    db = check_database(campaign_id)
+    nxt, sub, page, hz = summary(lat["next"]), summary(lat["submit"]), summary(lat["page"]), summary(base_lat)
+    result = {
+        "benchmark": "next_item",
+        "conversations": N_CONVERSATIONS, "raters": N_RATERS, "overlap_k": K,
+        "server": f"gunicorn gthread {args.workers} workers x {args.threads} threads", "client_threads": args.clients,
+        "cpu_count": os.cpu_count(), "duration_s": round(elapsed, 1),
+        "cycles": cycles, "throughput_cycles_per_s": round(cycles / elapsed, 2),
+        "next": nxt, "submit": sub, "page": page, "baseline_healthz": hz,
+        "ratio_next_p50_to_baseline_p50": ratio(nxt["p50_ms"], hz["p50_ms"]),
+        "ratio_next_p95_to_baseline_p95": ratio(nxt["p95_ms"], hz["p95_ms"]),
+        "ratio_submit_p50_to_baseline_p50": ratio(sub["p50_ms"], hz["p50_ms"]),
+        "ratio_submit_p95_to_baseline_p95": ratio(sub["p95_ms"], hz["p95_ms"]),
+        "one_client": {
+            "cycles": solo_cycles, "next": summary(solo["next"]), "submit": summary(solo["submit"]),
+            "page": summary(solo["page"]), "baseline_healthz": summary(solo_base),
+        },
+        "http_errors": len(errors) + len(base_errors), "next_with_nothing_left": len(exhausted),
+        **db,
+        "setup_s": round(setup_seconds, 1),
+    }
+    print(json.dumps(result))
+    if db["over_assigned_conversations"] or db["duplicate_rater_item_rows"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,432 @@
+"""Handing campaign conversations to raters: k raters per conversation, leases, skip and reclaim.
+
+Safety under concurrency
+------------------------
+* A conversation (CampaignItem) is *occupied* by an assignment that is SUBMITTED, or ACTIVE with an
+  unexpired lease. Never more than ``campaign.overlap_k`` assignments occupy one item.
+* Every operation that can add an occupant takes the item's row lock first (``SELECT ... FOR UPDATE``,
+  with ``SKIP LOCKED`` when choosing among candidates) and counts the occupants AGAIN after the lock.
+  Candidates are chosen by an unlocked aggregate query, which races by design (another rater may take
+  the last slot in between); the recount under the lock is what guarantees the cap.
+* The database's unique (item, rater) constraint makes a second row for one rater on one item
+  impossible; a rater who gets an item back (after their lease lapsed) reuses their own row.
+* One rater's concurrent requests (two tabs) are serialised by a transaction-scoped advisory lock on
+  (campaign, rater), so a rater never holds two active leases in one campaign.
+
+Order and overlap: why every pair of raters ends up sharing conversations
+------------------------------------------------------------------------
+Agreement needs conversations rated by both raters of a pair. Three rules decide which conversation a
+rater gets next:
+
+1. *Depth first.* Items already started by others (occupied by 1..k-1 raters) come before fresh ones,
+   the fullest first. A new item is opened only when nothing started is available, so at any moment
+   only a handful of items are incomplete and every submitted rating quickly gets its k-1 partners.
+   Breadth-first allocation (everyone on different fresh items) would instead leave most conversations
+   with one rating each, and no pair of raters with anything in common until the very end.
+2. *Pair balancing.* Among started items of equal fullness, the rater gets the one whose current raters
+   they have shared the FEWEST conversations with so far. Without it, raters who work at the same hours
+   would keep completing each other's items and pairs of raters on different shifts would share almost
+   nothing; with it the shared count of every pair drifts towards the average
+   N * k * (k - 1) / (R * (R - 1)) for N conversations, overlap k and R raters. The campaign page shows
+   the smallest pair overlap so an admin can see whether agreement is measurable for every pair.
+3. *Randomised but reproducible order.* Fresh items are opened in an order given by
+   md5(campaign, rater pseudonym, item id): different for every rater (no shared order effects, no two
+   raters contending for the same next row) and the same on every call, so the sequence can be audited.
+
+Gold items are served exactly like the others, so raters cannot tell them apart.
+
+Leases
+------
+A new or resumed assignment holds a lease of ``campaign.lease_minutes``; the rating page renews it with
+an htmx heartbeat while it is open (``renew_lease``). Expired leases are reclaimed (status RELEASED) by
+a periodic Celery task and lazily at the start of every ``next_assignment``; a released item goes to
+the next rater who asks. A rater whose lease lapsed gets the item back (reusing their row) if a slot is
+still free when they come back; otherwise ``LeaseLost`` tells them it went to someone else, and their
+draft is kept.
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.db.models import CharField, Count, Exists, OuterRef, Q, Value
+from django.db.models.functions import MD5, Cast, Concat
+from django.utils import timezone
+
+from mhsd_platform.audit.services import record
+
+from .models import Assignment, Campaign, CampaignItem, Rating
+
+# Fresh candidates fetched per round; more rounds follow if all of them are locked or full.
+FRESH_BATCH = 20
+# How long skip reasons may be.
+MAX_REASON_CHARS = 2000
+
+
+class AssignmentError(Exception):
+    """An assignment operation that cannot be done; the message is shown to the user."""
+
+
+class CampaignNotOpen(AssignmentError):
+    pass
+
+
+class NotInCampaign(AssignmentError):
+    pass
+
+
+class LeaseLost(AssignmentError):
+    pass
+
+
+def occupying(now) -> Q:
+    """Assignments that hold one of an item's k places at time `now`."""
+    return Q(status=Assignment.Status.SUBMITTED) | Q(status=Assignment.Status.ACTIVE, lease_expires_at__gt=now)
+
+
+def occupancy(item_id: int, now, *, exclude_rater_id=None) -> int:
+    qs = Assignment.objects.filter(item_id=item_id).filter(occupying(now))
+    if exclude_rater_id is not None:
+        qs = qs.exclude(rater_id=exclude_rater_id)
+    return qs.count()
+
+
+def order_key(campaign_id: int, pseudonym: str, item_id: int) -> str:
+    """The per-rater shuffle key; the SQL in `_fresh_candidates` computes the same md5."""
+    return hashlib.md5(f"{campaign_id}:{pseudonym}:{item_id}".encode()).hexdigest()  # noqa: S324 - not security
+
+
+def _lease_end(campaign: Campaign, now):
+    return now + timedelta(minutes=campaign.lease_minutes)
+
+
+def check_can_rate(campaign: Campaign, rater) -> None:
+    if campaign.status != Campaign.Status.OPEN:
+        raise CampaignNotOpen(f"The campaign “{campaign.name}” is {campaign.get_status_display().lower()}.")
+    if not campaign.raters.filter(pk=rater.pk).exists():
+        raise NotInCampaign("You are not a rater in this campaign.")
+
+
+def lock_item(item_id: int, *, skip_locked: bool = False) -> CampaignItem | None:
+    """Row-lock one campaign item, and only it: no ordering or join, which would make FOR UPDATE lock
+    the campaign row too and serialise (even deadlock) every rater of the campaign."""
+    qs = CampaignItem.objects.select_for_update(skip_locked=skip_locked, of=("self",), no_key=True).filter(pk=item_id)
+    return next(iter(qs.order_by()[:1]), None)
+
+
+def _lock_rater(campaign_id: int, rater_id: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [campaign_id, rater_id])
+
+
+# --- reclaim ---------------------------------------------------------------------------------------
+
+
+def reclaim_expired(campaign: Campaign | None = None, *, actor=None, now=None) -> int:
+    """Release every ACTIVE assignment whose lease has lapsed; returns how many were released.
+
+    Each row is released by a conditional UPDATE, so a heartbeat that renewed the lease in the meantime
+    wins and nothing is released twice."""
+    now = now or timezone.now()
+    expired = Assignment.objects.filter(status=Assignment.Status.ACTIVE, lease_expires_at__lte=now)
+    if campaign is not None:
+        expired = expired.filter(campaign=campaign)
+    released = 0
+    for pk, lease in expired.values_list("pk", "lease_expires_at")[:5000]:
+        with transaction.atomic():
+            changed = Assignment.objects.filter(
+                pk=pk, status=Assignment.Status.ACTIVE, lease_expires_at__lte=now
+            ).update(status=Assignment.Status.RELEASED, updated_at=now)
+            if changed:
+                released += 1
+                record(actor, "assignment.lease_expired", Assignment(pk=pk),
+                       old={"status": "active", "lease_expires_at": lease.isoformat()}, new={"status": "released"})
+    return released
+
+
+def release(assignment: Assignment, actor, reason: str = "released by an admin") -> bool:
+    """Free an active assignment now (e.g. a stuck lease of a rater who went home). The draft stays."""
+    with transaction.atomic():
+        changed = Assignment.objects.filter(pk=assignment.pk, status=Assignment.Status.ACTIVE).update(
+            status=Assignment.Status.RELEASED, updated_at=timezone.now()
+        )
+        if changed:
+            record(actor, "assignment.release", assignment, old={"status": "active"},
+                   new={"status": "released", "reason": reason})
+    return bool(changed)
+
+
+# --- next ------------------------------------------------------------------------------------------
+
+
+def _co_rating_counts(campaign: Campaign, rater, now) -> dict[int, int]:
+    """How many conversations `rater` shares with each other rater (occupying assignments only)."""
+    mine = Assignment.objects.filter(campaign=campaign, rater=rater).filter(occupying(now)).values("item_id")
+    rows = (
+        Assignment.objects.filter(item_id__in=mine).filter(occupying(now)).exclude(rater=rater)
+        .values("rater_id").annotate(n=Count("id"))
+    )
+    return {row["rater_id"]: row["n"] for row in rows}
+
+
+def _started_candidates(campaign: Campaign, rater, now) -> list[int]:
+    """Items occupied by 1..k-1 other raters, ranked: fullest first, then least shared with the rater's
+    current partners, then the rater's own shuffle order."""
+    rows = (
+        Assignment.objects.filter(campaign=campaign).filter(occupying(now))
+        .values("item_id")
+        .annotate(n=Count("id"), mine=Count("id", filter=Q(rater=rater)))
+        .filter(n__lt=campaign.overlap_k, mine=0)
+    )
+    rows = list(rows)
+    if not rows:
+        return []
+    skipped = set(
+        Assignment.objects.filter(campaign=campaign, rater=rater, status=Assignment.Status.SKIPPED)
+        .values_list("item_id", flat=True)
+    )
+    rows = [r for r in rows if r["item_id"] not in skipped]
+    raters_on = {}
+    for item_id, rater_id in (
+        Assignment.objects.filter(item_id__in=[r["item_id"] for r in rows]).filter(occupying(now))
+        .values_list("item_id", "rater_id")
+    ):
+        raters_on.setdefault(item_id, []).append(rater_id)
+    shared = _co_rating_counts(campaign, rater, now)
+
+    def rank(row):
+        partners = raters_on.get(row["item_id"], [])
+        return (-row["n"], sum(shared.get(r, 0) for r in partners), order_key(campaign.pk, rater.pseudonym,
+                                                                               row["item_id"]))
+
+    return [row["item_id"] for row in sorted(rows, key=rank)]
+
+
+def _fresh_candidates(campaign: Campaign, rater, now, exclude: set[int]) -> list[int]:
+    """Unoccupied items the rater has not skipped, in the rater's own shuffle order."""
+    blocked = Assignment.objects.filter(item_id=OuterRef("pk")).filter(
+        occupying(now) | Q(rater=rater, status=Assignment.Status.SKIPPED)
+    )
+    salt = f"{campaign.pk}:{rater.pseudonym}:"
+    qs = (
+        CampaignItem.objects.filter(campaign=campaign)
+        .exclude(Exists(blocked))
+        .exclude(pk__in=exclude)
+        .annotate(shuffle=MD5(Concat(Value(salt), Cast("pk", CharField()), output_field=CharField())))
+        .order_by("shuffle")
+        .values_list("pk", flat=True)
+    )
+    return list(qs[:FRESH_BATCH])
+
+
+def _activate(campaign: Campaign, item: CampaignItem, rater, existing: Assignment | None, now) -> Assignment:
+    lease = _lease_end(campaign, now)
+    if existing is None:
+        assignment = Assignment.objects.create(
+            campaign=campaign, item=item, rater=rater, status=Assignment.Status.ACTIVE,
+            lease_expires_at=lease, last_heartbeat_at=now, created_at=now,
+        )
+    else:
+        old = {"status": existing.status}
+        existing.status = Assignment.Status.ACTIVE
+        existing.lease_expires_at = lease
+        existing.last_heartbeat_at = now
+        existing.save(update_fields=["status", "lease_expires_at", "last_heartbeat_at", "updated_at"])
+        record(rater, "assignment.reacquire", existing, old=old, new={"status": "active"})
+        assignment = existing
+    Rating.objects.get_or_create(assignment=assignment, defaults={"rubric_id": campaign.rubric_id})
+    return assignment
+
+
+_LOCKED = object()
+
+
+def _try_item(campaign: Campaign, rater, item_id: int, *, wait: bool):
+    """Inside next_assignment's transaction: lock the item, count its occupants again, and take it if a
+    place is free. Returns the assignment, None (full, or not for this rater) or _LOCKED (skipped because
+    locked). A rejected item's lock is released at once by rolling back to a savepoint, so a transaction
+    never sits on rows it does not want (others would skip them) and never holds one while waiting."""
+    sid = transaction.savepoint()
+    item = lock_item(item_id, skip_locked=not wait)
+    if item is None:
+        transaction.savepoint_rollback(sid)
+        return None if wait else _LOCKED
+    # The count that matters: taken after the lock, so nobody can slip in between.
+    if occupancy(item.pk, timezone.now(), exclude_rater_id=rater.pk) >= campaign.overlap_k:
+        transaction.savepoint_rollback(sid)
+        return None
+    existing = Assignment.objects.filter(item=item, rater=rater).first()
+    if existing is not None and existing.status in (Assignment.Status.SUBMITTED, Assignment.Status.SKIPPED):
+        transaction.savepoint_rollback(sid)
+        return None
+    taken = _activate(campaign, item, rater, existing, timezone.now())
+    transaction.savepoint_commit(sid)
+    return taken
+
+
+def current_assignment(campaign: Campaign, rater, now=None) -> Assignment | None:
+    """The rater's own active, unexpired assignment in the campaign, if any."""
+    now = now or timezone.now()
+    return (
+        Assignment.objects.filter(campaign=campaign, rater=rater, status=Assignment.Status.ACTIVE,
+                                  lease_expires_at__gt=now)
+        .order_by("created_at").first()
+    )
+
+
+def next_assignment(campaign: Campaign, rater) -> Assignment | None:
+    """The rater's next conversation: their own active one if they have it, else a new one, else None.
+
+    Raises CampaignNotOpen / NotInCampaign when the rater may not rate in this campaign now."""
+    check_can_rate(campaign, rater)
+    reclaim_expired(campaign)
+    with transaction.atomic():
+        _lock_rater(campaign.pk, rater.pk)
+        now = timezone.now()
+        current = current_assignment(campaign, rater, now)
+        if current is not None:
+            # Resume: the lease restarts, so a returning rater is not cut off mid-conversation. The item
+            # lock serialises this with anyone counting the item's occupants as the old lease runs out.
+            lock_item(current.item_id)
+            current.refresh_from_db()
+            now = timezone.now()
+            if lease_is_live(current, now):
+                current.lease_expires_at = _lease_end(campaign, now)
+                current.save(update_fields=["lease_expires_at", "updated_at"])
+                return current
+            # It lapsed meanwhile: choose as for anyone else (the rater may well get it back).
+        tried: set[int] = set()
+        locked_out: list[int] = []
+        # The rater's own lapsed drafts come first (continue where they left off, if nobody took the place),
+        # then the depth-first ranking of started items; fresh items are fetched as rounds run out.
+        lapsed = Q(status=Assignment.Status.RELEASED) | Q(status=Assignment.Status.ACTIVE, lease_expires_at__lte=now)
+        own_lapsed = list(
+            Assignment.objects.filter(campaign=campaign, rater=rater).filter(lapsed)
+            .order_by("-updated_at").values_list("item_id", flat=True)[:5]
+        )
+        rounds = [own_lapsed + _started_candidates(campaign, rater, now)]
+        while rounds:
+            for item_id in rounds.pop():
+                if item_id in tried:
+                    continue
+                tried.add(item_id)
+                taken = _try_item(campaign, rater, item_id, wait=False)
+                if taken is _LOCKED:
+                    locked_out.append(item_id)  # another transaction is deciding on it right now
+                elif taken is not None:
+                    return taken
+            fresh = _fresh_candidates(campaign, rater, now, tried)
+            if fresh:
+                rounds.append(fresh)
+        # Last resort, so a rater is not told "nothing left" only because others held the row locks for a
+        # moment: wait for those locks and count again. A transaction here holds no other item lock
+        # (rejected items are released at once, see _try_item), so no lock cycle can form.
+        for item_id in locked_out:
+            taken = _try_item(campaign, rater, item_id, wait=True)
+            if taken is not None and taken is not _LOCKED:
+                return taken
+    return None
+
+
+def remaining_for(campaign: Campaign, rater) -> int:
+    """Conversations that still need a rating this rater could give (now, or once someone's lease lapses)."""
+    mine = Assignment.objects.filter(
+        item_id=OuterRef("pk"), rater=rater, status__in=[Assignment.Status.SUBMITTED, Assignment.Status.SKIPPED]
+    )
+    return (
+        CampaignItem.objects.filter(campaign=campaign)
+        .exclude(Exists(mine))
+        .annotate(n_submitted=Count("assignments", filter=Q(assignments__status=Assignment.Status.SUBMITTED)))
+        .filter(n_submitted__lt=campaign.overlap_k)
+        .count()
+    )
+
+
+# --- leases held by a rater -----------------------------------------------------------------------
+
+
+def _reacquire_locked(assignment: Assignment, campaign: Campaign, now) -> None:
+    """With the item row locked: make `assignment` ACTIVE again if a place is free, else LeaseLost."""
+    if assignment.status == Assignment.Status.SKIPPED:
+        raise LeaseLost("You skipped this conversation.")
+    if occupancy(assignment.item_id, now, exclude_rater_id=assignment.rater_id) >= campaign.overlap_k:
+        raise LeaseLost(
+            "Your hold on this conversation lapsed and it went to another rater. Your draft is kept, "
+            "but it can no longer be submitted; please take the next conversation."
+        )
+    old = {"status": assignment.status, "lease_expires_at": assignment.lease_expires_at.isoformat()
+           if assignment.lease_expires_at else None}
+    assignment.status = Assignment.Status.ACTIVE
+    assignment.lease_expires_at = _lease_end(campaign, now)
+    assignment.save(update_fields=["status", "lease_expires_at", "updated_at"])
+    if old["status"] != Assignment.Status.ACTIVE:
+        record(assignment.rater, "assignment.reacquire", assignment, old=old, new={"status": "active"})
+
+
+def renew_lease(assignment: Assignment) -> Assignment:
+    """Extend an active lease (heartbeat). A lapsed or released one is taken back if a place is free.
+
+    The item row is locked first: a heartbeat landing just as the lease expires is thereby serialised
+    with any `next_assignment` that is counting this item's occupants."""
+    campaign = assignment.campaign
+    if campaign.status != Campaign.Status.OPEN:
+        raise CampaignNotOpen("The campaign is closed.")
+    if assignment.status == Assignment.Status.SUBMITTED:
+        return assignment  # submitted ratings hold their place for good; nothing to renew
+    with transaction.atomic():
+        lock_item(assignment.item_id)
+        assignment.refresh_from_db()
+        now = timezone.now()
+        if assignment.status == Assignment.Status.SUBMITTED:
+            return assignment
+        if assignment.status == Assignment.Status.ACTIVE and assignment.lease_expires_at > now:
+            assignment.lease_expires_at = _lease_end(campaign, now)
+            assignment.save(update_fields=["lease_expires_at", "updated_at"])
+        else:
+            _reacquire_locked(assignment, campaign, now)
+    return assignment
+
+
+def lock_for_submit(assignment: Assignment) -> None:
+    """Inside the caller's transaction: lock the item and make sure the assignment holds a place, so
+    submitting can never push an item past k (e.g. after the lease lapsed and someone else took it)."""
+    lock_item(assignment.item_id)
+    assignment.refresh_from_db()
+    now = timezone.now()
+    if assignment.status == Assignment.Status.SUBMITTED:
+        return
+    if assignment.status == Assignment.Status.ACTIVE and assignment.lease_expires_at > now:
+        return
+    _reacquire_locked(assignment, assignment.campaign, now)
+
+
+def lease_is_live(assignment: Assignment, now=None) -> bool:
+    now = now or timezone.now()
+    return assignment.status == Assignment.Status.ACTIVE and assignment.lease_expires_at > now
+
+
+# --- skip ------------------------------------------------------------------------------------------
+
+
+def skip(assignment: Assignment, rater, reason: str) -> Assignment:
+    """The rater gives the conversation back with a reason; it goes to another rater."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise AssignmentError("Say why you are skipping this conversation.")
+    if len(reason) > MAX_REASON_CHARS:
+        raise AssignmentError(f"The reason is too long (at most {MAX_REASON_CHARS} characters).")
+    if assignment.campaign.status != Campaign.Status.OPEN:
+        raise CampaignNotOpen("The campaign is closed.")
+    with transaction.atomic():
+        assignment = Assignment.objects.select_for_update(of=("self",), no_key=True).get(pk=assignment.pk)
+        if assignment.status == Assignment.Status.SUBMITTED:
+            raise AssignmentError("You have already submitted this rating; it cannot be skipped.")
+        if assignment.status == Assignment.Status.SKIPPED:
+            return assignment
+        old = {"status": assignment.status}
+        assignment.status = Assignment.Status.SKIPPED
+        assignment.skip_reason = reason
+        assignment.save(update_fields=["status", "skip_reason", "updated_at"])
+        record(rater, "assignment.skip", assignment, old=old, new={"status": "skipped", "reason": reason})
+    return assignment

@@ -1,0 +1,246 @@
+"""Admin operations on campaigns: create from filtered conversations, open/close, raters, gold items.
+
+Every operation is audited. Conversations are chosen by filters (job, model under test, condition,
+persona) among finished ones only; the filters are stored on the campaign for provenance.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models import CharField, Value
+from django.db.models.functions import MD5, Cast, Concat
+from django.utils import timezone
+
+from generation.models import Conversation
+from mhsd_platform.accounts.roles import Role
+from mhsd_platform.audit.services import record
+
+from . import assignment as assigning
+from .models import Assignment, Campaign, CampaignItem, Rubric
+
+MAX_K = 20
+
+
+class CampaignError(Exception):
+    """Invalid campaign input; `errors` maps form field names (or "__all__") to messages."""
+
+    def __init__(self, errors: dict[str, str] | str):
+        self.errors = errors if isinstance(errors, dict) else {"__all__": errors}
+        super().__init__("; ".join(self.errors.values()))
+
+
+@dataclass
+class Selection:
+    """Which finished conversations go into a campaign. Empty lists mean "any"."""
+
+    jobs: list[int] = field(default_factory=list)
+    sensemaker_models: list[str] = field(default_factory=list)
+    conditions: list[str] = field(default_factory=list)
+    traits: list[str] = field(default_factory=list)
+    literacies: list[str] = field(default_factory=list)
+    # Optional cap: a reproducible random sample of this many (ordered by md5(seed, id)).
+    limit: int | None = None
+    seed: int = 0
+
+    def as_json(self) -> dict:
+        return {"jobs": self.jobs, "sensemaker_models": self.sensemaker_models, "conditions": self.conditions,
+                "traits": self.traits, "literacies": self.literacies, "limit": self.limit, "seed": self.seed,
+                "status": "done"}
+
+
+def select_conversations(selection: Selection):
+    qs = Conversation.objects.filter(status=Conversation.Status.DONE)
+    if selection.jobs:
+        qs = qs.filter(job_id__in=selection.jobs)
+    if selection.sensemaker_models:
+        qs = qs.filter(sensemaker_model__in=selection.sensemaker_models)
+    if selection.conditions:
+        qs = qs.filter(condition__in=selection.conditions)
+    if selection.traits:
+        qs = qs.filter(persona__trait__in=selection.traits)
+    if selection.literacies:
+        qs = qs.filter(persona__literacy__in=selection.literacies)
+    if selection.limit:
+        qs = qs.annotate(
+            sample=MD5(Concat(Value(f"{selection.seed}:"), Cast("pk", CharField()), output_field=CharField()))
+        ).order_by("sample")[: selection.limit]
+    return qs
+
+
+def _check_raters(raters) -> list[str]:
+    errors = []
+    wrong = [u.username for u in raters if u.role != Role.RATER or not u.is_active]
+    if wrong:
+        errors.append(f"Only active clinician raters can rate: {', '.join(sorted(wrong))}.")
+    return errors
+
+
+@transaction.atomic
+def create_campaign(actor, *, name: str, description: str, rubric: Rubric, raters, overlap_k: int,
+                    lease_minutes: int, selection: Selection) -> Campaign:
+    errors = {}
+    raters = list(raters)
+    if not name.strip():
+        errors["name"] = "Give the campaign a name."
+    if not 1 <= overlap_k <= MAX_K:
+        errors["overlap_k"] = f"Overlap k must be between 1 and {MAX_K}."
+    elif len(raters) < overlap_k:
+        errors["raters"] = (f"With overlap k = {overlap_k} every conversation needs {overlap_k} different "
+                            f"raters; choose at least {overlap_k}.")
+    rater_errors = _check_raters(raters)
+    if rater_errors:
+        errors["raters"] = " ".join(rater_errors)
+    if not 1 <= lease_minutes <= 24 * 60:
+        errors["lease_minutes"] = "The lease must be between 1 minute and 24 hours."
+    conversation_ids = list(select_conversations(selection).values_list("pk", flat=True))
+    if not conversation_ids:
+        errors["__all__"] = "No finished conversation matches these filters."
+    if errors:
+        raise CampaignError(errors)
+    campaign = Campaign.objects.create(
+        name=name.strip(), description=description.strip(), rubric=rubric, overlap_k=overlap_k,
+        lease_minutes=lease_minutes, selection=selection.as_json(), created_by=actor,
+    )
+    campaign.raters.set(raters)
+    CampaignItem.objects.bulk_create(
+        [CampaignItem(campaign=campaign, conversation_id=pk) for pk in conversation_ids], batch_size=2000
+    )
+    record(actor, "campaign.create", campaign, new={
+        "name": campaign.name, "rubric": f"{rubric.slug} v{rubric.version}", "overlap_k": overlap_k,
+        "lease_minutes": lease_minutes, "raters": sorted(u.pseudonym for u in raters),
+        "conversations": len(conversation_ids), "selection": campaign.selection,
+    })
+    return campaign
+
+
+@transaction.atomic
+def update_campaign(actor, campaign: Campaign, *, name: str, description: str, raters, lease_minutes: int,
+                    overlap_k: int | None = None) -> Campaign:
+    """Edit a campaign. k can change only while it is a draft (ratings depend on it afterwards); raters
+    can be added or removed at any time (removing one keeps their ratings)."""
+    campaign = Campaign.objects.select_for_update(of=("self",), no_key=True).get(pk=campaign.pk)
+    raters = list(raters)
+    errors = {}
+    if not name.strip():
+        errors["name"] = "Give the campaign a name."
+    k = campaign.overlap_k
+    if overlap_k is not None and overlap_k != campaign.overlap_k:
+        if campaign.status != Campaign.Status.DRAFT:
+            errors["overlap_k"] = "Overlap k cannot change once the campaign has been opened."
+        elif not 1 <= overlap_k <= MAX_K:
+            errors["overlap_k"] = f"Overlap k must be between 1 and {MAX_K}."
+        else:
+            k = overlap_k
+    if len(raters) < k:
+        errors["raters"] = f"Choose at least {k} raters (overlap k = {k})."
+    rater_errors = _check_raters(raters)
+    if rater_errors:
+        errors["raters"] = " ".join(rater_errors)
+    if not 1 <= lease_minutes <= 24 * 60:
+        errors["lease_minutes"] = "The lease must be between 1 minute and 24 hours."
+    if errors:
+        raise CampaignError(errors)
+    old = {"name": campaign.name, "description": campaign.description, "overlap_k": campaign.overlap_k,
+           "lease_minutes": campaign.lease_minutes,
+           "raters": sorted(campaign.raters.values_list("pseudonym", flat=True))}
+    campaign.name, campaign.description = name.strip(), description.strip()
+    campaign.lease_minutes, campaign.overlap_k = lease_minutes, k
+    campaign.save()
+    campaign.raters.set(raters)
+    new = {"name": campaign.name, "description": campaign.description, "overlap_k": k,
+           "lease_minutes": lease_minutes, "raters": sorted(u.pseudonym for u in raters)}
+    record(actor, "campaign.update", campaign, old=old, new=new)
+    return campaign
+
+
+@transaction.atomic
+def open_campaign(actor, campaign: Campaign) -> Campaign:
+    campaign = Campaign.objects.select_for_update(of=("self",), no_key=True).get(pk=campaign.pk)
+    if campaign.status == Campaign.Status.OPEN:
+        return campaign
+    if not campaign.items.exists():
+        raise CampaignError("The campaign has no conversations.")
+    if campaign.raters.count() < campaign.overlap_k:
+        raise CampaignError(f"The campaign needs at least {campaign.overlap_k} raters before it can open.")
+    old = campaign.status
+    campaign.status = Campaign.Status.OPEN
+    campaign.opened_at = campaign.opened_at or timezone.now()
+    campaign.closed_at = None
+    campaign.save()
+    record(actor, "campaign.open", campaign, old={"status": old}, new={"status": campaign.status})
+    return campaign
+
+
+@transaction.atomic
+def close_campaign(actor, campaign: Campaign) -> Campaign:
+    """Close: no more assignments, submissions or revisions. Leases in progress are released (their
+    drafts stay), so a reopened campaign hands those conversations out again."""
+    campaign = Campaign.objects.select_for_update(of=("self",), no_key=True).get(pk=campaign.pk)
+    if campaign.status == Campaign.Status.CLOSED:
+        return campaign
+    old = campaign.status
+    campaign.status = Campaign.Status.CLOSED
+    campaign.closed_at = timezone.now()
+    campaign.save()
+    released = campaign.assignments.filter(status=Assignment.Status.ACTIVE).update(
+        status=Assignment.Status.RELEASED, updated_at=timezone.now()
+    )
+    record(actor, "campaign.close", campaign, old={"status": old},
+           new={"status": campaign.status, "leases_released": released})
+    return campaign
+
+
+def reclaim(actor, campaign: Campaign) -> int:
+    return assigning.reclaim_expired(campaign, actor=actor)
+
+
+def _validate_gold_scores(rubric: Rubric, scores: dict) -> tuple[dict, dict]:
+    axes = {a.key: a for a in rubric.axes.all() if a.is_rated}
+    clean, errors = {}, {}
+    for key, raw in scores.items():
+        if raw in (None, ""):
+            continue
+        axis = axes.get(key)
+        if axis is None:
+            errors[f"gold__{key}"] = f"“{key}” is not a rated axis of {rubric}."
+            continue
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            errors[f"gold__{key}"] = f"{axis.name}: “{raw}” is not a score."
+            continue
+        if value not in axis.allowed_values():
+            errors[f"gold__{key}"] = f"{axis.name} takes {axis.scale_min} to {axis.scale_max}; got {value}."
+            continue
+        clean[key] = value
+    if not clean and not errors:
+        errors["__all__"] = "Give the expected score of at least one axis."
+    return clean, errors
+
+
+@transaction.atomic
+def add_gold(actor, campaign: Campaign, conversation_id, scores: dict) -> CampaignItem:
+    """Add a finished conversation as a gold item with expected scores (or mark an item of the campaign
+    as gold). Raters cannot tell gold items from the others."""
+    if campaign.status == Campaign.Status.CLOSED:
+        raise CampaignError("The campaign is closed.")
+    try:
+        conversation_id = int(conversation_id)
+    except (TypeError, ValueError):
+        raise CampaignError({"conversation": "Give a conversation number."}) from None
+    conversation = Conversation.objects.filter(pk=conversation_id).first()
+    if conversation is None:
+        raise CampaignError({"conversation": f"There is no conversation {conversation_id}."})
+    if conversation.status != Conversation.Status.DONE:
+        raise CampaignError({"conversation": f"Conversation {conversation_id} is not finished."})
+    clean, errors = _validate_gold_scores(campaign.rubric, scores)
+    if errors:
+        raise CampaignError(errors)
+    item, created = CampaignItem.objects.get_or_create(campaign=campaign, conversation=conversation)
+    old = {"is_gold": item.is_gold, "gold_scores": item.gold_scores} if not created else None
+    item.is_gold, item.gold_scores = True, clean
+    item.save()
+    record(actor, "campaign.gold", item, old=old, new={"is_gold": True, "gold_scores": clean,
+                                                       "conversation": conversation.pk, "added": created})
+    return item

@@ -1,0 +1,159 @@
+"""Rubrics are data: JSON files loaded into versioned Rubric rows without code changes.
+
+Loading the same content twice is a no-op; loading changed content under the same slug creates a new
+version, so every rating keeps pointing at the exact rubric it was given under.
+"""
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from django.db import transaction
+from django.db.models import Max
+
+from .models import Rubric, RubricAxis
+
+RUBRIC_DIR = Path(__file__).resolve().parent / "rubrics"
+DEFAULT_RUBRIC_FILE = RUBRIC_DIR / "multisenseeval-v1.json"
+KINDS = {k.value for k in RubricAxis.Kind}
+SLUG = re.compile(r"[a-z0-9][a-z0-9_-]*")
+LEVEL_FOR_KIND = {"ordinal": "ordinal", "binary": "nominal", "computed": "interval"}
+
+
+class RubricFileError(ValueError):
+    pass
+
+
+def _validate(data: dict) -> list[dict]:
+    errors = []
+    for field in ("slug", "name", "axes"):
+        if not data.get(field):
+            errors.append(f"missing field '{field}'")
+    axes = data.get("axes") or []
+    if not isinstance(axes, list):
+        errors.append("'axes' must be a list of axis objects")
+        axes = []
+    for name, limit in (("slug", 80), ("name", 200)):
+        if data.get(name) and (not isinstance(data[name], str) or len(data[name]) > limit):
+            errors.append(f"'{name}' must be text of at most {limit} characters")
+    slug = data.get("slug")
+    if slug and not (isinstance(slug, str) and SLUG.fullmatch(slug)):
+        errors.append(f"'slug' must be lower-case letters, digits, '-' or '_', got {slug!r}")
+    seen = set()
+    for i, axis in enumerate(axes):
+        where = f"axes[{i}]"
+        if not isinstance(axis, dict):
+            errors.append(f"{where}: must be an object")
+            continue
+        key, kind = axis.get("key"), axis.get("kind")
+        if not key:
+            errors.append(f"{where}: missing 'key'")
+        elif not isinstance(key, str):
+            errors.append(f"{where}: 'key' must be text")
+            key = None
+        elif key in seen:
+            errors.append(f"{where}: duplicate key '{key}'")
+        seen.add(key)
+        if not isinstance(axis.get("points") or [], list):
+            errors.append(f"{where}: 'points' must be a list")
+            axis = {**axis, "points": []}
+        if kind not in KINDS:
+            errors.append(f"{where}: 'kind' must be one of {sorted(KINDS)}, got {kind!r}")
+        if kind == "ordinal":
+            scale = axis.get("scale")
+            if not (isinstance(scale, list) and len(scale) == 2 and all(isinstance(v, int) for v in scale)
+                    and scale[0] < scale[1]):
+                errors.append(f"{where}: ordinal axes need 'scale': [min, max] with integers, min < max")
+        if kind == "computed" and not axis.get("computed_by"):
+            errors.append(f"{where}: computed axes need 'computed_by'")
+        if key and not (isinstance(key, str) and SLUG.fullmatch(key)):
+            errors.append(f"{where}: 'key' must be lower-case letters, digits, '-' or '_', got {key!r}")
+        for name, limit in (("key", 80), ("name", 200), ("group", 80), ("computed_by", 40)):
+            if not isinstance(axis.get(name, ""), str) or len(axis.get(name, "")) > limit:
+                errors.append(f"{where}: '{name}' must be text of at most {limit} characters")
+        if kind == "binary" and axis.get("scale") not in (None, [0, 1]):
+            errors.append(f"{where}: binary axes are scored 0 or 1 ('scale' must be [0, 1] or absent)")
+        scale = axis.get("scale") if kind == "ordinal" else ([0, 1] if kind == "binary" else None)
+        for j, point in enumerate(axis.get("points") or []):
+            if not isinstance(point, dict) or "value" not in point or "label" not in point:
+                errors.append(f"{where}.points[{j}]: needs 'value' and 'label'")
+                continue
+            value = point["value"]
+            if (isinstance(scale, list) and len(scale) == 2 and all(isinstance(v, int) for v in scale)
+                    and not (isinstance(value, int) and scale[0] <= value <= scale[1])):
+                errors.append(f"{where}.points[{j}]: value {value!r} is outside the scale {scale}")
+    if errors:
+        raise RubricFileError("; ".join(errors))
+    return axes
+
+
+def content_hash(data: dict) -> str:
+    relevant = {k: data.get(k) for k in ("slug", "name", "description", "instructions", "citation", "axes")}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+
+
+@transaction.atomic
+def load_rubric(data: dict, *, make_default: bool = False) -> tuple[Rubric, bool]:
+    """Create the rubric version for `data` unless identical content is already loaded."""
+    axes = _validate(data)
+    digest = content_hash(data)
+    slug = data["slug"]
+    existing = Rubric.objects.select_for_update().filter(slug=slug)
+    same = next((r for r in existing if r.source.get("sha256") == digest), None)
+    if same is not None:
+        rubric, created = same, False
+    else:
+        version = (existing.aggregate(v=Max("version"))["v"] or 0) + 1
+        rubric = Rubric.objects.create(
+            slug=slug,
+            version=version,
+            name=data["name"],
+            description=data.get("description", ""),
+            instructions=data.get("instructions", ""),
+            citation=data.get("citation", ""),
+            source={"sha256": digest, "file_version": data.get("version")},
+        )
+        for order, axis in enumerate(axes):
+            kind = axis["kind"]
+            scale = axis.get("scale") or ([0, 1] if kind == "binary" else [None, None])
+            RubricAxis.objects.create(
+                rubric=rubric,
+                key=axis["key"],
+                name=axis.get("name", axis["key"]),
+                kind=kind,
+                group=axis.get("group", ""),
+                scale_min=scale[0],
+                scale_max=scale[1],
+                points=axis.get("points") or [],
+                help_text=axis.get("help_text", ""),
+                required=axis.get("required", kind != "computed"),
+                shows_ground_truth=axis.get("shows_ground_truth", False),
+                computed_by=axis.get("computed_by", ""),
+                agreement_level=axis.get("agreement_level", LEVEL_FOR_KIND[kind]),
+                order=order,
+            )
+        created = True
+    if make_default and not rubric.is_default:
+        Rubric.objects.filter(is_default=True).update(is_default=False)
+        rubric.is_default = True
+        rubric.save(update_fields=["is_default"])
+    return rubric, created
+
+
+def load_rubric_file(path, *, make_default: bool = False) -> tuple[Rubric, bool]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RubricFileError(f"{path.name}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    try:
+        return load_rubric(data, make_default=make_default)
+    except RubricFileError as exc:
+        raise RubricFileError(f"{path.name}: {exc}") from exc
+
+
+def default_rubric() -> Rubric:
+    rubric = Rubric.objects.filter(is_default=True).first()
+    if rubric is None:
+        rubric, _ = load_rubric_file(DEFAULT_RUBRIC_FILE, make_default=True)
+    return rubric

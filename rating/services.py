@@ -1,0 +1,423 @@
+"""Rating: server-side drafts, submission, revision, time on task and safety flags.
+
+Every change a rater makes is saved at once as an idempotent upsert (the same value twice changes
+nothing). Before the first submission the draft is the rater's own scratch space and is not audited;
+from submission on, every change (the submission itself and every later revision) is written to the
+audit trail with its old and new values. Ratings can be revised until the campaign closes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from mhsd_platform.audit.services import record
+
+from . import assignment as assigning
+from .models import Assignment, AxisScore, Campaign, MessageNote, Rating, RubricAxis, SafetyFlag
+
+# The rating page sends a heartbeat this often; no heartbeat is credited with more active time.
+HEARTBEAT_SECONDS = 30
+MAX_TEXT_CHARS = 5000
+
+
+class RatingError(Exception):
+    """A rating operation that cannot be done; the message is shown to the rater."""
+
+
+class SubmitRejected(RatingError):
+    """The rating is incomplete or has invalid fields; `errors` maps form field names to messages."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__(f"{len(errors)} field(s) need attention")
+
+
+@dataclass
+class DraftChanges:
+    """What one save request changes. Keys are axis keys / message indexes; None means "not sent"."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    comments: dict[str, str] = field(default_factory=dict)
+    overall_comment: str | None = None
+    notes: dict[int, str] = field(default_factory=dict)
+    problematic: dict[int, bool] = field(default_factory=dict)
+    bad_fields: dict[str, str] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return not (self.values or self.comments or self.notes or self.problematic
+                    or self.overall_comment is not None or self.bad_fields)
+
+
+def changes_from_post(data) -> DraftChanges:
+    """Read the rating form's field names: value__<axis>, comment__<axis>, overall_comment,
+    note__<message index>, problematic__<message index> (a hidden 0 precedes the checkbox's 1, so the
+    last value sent wins)."""
+    changes = DraftChanges()
+    for name in data:
+        prefix, _, key = name.partition("__")
+        values = data.getlist(name) if hasattr(data, "getlist") else [data[name]]
+        value = values[-1] if values else ""
+        if name == "overall_comment":
+            changes.overall_comment = value
+        elif prefix == "value" and key:
+            changes.values[key] = value.strip()
+        elif prefix == "comment" and key:
+            changes.comments[key] = value
+        elif prefix in ("note", "problematic") and key:
+            try:
+                index = int(key)
+            except ValueError:
+                changes.bad_fields[name] = "Unknown message."
+                continue
+            if prefix == "note":
+                changes.notes[index] = value
+            else:
+                changes.problematic[index] = value in ("1", "on", "true")
+    return changes
+
+
+@dataclass
+class SaveOutcome:
+    saved: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _results_changed(campaign_id: int) -> None:
+    """Once the transaction commits, ask the results app to recompute the campaign's agreement (it
+    debounces bursts and never raises); imported lazily because results depends on rating."""
+
+    def notify():
+        try:
+            from results.services import schedule_recompute
+        except ImportError:  # results app not installed: nothing to refresh
+            return
+        schedule_recompute(campaign_id)
+
+    transaction.on_commit(notify)
+
+
+def _fmt(value: float | None):
+    if value is None:
+        return None
+    return int(value) if float(value).is_integer() else value
+
+
+def rating_for(assignment: Assignment) -> Rating:
+    rubric_id = assignment.campaign.rubric_id
+    rating, _ = Rating.objects.get_or_create(assignment=assignment, defaults={"rubric_id": rubric_id})
+    return rating
+
+
+def snapshot(rating: Rating) -> dict:
+    """Everything the rater has entered, as plain JSON (for the audit trail)."""
+    scores = rating.scores.select_related("axis")
+    notes = rating.message_notes.select_related("message")
+    return {
+        "values": {s.axis.key: _fmt(s.value) for s in scores if s.value is not None},
+        "comments": {s.axis.key: s.comment for s in scores if s.comment},
+        "overall_comment": rating.overall_comment,
+        "notes": {str(n.message.index): {"problematic": n.problematic, "note": n.note} for n in notes},
+    }
+
+
+def check_editable(assignment: Assignment) -> None:
+    """Raise RatingError unless the rater may change this rating now."""
+    campaign = assignment.campaign
+    if campaign.status != Campaign.Status.OPEN:
+        raise RatingError("This campaign is closed: its ratings can no longer be changed.")
+    if assignment.status == Assignment.Status.SKIPPED:
+        raise RatingError("You skipped this conversation.")
+    if assignment.status != Assignment.Status.SUBMITTED and not assigning.lease_is_live(assignment):
+        # Coming back after the lease lapsed: take the conversation back if nobody else has.
+        try:
+            assigning.renew_lease(assignment)
+        except assigning.AssignmentError as exc:
+            raise RatingError(str(exc)) from exc
+
+
+def _parse_value(axis: RubricAxis, raw: str) -> tuple[float | None, str | None]:
+    if not axis.is_rated:
+        return None, f"“{axis.name}” is computed automatically and is not rated by hand."
+    if raw == "":
+        return None, None
+    try:
+        number = float(raw)
+    except ValueError:
+        return None, f"“{raw}” is not a score for {axis.name}."
+    allowed = axis.allowed_values()
+    if not number.is_integer() or int(number) not in allowed:
+        shown = " or ".join(str(v) for v in allowed) if axis.kind == RubricAxis.Kind.BINARY else (
+            f"{allowed[0]} to {allowed[-1]}")
+        return None, f"{axis.name} takes {shown}; got {raw}."
+    return float(int(number)), None
+
+
+def _too_long(text: str) -> bool:
+    return len(text) > MAX_TEXT_CHARS
+
+
+def apply_changes(assignment: Assignment, actor, changes: DraftChanges) -> SaveOutcome:
+    """Save the valid part of `changes` (invalid fields are reported, never half-saved).
+
+    Raises RatingError if the rating cannot be changed at all (closed campaign, skipped, lease lost)."""
+    check_editable(assignment)
+    outcome = SaveOutcome(errors=dict(changes.bad_fields))
+    with transaction.atomic():
+        # One save at a time per rating, so concurrent requests from one page cannot interleave.
+        rating = Rating.objects.select_for_update(of=("self",), no_key=True).filter(assignment=assignment).first()
+        if rating is None:
+            rating = rating_for(assignment)
+        submitted = rating.status == Rating.Status.SUBMITTED
+        axes = {a.key: a for a in RubricAxis.objects.filter(rubric_id=rating.rubric_id)}
+        by_id = {a.pk: a for a in axes.values()}
+        scores = {by_id[s.axis_id].key: s for s in AxisScore.objects.filter(rating=rating)}
+        dirty_scores = {}  # rows to insert or update in one statement each, at the end
+        old, new = {}, {}
+
+        def score_row(axis):
+            if axis.key not in scores:
+                scores[axis.key] = AxisScore(rating=rating, axis=axis)
+            dirty_scores[axis.key] = scores[axis.key]
+            return scores[axis.key]
+
+        for key, raw in changes.values.items():
+            name = f"value__{key}"
+            axis = axes.get(key)
+            if axis is None:
+                outcome.errors[name] = f"The rubric has no axis “{key}”."
+                continue
+            value, error = _parse_value(axis, raw)
+            if error is None and value is None and submitted and axis.required:
+                error = f"{axis.name} is required: choose another score rather than clearing it."
+            if error:
+                outcome.errors[name] = error
+                continue
+            current = scores[key].value if key in scores else None
+            if current != value or key not in scores:
+                old[name], new[name] = _fmt(current), _fmt(value)
+                score_row(axis).value = value
+            outcome.saved.append(name)
+
+        for key, text in changes.comments.items():
+            name = f"comment__{key}"
+            axis = axes.get(key)
+            if axis is None:
+                outcome.errors[name] = f"The rubric has no axis “{key}”."
+                continue
+            if _too_long(text):
+                outcome.errors[name] = f"Comments are limited to {MAX_TEXT_CHARS} characters."
+                continue
+            current = scores[key].comment if key in scores else ""
+            if current != text:
+                old[name], new[name] = current, text
+                score_row(axis).comment = text
+            outcome.saved.append(name)
+
+        if changes.overall_comment is not None:
+            if _too_long(changes.overall_comment):
+                outcome.errors["overall_comment"] = f"Comments are limited to {MAX_TEXT_CHARS} characters."
+            else:
+                if rating.overall_comment != changes.overall_comment:
+                    old["overall_comment"], new["overall_comment"] = rating.overall_comment, changes.overall_comment
+                    rating.overall_comment = changes.overall_comment
+                outcome.saved.append("overall_comment")
+
+        indexes = set(changes.notes) | set(changes.problematic)
+        if indexes:
+            messages = {m.index: m for m in assignment.item.conversation.messages.filter(index__in=indexes)}
+            existing = {n.message.index: n for n in rating.message_notes.select_related("message")}
+            for index in sorted(indexes):
+                message = messages.get(index)
+                if message is None:
+                    for name in (f"note__{index}" if index in changes.notes else None,
+                                 f"problematic__{index}" if index in changes.problematic else None):
+                        if name:
+                            outcome.errors[name] = "This conversation has no such message."
+                    continue
+                note = existing.get(index) or MessageNote(rating=rating, message=message)
+                text = changes.notes.get(index, note.note)
+                flagged = changes.problematic.get(index, note.problematic)
+                if _too_long(text):
+                    outcome.errors[f"note__{index}"] = f"Notes are limited to {MAX_TEXT_CHARS} characters."
+                    continue
+                if (text, flagged) != (note.note, note.problematic):
+                    old[f"message__{index}"] = {"problematic": note.problematic, "note": note.note}
+                    new[f"message__{index}"] = {"problematic": flagged, "note": text}
+                    note.note, note.problematic = text, flagged
+                    if not text and not flagged:
+                        if note.pk:
+                            note.delete()  # an emptied note is no note
+                    else:
+                        note.save()
+                if index in changes.notes:
+                    outcome.saved.append(f"note__{index}")
+                if index in changes.problematic:
+                    outcome.saved.append(f"problematic__{index}")
+
+        AxisScore.objects.bulk_create([row for row in dirty_scores.values() if row.pk is None])
+        AxisScore.objects.bulk_update([row for row in dirty_scores.values() if row.pk is not None],
+                                      ["value", "comment"])
+        # Setting an absent score to "no value" records nothing new: keep the audit and draft quiet.
+        new = {k: v for k, v in new.items() if old.get(k) != v}
+        old = {k: v for k, v in old.items() if k in new}
+        if new:
+            if submitted:
+                # A change to a submitted rating is a revision: counted, and kept with old and new values.
+                rating.revision += 1
+                record(actor, "rating.revise", rating, old=old, new=new, revision=rating.revision,
+                       assignment=assignment.pk)
+                _results_changed(assignment.campaign_id)
+            rating.save()
+    return outcome
+
+
+def completeness_errors(rating: Rating) -> dict[str, str]:
+    """What stops `rating` from being submitted, by form field name."""
+    errors = {}
+    values = {s.axis_id: s.value for s in rating.scores.all()}
+    for axis in rating.rubric.axes.all():
+        if axis.is_rated and axis.required and values.get(axis.pk) is None:
+            errors[f"value__{axis.key}"] = f"Choose a score for {axis.name}."
+    for note in rating.message_notes.select_related("message"):
+        if note.problematic and not note.note.strip():
+            errors[f"note__{note.message.index}"] = (
+                f"Say why message #{note.message.index + 1} is problematic."
+            )
+    return errors
+
+
+def submit_rating(assignment: Assignment, actor, changes: DraftChanges | None = None) -> Rating:
+    """Save `changes`, check every required axis, and submit (or, if already submitted, keep the
+    revision). Raises SubmitRejected with per-field errors; the valid part of the draft is kept."""
+    outcome = apply_changes(assignment, actor, changes or DraftChanges())
+    rating = rating_for(assignment)
+    errors = {**completeness_errors(rating), **outcome.errors}
+    if errors:
+        raise SubmitRejected(errors)
+    if rating.status == Rating.Status.SUBMITTED:
+        return rating  # a revision: every change was audited as it was saved
+    with transaction.atomic():
+        try:
+            assigning.lock_for_submit(assignment)
+        except assigning.AssignmentError as exc:
+            raise RatingError(str(exc)) from exc
+        rating = Rating.objects.select_for_update(of=("self",), no_key=True).get(pk=rating.pk)
+        if rating.status == Rating.Status.SUBMITTED:
+            return rating
+        now = timezone.now()
+        rating.status = Rating.Status.SUBMITTED
+        rating.submitted_at = now
+        rating.save(update_fields=["status", "submitted_at", "updated_at"])
+        Assignment.objects.filter(pk=assignment.pk).update(
+            status=Assignment.Status.SUBMITTED, submitted_at=now, updated_at=now
+        )
+        assignment.refresh_from_db()
+        record(actor, "rating.submit", rating, old={"status": "draft"},
+               new={"status": "submitted", **snapshot(rating)}, assignment=assignment.pk)
+        _results_changed(assignment.campaign_id)
+    return rating
+
+
+# --- heartbeat: lease renewal and time on task ------------------------------------------------------
+
+
+@dataclass
+class HeartbeatOutcome:
+    credited: int = 0
+    active_seconds: int = 0
+    lease_expires_at: object = None
+    problem: str = ""
+
+
+def heartbeat(assignment: Assignment, reported_seconds) -> HeartbeatOutcome:
+    """Renew the lease and credit active time. The browser decides what counts as active (visible tab,
+    recent input); the server credits at most HEARTBEAT_SECONDS per beat and never more than the wall
+    time since the previous beat, so a stuck or hostile client cannot inflate time on task."""
+    outcome = HeartbeatOutcome()
+    try:
+        seconds = max(0, int(float(reported_seconds or 0)))
+    except (TypeError, ValueError):
+        seconds = 0
+    if assignment.campaign.status != Campaign.Status.OPEN:
+        outcome.problem = "This campaign is closed."
+        return outcome
+    if assignment.status == Assignment.Status.SKIPPED:
+        outcome.problem = "You skipped this conversation."
+        return outcome
+    try:
+        assigning.renew_lease(assignment)
+    except assigning.AssignmentError as exc:
+        outcome.problem = str(exc)
+        return outcome
+    with transaction.atomic():
+        a = Assignment.objects.select_for_update(of=("self",), no_key=True).get(pk=assignment.pk)
+        now = timezone.now()
+        since = a.last_heartbeat_at or a.updated_at or a.created_at
+        elapsed = max(0, int((now - since).total_seconds()))
+        credit = min(seconds, HEARTBEAT_SECONDS, elapsed)
+        a.active_seconds += credit
+        a.last_heartbeat_at = now
+        a.save(update_fields=["active_seconds", "last_heartbeat_at"])
+    outcome.credited, outcome.active_seconds = credit, a.active_seconds
+    outcome.lease_expires_at = a.lease_expires_at if a.status == Assignment.Status.ACTIVE else None
+    return outcome
+
+
+# --- safety flags --------------------------------------------------------------------------------
+
+
+def raise_safety_flag(assignment: Assignment, actor, category: str, reason: str,
+                      message_index: int | None = None) -> SafetyFlag:
+    """A rater's concern about a conversation; it reaches the admin safety queue at once. Accepted in
+    any campaign state: a safety concern is never refused for being late."""
+    reason = (reason or "").strip()
+    errors = {}
+    if category not in SafetyFlag.Category.values:
+        errors["category"] = "Choose what kind of concern this is."
+    if not reason:
+        errors["reason"] = "Describe the concern."
+    elif _too_long(reason):
+        errors["reason"] = f"At most {MAX_TEXT_CHARS} characters."
+    message = None
+    if message_index is not None:
+        message = assignment.item.conversation.messages.filter(index=message_index).first()
+        if message is None:
+            errors["message"] = "This conversation has no such message."
+    if errors:
+        raise SubmitRejected(errors)
+    flag = SafetyFlag.objects.create(
+        conversation=assignment.item.conversation, campaign=assignment.campaign, raised_by=actor,
+        category=category, reason=reason, message=message,
+    )
+    record(actor, "safety_flag.raise", flag, new={"category": category, "reason": reason,
+                                                  "message_index": message_index, "assignment": assignment.pk})
+    return flag
+
+
+FLAG_ACTIONS = {"acknowledge": SafetyFlag.Status.ACKNOWLEDGED, "resolve": SafetyFlag.Status.RESOLVED,
+                "reopen": SafetyFlag.Status.OPEN}
+
+
+def handle_safety_flag(flag: SafetyFlag, actor, action: str, note: str = "") -> SafetyFlag:
+    """Acknowledge, resolve (a note is required) or reopen a flag; audited with old and new values."""
+    note = (note or "").strip()
+    if action not in FLAG_ACTIONS:
+        raise RatingError(f"Unknown action “{action}”.")
+    if action == "resolve" and not note:
+        raise RatingError("Say what was done before resolving the flag.")
+    if _too_long(note):
+        raise RatingError(f"Notes are limited to {MAX_TEXT_CHARS} characters.")
+    with transaction.atomic():
+        flag = SafetyFlag.objects.select_for_update(of=("self",), no_key=True).get(pk=flag.pk)
+        old = {"status": flag.status, "resolution_note": flag.resolution_note}
+        flag.status = FLAG_ACTIONS[action]
+        if note:
+            flag.resolution_note = note
+        flag.handled_by = actor
+        flag.handled_at = timezone.now()
+        flag.save()
+        record(actor, f"safety_flag.{action}", flag, old=old,
+               new={"status": flag.status, "resolution_note": flag.resolution_note})
+    return flag
