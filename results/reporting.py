@@ -1,0 +1,463 @@
+"""The study's results tables and the data behind the plots, from arrays (no database access here).
+
+Conventions, stated on the results page too:
+- Ratings are averaged per conversation across its raters FIRST; every table and model comparison
+  below is over those per-conversation means, so a conversation counts once however many rated it.
+- Tables cover the campaign's conversations with at least one submitted rating; the stage-length
+  table (the paper's Table 1) describes every conversation of the campaign.
+- Binary axes (diagnostic accuracy) are shown as percentages: 100 x the mean of the 0/1 labels.
+- "Good" is a per-conversation mean in the upper half of the scale: >= 3 on 1-4, as in the paper.
+- SMOG grade is the conversation's computed grade (no rater involved); compared by Welch's t-test.
+  The rated axes are compared with the two-sided Mann-Whitney U test (rank-biserial effect size).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+from .stats import describe, mann_whitney, share_at_least, to_jsonable, welch_t
+
+TABLES_VERSION = 1
+LENGTH_BINS = [("<=5", 0, 5), ("6-10", 6, 10), ("11-15", 11, 15), (">15", 16, math.inf)]
+TRAIT_ORDER = ["openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism"]
+LITERACY_ORDER = ["basic", "functional", "advanced"]
+STAGES = [1, 2, 3, 4, 5, 6]
+SMOG_KEY = "smog"
+
+
+@dataclass(frozen=True)
+class AxisInfo:
+    key: str
+    name: str
+    kind: str  # "ordinal" | "binary" (rated axes)
+    level: str
+    scale_min: int | None
+    scale_max: int | None
+
+    @property
+    def is_binary(self) -> bool:
+        return self.kind == "binary"
+
+    @property
+    def unit(self) -> str:
+        return "%" if self.is_binary else f"{self.scale_min}-{self.scale_max}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.unit})"
+
+    @property
+    def scale(self) -> float:
+        """Multiplier from the stored value to the displayed one (percent for 0/1 labels)."""
+        return 100.0 if self.is_binary else 1.0
+
+    @property
+    def good_threshold(self) -> float | None:
+        """Upper half of the scale: 3 on 1-4 (the paper's "good performance"), 4 on 1-6."""
+        if self.is_binary or self.scale_min is None or self.scale_max is None:
+            return None
+        return float(self.scale_min + math.ceil((self.scale_max - self.scale_min) / 2))
+
+    @classmethod
+    def from_axis(cls, axis, level: str) -> AxisInfo:
+        return cls(axis.key, axis.name, axis.kind, level, axis.scale_min, axis.scale_max)
+
+
+def table(title: str, columns, rows, note: str = "") -> dict:
+    """A table as stored in a snapshot: columns are (label, format) with format one of text, int,
+    num (2 decimals), num3 (3 decimals), pct (already in percent), p (p-value)."""
+    return {"title": title, "note": note, "columns": [{"label": c, "fmt": f} for c, f in columns], "rows": rows}
+
+
+def _mean(x: np.ndarray) -> float:
+    x = x[~np.isnan(x)]
+    return float(x.mean()) if x.size else math.nan
+
+
+def _n(x: np.ndarray) -> int:
+    return int((~np.isnan(x)).sum())
+
+
+def length_bin(count: int) -> str:
+    for label, low, high in LENGTH_BINS:
+        if low <= count <= high:
+            return label
+    return LENGTH_BINS[-1][0]
+
+
+def _ordered(values, order) -> list[str]:
+    present = set(values)
+    known = [v for v in order if v in present]
+    return known + sorted(present - set(order))
+
+
+def build_results(
+    axes: list[AxisInfo],
+    means: dict[str, np.ndarray],
+    matrices: dict[str, np.ndarray],
+    facts,
+    rated_rows: np.ndarray,
+    stage_counts: list[tuple[str, int | None, int]],
+) -> dict:
+    """Every results table and the data of the plots.
+
+    axes: the rated axes. means/matrices: per axis, aligned on the rated conversations (rows of the
+    reliability matrices). facts: ConversationFacts of ALL conversations of the campaign; rated_rows:
+    the position in `facts` of each rated conversation. stage_counts: (model, stage, messages).
+    """
+    model = np.array(facts.model, dtype=object)[rated_rows] if rated_rows.size else np.array([], dtype=object)
+    smog = facts.smog[rated_rows]
+    length = facts.sensemaker_messages[rated_rows]
+    trait = np.array(facts.trait, dtype=object)[rated_rows] if rated_rows.size else np.array([], dtype=object)
+    literacy = np.array(facts.literacy, dtype=object)[rated_rows] if rated_rows.size else np.array([], dtype=object)
+    condition = np.array(facts.condition, dtype=object)[rated_rows] if rated_rows.size else np.array([], dtype=object)
+    models = sorted(set(model.tolist()))
+    shown = {a.key: means[a.key] * a.scale for a in axes}
+
+    tables: dict[str, dict] = {}
+    figures: dict[str, dict] = {}
+
+    # --- per model and axis: mean, SD, CI, n, share good ---
+    rows, bars = [], {}
+    for m in models:
+        in_model = model == m
+        for a in axes:
+            values = shown[a.key][in_model]
+            d = describe(values)
+            good = share_at_least(means[a.key][in_model], a.good_threshold) if a.good_threshold is not None else None
+            rows.append([
+                m, a.name, a.unit, d["n"], int((~np.isnan(matrices[a.key][in_model])).sum()), d["mean"], d["sd"],
+                d["ci_low"], d["ci_high"],
+                None if good is None else good["count"],
+                None if good is None else 100.0 * good["share"],
+                None if good is None else 100.0 * good["ci_low"],
+                None if good is None else 100.0 * good["ci_high"],
+            ])
+            bars.setdefault(a.key, {})[m] = [d["mean"], d["ci_low"], d["ci_high"], d["n"]]
+        d = describe(smog[in_model])
+        rows.append([m, "SMOG grade (computed)", "grade", d["n"], None, d["mean"], d["sd"], d["ci_low"], d["ci_high"],
+                     None, None, None, None])
+    tables["by_model"] = table(
+        "Per model and axis",
+        [("Model", "text"), ("Axis", "text"), ("Unit", "text"), ("Conversations", "int"), ("Ratings", "int"),
+         ("Mean", "num"), ("SD", "num"), ("95% CI low", "num"), ("95% CI high", "num"), ("Good (n)", "int"),
+         ("Good (%)", "pct"), ("Good 95% CI low (%)", "pct"), ("Good 95% CI high (%)", "pct")],
+        rows,
+        "Over per-conversation means (ratings averaged across raters first). CI of the mean: t distribution. "
+        "Binary axes in percent (hard/soft diagnostic accuracy). Good = conversation mean in the upper half of "
+        "the scale (>= 3 on 1-4), with a Wilson interval.",
+    )
+    figures["means"] = {
+        "axes": [{"key": a.key, "name": a.name, "unit": a.unit, "lo": 0.0 if a.is_binary else float(a.scale_min),
+                  "hi": 100.0 if a.is_binary else float(a.scale_max)} for a in axes],
+        "models": models,
+        "values": bars,
+    }
+
+    # --- the paper's summary layout: one row per metric, mean and SD per model ---
+    summary_rows = []
+    for a in axes:
+        row = [a.label]
+        for m in models:
+            values = shown[a.key][model == m]
+            d = describe(values)
+            row += [d["mean"], d["sd"], d["n"]]
+        summary_rows.append(row)
+    row = ["SMOG grade"]
+    for m in models:
+        d = describe(smog[model == m])
+        row += [d["mean"], d["sd"], d["n"]]
+    summary_rows.append(row)
+    cols = [("Metric", "text")]
+    for m in models:
+        cols += [(f"{m} mean", "num"), (f"{m} SD", "num"), (f"{m} n", "int")]
+    tables["summary"] = table(
+        "Summary by model (the paper's layout)", cols, summary_rows,
+        "Ordinal axes on their scale, diagnostic accuracy in percent, SMOG as a grade level.",
+    )
+
+    # --- model comparisons ---
+    comp_rows = []
+    for m_a, m_b in combinations(models, 2):
+        in_a, in_b = model == m_a, model == m_b
+        for a in axes:
+            r = mann_whitney(shown[a.key][in_a], shown[a.key][in_b])
+            comp_rows.append([a.name, m_a, m_b, "Mann-Whitney U", r["n_a"], r["n_b"], r["u"], None, r["p_value"],
+                              r["rank_biserial"], "rank-biserial r", r["median_a"], r["median_b"]])
+        r = welch_t(smog[in_a], smog[in_b])
+        comp_rows.append(["SMOG grade", m_a, m_b, "Welch t-test", r["n_a"], r["n_b"], r["t"], r["df"], r["p_value"],
+                          r["cohens_d"], "Cohen's d", r["mean_a"], r["mean_b"]])
+    tables["comparisons"] = table(
+        "Model comparisons",
+        [("Axis", "text"), ("Model A", "text"), ("Model B", "text"), ("Test", "text"), ("n A", "int"), ("n B", "int"),
+         ("Statistic (U or t)", "num"), ("df", "num"), ("p", "p"), ("Effect size", "num3"), ("Effect measure", "text"),
+         ("A: median (U) / mean (t)", "num"), ("B: median (U) / mean (t)", "num")],
+        comp_rows,
+        "Two-sided tests on per-conversation means. Rank-biserial r = 2U/(n_A n_B) - 1, positive when A scores "
+        "higher. p-values are not adjusted for multiple comparisons.",
+    )
+
+    # --- breakdowns ---
+    def breakdown_rows(keys: list[tuple], masks: list[np.ndarray]):
+        out = []
+        for key, mask in zip(keys, masks, strict=True):
+            if not mask.any():
+                continue
+            row = list(key) + [int(mask.sum())]
+            row += [_mean(shown[a.key][mask]) for a in axes]
+            row.append(_mean(smog[mask]))
+            out.append(row)
+        return out
+
+    axis_cols = [(a.label, "num") for a in axes] + [("SMOG grade", "num")]
+    has_persona = trait != ""
+    keys, masks = [], []
+    for t in _ordered(trait[has_persona].tolist(), TRAIT_ORDER):
+        lits = _ordered(literacy[has_persona & (trait == t)].tolist(), LITERACY_ORDER)
+        for lit in [*lits, "all"]:
+            for m in models:
+                mask = has_persona & (trait == t) & (model == m)
+                if lit != "all":
+                    mask &= literacy == lit
+                keys.append((t, lit, m))
+                masks.append(mask)
+    tables["trait_literacy"] = table(
+        "Dominant trait x health literacy x model (the paper's Table 2 layout)",
+        [("Dominant trait", "text"), ("Health literacy", "text"), ("Model", "text"), ("Conversations", "int"),
+         *axis_cols],
+        breakdown_rows(keys, masks),
+        "Mean of per-conversation means in each cell. Rows 'all' pool the literacy levels. Conversations without "
+        "a persona (e.g. imported ones) are not in this table.",
+    )
+
+    keys, masks = [], []
+    for c in sorted(set(condition.tolist())):
+        for m in models:
+            keys.append((c or "(none)", m))
+            masks.append((condition == c) & (model == m))
+    tables["condition"] = table(
+        "By condition and model",
+        [("Condition", "text"), ("Model", "text"), ("Conversations", "int"), *axis_cols],
+        breakdown_rows(keys, masks),
+        "Condition as recorded with the case study.",
+    )
+
+    keys, masks = [], []
+    for label, low, high in LENGTH_BINS:
+        for m in models:
+            keys.append((label, m))
+            masks.append((length >= low) & (length <= high) & (model == m))
+    tables["length"] = table(
+        "By conversation length (sensemaker messages) and model",
+        [("Sensemaker messages", "text"), ("Model", "text"), ("Conversations", "int"), *axis_cols],
+        breakdown_rows(keys, masks),
+        "Bins of the number of sensemaker messages in the conversation.",
+    )
+
+    # --- score against conversation length (plot data, also a table) ---
+    length_rows, length_fig = [], {}
+    for a in axes:
+        per_model = {}
+        for m in models:
+            in_model = (model == m) & ~np.isnan(shown[a.key])
+            points = []
+            for count in np.unique(length[in_model]).tolist():
+                sel = in_model & (length == count)
+                points.append([int(count), _mean(shown[a.key][sel]), int(sel.sum())])
+                length_rows.append([a.name, m, int(count), int(sel.sum()), _mean(shown[a.key][sel])])
+            per_model[m] = points
+        length_fig[a.key] = per_model
+    tables["score_length"] = table(
+        "Score against conversation length",
+        [("Axis", "text"), ("Model", "text"), ("Sensemaker messages", "int"), ("Conversations", "int"),
+         ("Mean score", "num")],
+        length_rows,
+        "Mean of per-conversation means for each exact number of sensemaker messages (percent for binary axes).",
+    )
+    figures["length"] = length_fig
+
+    # --- score distributions (individual ratings) ---
+    dist_rows, dist_fig = [], {}
+    for a in axes:
+        values = [float(v) for v in range(a.scale_min, a.scale_max + 1)] if a.scale_min is not None else []
+        counts = {}
+        for m in models:
+            x = matrices[a.key][model == m]
+            x = x[~np.isnan(x)]
+            c = [int((x == v).sum()) for v in values]
+            counts[m] = c
+            total = sum(c)
+            for v, k in zip(values, c, strict=True):
+                dist_rows.append([a.name, m, v, k, 100.0 * k / total if total else None])
+        dist_fig[a.key] = {"values": values, "counts": counts}
+    tables["distribution"] = table(
+        "Score distributions (individual ratings)",
+        [("Axis", "text"), ("Model", "text"), ("Score", "num"), ("Ratings", "int"), ("Share of ratings (%)", "pct")],
+        dist_rows,
+        "Every submitted rating counted once (not averaged per conversation).",
+    )
+    figures["distribution"] = dist_fig
+
+    # --- stage lengths per model (the paper's Table 1), over every conversation of the campaign ---
+    all_models = np.array(facts.model, dtype=object)
+    stage_rows = []
+    per_stage: dict[str, dict] = {}
+    for m, stage, n in stage_counts:
+        per_stage.setdefault(m, {})
+        per_stage[m][stage] = per_stage[m].get(stage, 0) + n
+    has_unstaged = any(None in v for v in per_stage.values())
+    for m in sorted(set(all_models.tolist())):
+        n_conv = int((all_models == m).sum())
+        counts = per_stage.get(m, {})
+        total = sum(counts.values())
+        row = [m, n_conv, total / n_conv if n_conv else None,
+               float(facts.sensemaker_messages[all_models == m].mean()) if n_conv else None]
+        row += [counts.get(s, 0) / n_conv if n_conv else None for s in STAGES]
+        if has_unstaged:
+            row.append(counts.get(None, 0) / n_conv if n_conv else None)
+        stage_rows.append(row)
+    stage_cols = [("Model", "text"), ("Conversations", "int"), ("Messages per conversation", "num"),
+                  ("Sensemaker messages per conversation", "num")]
+    stage_cols += [(f"Stage {s}", "num") for s in STAGES]
+    if has_unstaged:
+        stage_cols.append(("No stage recorded", "num"))
+    tables["stages"] = table(
+        "Messages per stage and model (the paper's Table 1)", stage_cols, stage_rows,
+        "Average messages per conversation in each stage, patient and sensemaker together, over every "
+        "conversation of the campaign (rated or not). Stages: 1 fostering the relationship, 2 gathering "
+        "information, 3 providing information, 4 decision making, 5 responding to emotions, 6 exit.",
+    )
+
+    return to_jsonable({"version": TABLES_VERSION, "models": models, "tables": tables, "figures": figures})
+
+
+def agreement_tables(axes: list[AxisInfo], statistics: dict[str, dict | None]) -> dict:
+    """Agreement per axis, and the pairwise kappa matrices in long form."""
+    rows, kappa_rows, heat = [], [], {}
+    for a in axes:
+        s = statistics.get(a.key)
+        if not s:
+            rows.append([a.name, a.level] + [0, 0, 0] + [None] * 9)
+            continue
+        alpha = s["krippendorff_alpha"]
+        ac2 = (s.get("gwet_ac2") or {}).get("quadratic") or {}
+        icc = s.get("icc") or {}
+        rows.append([
+            a.name, a.level, s["n_pairable_units"], s["n_raters"], s["n_ratings"], alpha.get("alpha"),
+            alpha.get("ci_low"), alpha.get("ci_high"), (s.get("gwet_ac1") or {}).get("coefficient"),
+            ac2.get("coefficient"),
+            _pct((s.get("percent_exact_agreement") or {}).get("value")),
+            _pct((s.get("percent_within_one") or {}).get("value")),
+            icc.get("icc2k"), icc.get("n") if icc else None,
+        ])
+        pk = s["pairwise_kappa"]
+        heat[a.key] = {"raters": pk["raters"], "kappa": pk["kappa"], "n_shared": pk["n_shared"], "name": a.name}
+        for i, j in combinations(range(len(pk["raters"])), 2):
+            kappa_rows.append([a.name, pk["raters"][i], pk["raters"][j], pk["kappa"][i][j], pk["n_shared"][i][j]])
+    return {
+        "agreement": table(
+            "Inter-rater agreement per axis",
+            [("Axis", "text"), ("Level", "text"), ("Conversations with >= 2 ratings", "int"), ("Raters", "int"),
+             ("Ratings", "int"), ("Krippendorff's alpha", "num3"), ("alpha 95% CI low", "num3"),
+             ("alpha 95% CI high", "num3"), ("Gwet AC1", "num3"), ("Gwet AC2 (quadratic)", "num3"),
+             ("Exact agreement (%)", "pct"), ("Within one point (%)", "pct"), ("ICC(2,k)", "num3"),
+             ("ICC conversations (complete)", "int")],
+            rows,
+            "Alpha with the metric of the axis's level (Krippendorff's ordinal metric for Likert axes, nominal for "
+            "binary labels); CI from a seeded percentile bootstrap over conversations. ICC(2,k) on conversations "
+            "rated by every rater, for numeric axes only.",
+        ),
+        "kappa": table(
+            "Pairwise Cohen's kappa between raters",
+            [("Axis", "text"), ("Rater A", "text"), ("Rater B", "text"), ("Kappa", "num3"),
+             ("Shared conversations", "int")],
+            kappa_rows,
+            "Quadratic-weighted kappa on the conversations both raters rated (empty where undefined).",
+        ),
+    }, heat
+
+
+def _pct(value):
+    return None if value is None else 100.0 * value
+
+
+def rater_tables(axes: list[AxisInfo], statistics: dict[str, dict | None], rater_ids, rater_labels):
+    """Per-rater statistics across axes, the rows of the rater tables, and the drift-flag list."""
+    label_to_id = dict(zip(rater_labels, rater_ids, strict=True))
+    per_rater = {label: {"id": label_to_id[label], "pseudonym": label, "axes": {}} for label in rater_labels}
+    detail_rows, flagged = [], []
+    for a in axes:
+        s = statistics.get(a.key)
+        if not s:
+            continue
+        for r in s["raters"]:
+            if r["n_rated"] == 0:
+                continue
+            label = r["rater"]
+            per_rater[label]["axes"][a.key] = r
+            gold = r.get("gold") or {}
+            drift = r.get("drift") or {}
+            detail_rows.append([
+                label, a.name, r["n_rated"], r["n_compared"], _pct(r["exact_agreement"]),
+                _pct(r["within_one_agreement"]), r["mean_kappa"], r["leniency"], gold.get("n"),
+                _pct(gold.get("exact")), gold.get("mean_offset"), drift.get("status"),
+                _pct(drift.get("baseline_agreement")), _pct(drift.get("recent_agreement")), drift.get("p_value"),
+            ])
+            if drift.get("flagged"):
+                flagged.append({
+                    "rater_id": label_to_id[label], "rater": label, "axis": a.key, "axis_name": a.name,
+                    "method": drift.get("method"), "baseline_agreement": drift.get("baseline_agreement"),
+                    "recent_agreement": drift.get("recent_agreement"), "p_value": drift.get("p_value"),
+                    "n_recent": drift.get("n_recent"), "n_baseline": drift.get("n_baseline"),
+                })
+
+    summary_rows, stored = [], []
+    for label in rater_labels:
+        info = per_rater[label]
+        axes_stats = info["axes"]
+
+        def avg(values):
+            v = [x for x in values if x is not None]
+            return sum(v) / len(v) if v else None
+
+        summary = {
+            "n_rated": max((r["n_rated"] for r in axes_stats.values()), default=0),
+            "exact_agreement": avg([r["exact_agreement"] for r in axes_stats.values()]),
+            "within_one_agreement": avg([r["within_one_agreement"] for r in axes_stats.values()]),
+            "mean_kappa": avg([r["mean_kappa"] for r in axes_stats.values()]),
+            "leniency": avg([axes_stats[a.key]["leniency"] for a in axes if not a.is_binary and a.key in axes_stats]),
+            "gold_n": max(((r.get("gold") or {}).get("n", 0) for r in axes_stats.values()), default=0),
+            "gold_exact": avg([(r.get("gold") or {}).get("exact") for r in axes_stats.values()]),
+            "drift_axes": [f["axis"] for f in flagged if f["rater"] == label],
+        }
+        info["summary"] = summary
+        stored.append(info)
+        summary_rows.append([
+            label, summary["n_rated"], _pct(summary["exact_agreement"]), _pct(summary["within_one_agreement"]),
+            summary["mean_kappa"], summary["leniency"], summary["gold_n"], _pct(summary["gold_exact"]),
+            ", ".join(summary["drift_axes"]) or "no",
+        ])
+    tables = {
+        "raters": table(
+            "Raters: agreement, leniency, gold, drift",
+            [("Rater", "text"), ("Conversations rated", "int"), ("Exact agreement with others (%)", "pct"),
+             ("Within one point (%)", "pct"), ("Mean kappa", "num3"), ("Leniency", "num"),
+             ("Gold conversations", "int"), ("Gold exact (%)", "pct"), ("Drifting on", "text")],
+            summary_rows,
+            "Averages over axes of the per-axis figures below. Leniency: mean of (own score - mean of the other "
+            "raters' scores on the same conversation), over ordinal axes; positive = scores higher than colleagues.",
+        ),
+        "rater_axes": table(
+            "Raters per axis",
+            [("Rater", "text"), ("Axis", "text"), ("Rated", "int"), ("Compared", "int"), ("Exact agreement (%)", "pct"),
+             ("Within one (%)", "pct"), ("Mean kappa", "num3"), ("Leniency", "num"), ("Gold n", "int"),
+             ("Gold exact (%)", "pct"), ("Gold mean offset", "num"), ("Drift", "text"),
+             ("Earlier agreement (%)", "pct"), ("Recent agreement (%)", "pct"), ("Drift p", "p")],
+            detail_rows,
+            "Drift compares the rater's most recent ratings with their earlier ones (see the drift rule below).",
+        ),
+    }
+    return to_jsonable(tables), to_jsonable(stored), to_jsonable(flagged)

@@ -1,0 +1,211 @@
+"""Recomputing a campaign's agreement and results, and scheduling that without blocking raters.
+
+`schedule_recompute` is called (via transaction.on_commit) whenever a rating is submitted or revised.
+It only sets a Redis key and, the first time in a window, enqueues `results.tasks.recompute_agreement`
+with a countdown: a burst of submissions within the window produces ONE recomputation, run by a worker
+a few seconds later. The task clears the key before it reads the ratings, so a rating that arrives
+while it computes schedules another run rather than being missed.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from mhsd_platform.redis_client import get_redis
+from rating.models import Campaign
+
+from . import reporting, selectors
+from .models import AgreementSnapshot, AxisAgreement
+from .stats import compute_agreement
+
+logger = logging.getLogger(__name__)
+
+DEBOUNCE_SECONDS = 10
+N_BOOT = 1000
+SEED = 20260521  # fixed: the same ratings always give the same bootstrap interval
+KEEP_FULL_SNAPSHOTS = 10  # older snapshots keep their per-axis headline figures only
+LOCK_SECONDS = 15 * 60
+
+
+def pending_key(campaign_id: int) -> str:
+    return f"results:recompute:pending:{campaign_id}"
+
+
+def lock_key(campaign_id: int) -> str:
+    return f"results:recompute:running:{campaign_id}"
+
+
+def schedule_recompute(campaign_id: int, delay: float = DEBOUNCE_SECONDS) -> bool:
+    """Ask for a recomputation of the campaign within about `delay` seconds; True if this call
+    enqueued the task, False if one was already pending (or Redis is unreachable).
+
+    Never raises: it runs after a rater's submission has committed, and a results hiccup must not
+    turn their successful submission into an error page. A missed run is caught by the periodic
+    sweep (results.tasks.recompute_stale_campaigns) and by the page's "stale" notice."""
+    from .tasks import recompute_agreement
+
+    claimed = False
+    try:
+        # The key outlives the countdown so the window holds until the task starts (it deletes the key).
+        claimed = bool(get_redis().set(pending_key(campaign_id), "1", nx=True, ex=int(delay) + 120))
+        if not claimed:
+            return False
+        recompute_agreement.apply_async((campaign_id,), countdown=delay)
+        return True
+    except Exception:  # noqa: BLE001 - see docstring
+        logger.exception("Could not schedule the agreement recomputation of campaign %s", campaign_id)
+        if claimed:  # no task was queued: do not hold the window shut for nothing
+            try:
+                get_redis().delete(pending_key(campaign_id))
+            except Exception:  # noqa: BLE001
+                pass
+        return False
+
+
+def is_pending(campaign_id: int) -> bool:
+    try:
+        r = get_redis()
+        return bool(r.exists(pending_key(campaign_id)) or r.exists(lock_key(campaign_id)))
+    except Exception:  # noqa: BLE001 - a status hint only
+        return False
+
+
+def run_scheduled(campaign_id: int) -> AgreementSnapshot | None:
+    """What the Celery task does: one recomputation at a time per campaign, skipped if nothing changed."""
+    r = get_redis()
+    token = secrets.token_hex(16)
+    if not r.set(lock_key(campaign_id), token, nx=True, ex=LOCK_SECONDS):
+        # Another worker is computing this campaign; its data may predate the ratings that brought us
+        # here, so come back after the window instead of dropping the request.
+        r.delete(pending_key(campaign_id))
+        schedule_recompute(campaign_id)
+        return None
+    try:
+        # Cleared before reading: ratings from now on schedule a new run.
+        r.delete(pending_key(campaign_id))
+        if not Campaign.objects.filter(pk=campaign_id).exists():
+            return None
+        latest = selectors.latest_snapshot(campaign_id)
+        if (latest is not None and latest.n_boot == N_BOOT and latest.seed == SEED
+                and latest.input_fingerprint == selectors.ratings_fingerprint(campaign_id)):
+            return latest  # a duplicate request: the newest snapshot already covers these ratings
+        return recompute_campaign(campaign_id)
+    finally:
+        # Release only our own lock (compare-and-delete).
+        r.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
+               1, lock_key(campaign_id), token)
+
+
+def recompute_campaign(
+    campaign_id: int, *, n_boot: int = N_BOOT, seed: int = SEED, trigger: str = AgreementSnapshot.Trigger.AUTO
+) -> AgreementSnapshot:
+    """Compute every agreement statistic and results table of the campaign and store a snapshot."""
+    started = time.perf_counter()
+    campaign = Campaign.objects.select_related("rubric").get(pk=campaign_id)
+    # Fingerprint first: a rating committed while we read makes the snapshot look stale (and its own
+    # scheduled run fixes it), never the other way round.
+    fingerprint = selectors.ratings_fingerprint(campaign_id)
+    data = selectors.campaign_ratings(campaign)
+    facts = selectors.conversation_facts(campaign)
+    stage_counts = selectors.stage_message_counts(campaign)
+
+    infos = [reporting.AxisInfo.from_axis(a, selectors.axis_level(a)) for a in data.axes]
+    statistics: dict[str, dict | None] = {}
+    for axis, info in zip(data.axes, infos, strict=True):
+        matrix = data.matrices[axis.key]
+        if np.isnan(matrix).all():
+            statistics[axis.key] = None
+            continue
+        statistics[axis.key] = compute_agreement(
+            matrix, info.level, selectors.axis_categories(axis), n_boot=n_boot, seed=seed,
+            gold=data.gold.get(axis.key), timestamps=data.times_for(axis.key), rater_ids=data.rater_labels,
+        )
+
+    means = selectors.conversation_means(data)
+    results = reporting.build_results(
+        infos, means, data.matrices, facts, facts.rows_of(data.conversation_ids), stage_counts
+    )
+    agreement, heat = reporting.agreement_tables(infos, statistics)
+    rater_tables, rater_stats, flagged = reporting.rater_tables(infos, statistics, data.rater_ids, data.rater_labels)
+    results["tables"] = {**agreement, **rater_tables, **results["tables"]}
+    results["figures"]["kappa"] = heat
+    results["figures"]["drift"] = {
+        f"{r['pseudonym']}|{key}": r["axes"][key].get("drift", {}).get("series", [])
+        for r in rater_stats for key in r["axes"]
+    }
+
+    with transaction.atomic():
+        snapshot = AgreementSnapshot.objects.create(
+            campaign=campaign,
+            computed_at=timezone.now(),
+            trigger=trigger,
+            input_fingerprint=fingerprint,
+            input_hash=data.input_hash(),
+            n_conversations=int(data.conversation_ids.size),
+            n_raters=len(data.rater_ids),
+            n_ratings=data.n_ratings,
+            n_boot=n_boot,
+            seed=seed,
+            rater_stats=rater_stats,
+            drift_flagged=flagged,
+            tables=results,
+        )
+        AxisAgreement.objects.bulk_create([
+            AxisAgreement(
+                snapshot=snapshot,
+                axis=axis,
+                axis_key=axis.key,
+                level=info.level,
+                n_pairable=(statistics[axis.key] or {}).get("n_pairable_units", 0),
+                n_raters=(statistics[axis.key] or {}).get("n_raters", 0),
+                alpha=((statistics[axis.key] or {}).get("krippendorff_alpha") or {}).get("alpha"),
+                alpha_ci_low=((statistics[axis.key] or {}).get("krippendorff_alpha") or {}).get("ci_low"),
+                alpha_ci_high=((statistics[axis.key] or {}).get("krippendorff_alpha") or {}).get("ci_high"),
+                statistics=statistics[axis.key],
+            )
+            for axis, info in zip(data.axes, infos, strict=True)
+        ])
+        snapshot.duration_seconds = time.perf_counter() - started
+        snapshot.save(update_fields=["duration_seconds"])
+        compact_old_snapshots(campaign_id)
+    if flagged:
+        logger.warning("Campaign %s: agreement drifting down for %s", campaign_id,
+                       ", ".join(f"{f['rater']} on {f['axis']}" for f in flagged))
+    return snapshot
+
+
+def compact_old_snapshots(campaign_id: int, keep: int = KEEP_FULL_SNAPSHOTS) -> int:
+    """Drop the bulky JSON of all but the newest `keep` snapshots; their alpha, CI and n stay, so the
+    agreement-over-time plot keeps its history without the database growing by megabytes a minute."""
+    keep_ids = list(
+        AgreementSnapshot.objects.filter(campaign_id=campaign_id).order_by("-computed_at", "-id")
+        .values_list("id", flat=True)[:keep]
+    )
+    old = AgreementSnapshot.objects.filter(campaign_id=campaign_id, compacted=False).exclude(id__in=keep_ids)
+    old_ids = list(old.values_list("id", flat=True))
+    if not old_ids:
+        return 0
+    AxisAgreement.objects.filter(snapshot_id__in=old_ids).update(statistics=None)
+    return AgreementSnapshot.objects.filter(id__in=old_ids).update(
+        compacted=True, rater_stats=[], tables={}, drift_flagged=[]
+    )
+
+
+def stale_campaign_ids() -> list[int]:
+    """Open or closed campaigns with submitted ratings whose newest snapshot does not match them."""
+    out = []
+    campaigns = Campaign.objects.exclude(status=Campaign.Status.DRAFT).values_list("id", flat=True)
+    for campaign_id in campaigns:
+        latest = selectors.latest_snapshot(campaign_id)
+        fingerprint = selectors.ratings_fingerprint(campaign_id)
+        if latest is None:
+            if selectors.has_submitted_ratings(campaign_id):
+                out.append(campaign_id)
+        elif latest.input_fingerprint != fingerprint:
+            out.append(campaign_id)
+    return out
