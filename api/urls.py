@@ -1,0 +1,41 @@
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularSwaggerView
+
+from mhsd_platform.accounts.access import capability_required
+from mhsd_platform.accounts.roles import Capability
+
+from . import views
+
+app_name = "api"
+
+# Resource paths have no trailing slash (as in the published API: /api/v1/campaigns/7/export);
+# schema/, docs/ and me/ keep theirs. A path with the wrong slash gets a 404 that names the right one.
+urlpatterns = [
+    path("schema/", views.SchemaView.as_view(), name="schema"),
+    # A browser page: people without API rights get the login page or a 403, like any other page.
+    path(
+        "docs/",
+        capability_required(Capability.USE_API)(SpectacularSwaggerView.as_view(url_name="api:schema")),
+        name="docs",
+    ),
+    path("me/", views.MeView.as_view(), name="me"),
+    path("conversations", views.ConversationListView.as_view(), name="conversation_list"),
+    path("conversations/import", views.ConversationImportView.as_view(), name="conversation_import"),
+    path("conversations/<int:pk>", views.ConversationDetailView.as_view(), name="conversation_detail"),
+    path("conversations/<int:pk>/scores", views.ConversationScoresView.as_view(), name="conversation_scores"),
+    path("rubrics", views.RubricListView.as_view(), name="rubric_list"),
+    path("campaigns", views.CampaignListView.as_view(), name="campaign_list"),
+    path("campaigns/<int:pk>", views.CampaignDetailView.as_view(), name="campaign_detail"),
+    path("campaigns/<int:pk>/ratings", views.CampaignRatingsView.as_view(), name="campaign_ratings"),
+    path("campaigns/<int:pk>/scores", views.CampaignScoresView.as_view(), name="campaign_scores"),
+    path("campaigns/<int:pk>/agreement", views.CampaignAgreementView.as_view(), name="campaign_agreement"),
+    path("campaigns/<int:pk>/export", views.CampaignExportView.as_view(), name="campaign_export"),
+    path("campaigns/<int:pk>/datasheet", views.CampaignDatasheetView.as_view(), name="campaign_datasheet"),
+    path("jobs", views.JobListView.as_view(), name="job_list"),
+    path("jobs/<int:pk>", views.JobDetailView.as_view(), name="job_detail"),
+    path("jobs/<int:pk>/cancel", views.JobCancelView.as_view(), name="job_cancel"),
+    path("jobs/<int:pk>/retry", views.JobRetryView.as_view(), name="job_retry"),
+    path("my/assignments", views.MyAssignmentsView.as_view(), name="my_assignments"),
+    # Last: every other path under /api/v1/ is a 404 in the JSON error shape.
+    re_path(r"^(?P<rest>[\s\S]*)$", views.NotFoundView.as_view(), name="not_found"),  # any character, newlines too
+]
