@@ -8,8 +8,8 @@ from . import views
 
 app_name = "api"
 
-# Resource paths have no trailing slash (as in the published API: /api/v1/campaigns/7/export);
-# schema/, docs/ and me/ keep theirs. A path with the wrong slash gets a 404 that names the right one.
+# Resource paths are written without a trailing slash (as in the published API: /api/v1/campaigns/7/export);
+# the fallback serves them with one too (POST /api/v1/jobs/ works). schema/, docs/ and me/ keep theirs.
 urlpatterns = [
     path("schema/", views.SchemaView.as_view(), name="schema"),
     # A browser page: people without API rights get the login page or a 403, like any other page.
@@ -37,5 +37,5 @@ urlpatterns = [
     path("jobs/<int:pk>/retry", views.JobRetryView.as_view(), name="job_retry"),
     path("my/assignments", views.MyAssignmentsView.as_view(), name="my_assignments"),
     # Last: every other path under /api/v1/ is a 404 in the JSON error shape.
-    re_path(r"^(?P<rest>[\s\S]*)$", views.NotFoundView.as_view(), name="not_found"),  # any character, newlines too
+    re_path(r"^(?P<rest>[\s\S]*)$", views.fallback_view, name="not_found"),  # any character, newlines too
 ]

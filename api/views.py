@@ -5,6 +5,7 @@ import os
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from drf_spectacular.views import SpectacularAPIView
@@ -599,13 +600,31 @@ class NotFoundView(APIView):
     def _not_found(self, request, *args, **kwargs):
         path = request.path
         hint = ""
-        for other in (path.rstrip("/") if path.endswith("/") else path + "/",):
-            try:
-                match = resolve(other)
-            except Resolver404:
-                continue
-            if match.url_name != "not_found":
+        other = path + "/"
+        try:
+            if resolve(other).url_name != "not_found":
                 hint = f" Did you mean {other}?"
+        except Resolver404:
+            pass
         raise exceptions.NotFound(f"There is no API route {path}.{hint}")
 
     get = post = put = patch = delete = head = options = _not_found
+
+
+_not_found_view = NotFoundView.as_view()
+
+
+@csrf_exempt  # the view it hands over to is a DRF view, which enforces CSRF for session users itself
+def fallback_view(request, rest=""):
+    """The last route under /api/v1/. A resource path written with a trailing slash
+    (`POST /api/v1/jobs/`, as clients and our own docs often write it) is served by its route rather
+    than answered 404: a redirect would turn a POST into a GET and lose its body. Everything else is
+    the JSON 404."""
+    if request.path.endswith("/") and request.path.rstrip("/"):
+        try:
+            match = resolve(request.path.rstrip("/"))
+        except Resolver404:
+            match = None
+        if match is not None and match.url_name != "not_found":
+            return match.func(request, *match.args, **match.kwargs)
+    return _not_found_view(request, rest=rest)

@@ -144,11 +144,29 @@ def test_unknown_routes_are_json_404s_after_authentication():
             response = _call(Client(), method, path, None, token)
             assert response.status_code == 404, (method, path)
             assert json.loads(response.content)["error"]["code"] == "not_found"
-    hint = Client().get("/api/v1/conversations/", headers=token)
-    assert hint.status_code == 404 and "Did you mean /api/v1/conversations?" in hint.json()["error"]["message"]
+    hint = Client().get("/api/v1/me", headers=token)
+    assert hint.status_code == 404 and "Did you mean /api/v1/me/?" in hint.json()["error"]["message"]
     bad = Client().get("/api/v1/nothing", headers={"Authorization": "Bearer mhsd_wrong"})
     assert bad.status_code == 401 and bad.json()["error"]["status"] == 401
     assert Client().get("/api/v1/nothing").status_code == 404
+
+
+def test_a_trailing_slash_reaches_the_same_route_with_the_same_permissions():
+    """`POST /api/v1/jobs/` as clients write it: served by the route, not redirected (a redirect would
+    turn the POST into a GET), and checked exactly as the route without the slash."""
+    world = build_world()
+    for role, expected in (("researcher", 200), ("admin", 200), ("rater", 403)):
+        headers = {"Authorization": f"Bearer {world.tokens[role]}"}
+        assert Client().get("/api/v1/conversations/", headers=headers).status_code == expected, role
+        assert Client().get("/api/v1/jobs/", headers=headers).status_code == expected, role
+    assert Client().get("/api/v1/jobs/").status_code == 401
+    researcher = {"Authorization": f"Bearer {world.tokens['researcher']}"}
+    assert Client().post("/api/v1/jobs/", {}, headers=researcher).status_code == 403
+    # A session user still needs the CSRF token on the slash form.
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(world.admin)
+    refused = browser.post("/api/v1/jobs/", {})
+    assert refused.status_code == 403 and "CSRF" in refused.json()["error"]["message"]
 
 
 def test_browsers_get_json_too():

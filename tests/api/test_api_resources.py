@@ -366,6 +366,11 @@ def test_jobs_list_detail_and_admin_actions(admin_api, researcher_api, admin):
     assert_error(admin_api.post("/api/v1/jobs", {**payload, "traits": ["bold"]}), 400)
     assert_error(admin_api.post("/api/v1/jobs/999999/cancel"), 404)
 
+    # The form in the issue and in many clients, with a trailing slash, creates a job the same way.
+    slashed = admin_api.post("/api/v1/jobs/", {**payload, "name": "with a slash"})
+    assert slashed.status_code == 201, slashed.content
+    assert GenerationJob.objects.get(pk=slashed.json()["id"]).name == "with a slash"
+
 
 # --- raters ---------------------------------------------------------------------------------------
 
