@@ -341,7 +341,7 @@ def test_standard_library_encoder_writes_the_same_jsonl(rated, monkeypatch):
 
 
 def test_parquet_loads_with_hugging_face_datasets(rated, researcher_api, tmp_path):
-    datasets = pytest.importorskip("datasets")  # not a dependency; checked where it is installed
+    import datasets  # a dev dependency; HF_DATASETS_OFFLINE is set in tests/conftest.py
     _, body = download(researcher_api, rated, format="parquet")
     path = tmp_path / "export.parquet"
     path.write_bytes(body)
