@@ -76,6 +76,14 @@ class DateRange(QueryFilter):
             raise ValidationError({"created_before": "must be later than created_after"})
         return attrs
 
+    @staticmethod
+    def by_date(queryset, params: dict):
+        if "created_after" in params:
+            queryset = queryset.filter(created_at__gte=params["created_after"])
+        if "created_before" in params:
+            queryset = queryset.filter(created_at__lt=params["created_before"])
+        return queryset
+
 
 class ConversationFilter(DateRange):
     campaign = id_field("Conversations in this campaign.")
@@ -121,10 +129,7 @@ class ConversationFilter(DateRange):
         for name in ("source", "status", "is_simulated"):
             if name in params:
                 queryset = queryset.filter(**{name: params[name]})
-        if "created_after" in params:
-            queryset = queryset.filter(created_at__gte=params["created_after"])
-        if "created_before" in params:
-            queryset = queryset.filter(created_at__lt=params["created_before"])
+        queryset = DateRange.by_date(queryset, params)
         # Joins through campaign items can repeat a conversation.
         if any(k in params for k in ("campaign", "rubric", "rubric_version")):
             queryset = queryset.distinct()
@@ -147,10 +152,7 @@ class CampaignFilter(DateRange):
             queryset = queryset.filter(rubric__slug=params["rubric"])
         if "rubric_version" in params:
             queryset = queryset.filter(rubric__version=params["rubric_version"])
-        if "created_after" in params:
-            queryset = queryset.filter(created_at__gte=params["created_after"])
-        if "created_before" in params:
-            queryset = queryset.filter(created_at__lt=params["created_before"])
+        queryset = DateRange.by_date(queryset, params)
         return queryset
 
 
@@ -197,10 +199,7 @@ class JobFilter(DateRange):
             queryset = queryset.filter(status=params["status"])
         if "model" in params:
             queryset = queryset.filter(sensemaker_model__model=params["model"])
-        if "created_after" in params:
-            queryset = queryset.filter(created_at__gte=params["created_after"])
-        if "created_before" in params:
-            queryset = queryset.filter(created_at__lt=params["created_before"])
+        queryset = DateRange.by_date(queryset, params)
         return queryset
 
 

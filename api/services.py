@@ -9,7 +9,6 @@ from __future__ import annotations
 from django.db import transaction
 
 from generation.models import Conversation
-from mhsd_platform.accounts.roles import Role
 from mhsd_platform.audit.services import record
 from rating import campaigns as campaign_ops
 from rating.models import Campaign, CampaignItem, Rubric
@@ -33,39 +32,16 @@ def create_campaign_from_ids(actor, *, name: str, description: str, rubric: Rubr
     by id instead of by filters."""
     raters = list(raters)
     conversation_ids = list(dict.fromkeys(conversation_ids))
-    errors = {}
-    if not name.strip():
-        errors["name"] = "Give the campaign a name."
-    if not 1 <= overlap_k <= campaign_ops.MAX_K:
-        errors["overlap_k"] = f"Overlap k must be between 1 and {campaign_ops.MAX_K}."
-    elif len(raters) < overlap_k:
-        errors["raters"] = (f"With overlap k = {overlap_k} every conversation needs {overlap_k} different "
-                            f"raters; choose at least {overlap_k}.")
-    wrong = sorted(u.username for u in raters if u.role != Role.RATER or not u.is_active)
-    if wrong:
-        errors["raters"] = f"Only active clinician raters can rate: {', '.join(wrong)}."
-    if not 1 <= lease_minutes <= 24 * 60:
-        errors["lease_minutes"] = "The lease must be between 1 minute and 24 hours."
+    errors = campaign_ops.settings_errors(name=name, raters=raters, overlap_k=overlap_k, lease_minutes=lease_minutes)
     errors.update(_check_ids(conversation_ids) if conversation_ids else {"conversations": "Give at least one id."})
     if errors:
         raise campaign_ops.CampaignError(errors)
     # The items table says exactly which conversations; the selection records how they were chosen.
     selection = {"by": "conversation ids (API)", "conversations": len(conversation_ids),
                  "first_id": min(conversation_ids), "last_id": max(conversation_ids), "status": "done"}
-    campaign = Campaign.objects.create(
-        name=name.strip(), description=description.strip(), rubric=rubric, overlap_k=overlap_k,
-        lease_minutes=lease_minutes, selection=selection, created_by=actor,
-    )
-    campaign.raters.set(raters)
-    CampaignItem.objects.bulk_create(
-        [CampaignItem(campaign=campaign, conversation_id=pk) for pk in conversation_ids], batch_size=2000
-    )
-    record(actor, "campaign.create", campaign, new={
-        "name": campaign.name, "rubric": f"{rubric.slug} v{rubric.version}", "overlap_k": overlap_k,
-        "lease_minutes": lease_minutes, "raters": sorted(u.pseudonym for u in raters),
-        "conversations": len(conversation_ids), "selection": selection,
-    })
-    return campaign
+    return campaign_ops.insert_campaign(actor, name=name, description=description, rubric=rubric, raters=raters,
+                                        overlap_k=overlap_k, lease_minutes=lease_minutes, selection=selection,
+                                        conversation_ids=conversation_ids)
 
 
 @transaction.atomic

@@ -49,6 +49,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--latency", type=float, default=0.5, help="seconds per LLM call at the server")
     parser.add_argument("--in-flight", type=int, default=32)
+    parser.add_argument("--traits", type=int, default=5, choices=range(1, 6),
+                        help="personas per case: 16 demo cases x this many conversations")
     args = parser.parse_args()
 
     import os
@@ -65,14 +67,16 @@ def main():
     assert settings.REDIS_URL == REDIS_URL
     get_redis().flushdb()
     demo.seed_foundation()
-    from generation.models import CaseStudy
+    from generation.models import CaseStudy, Trait
 
+    traits = tuple(Trait.values[: args.traits])
     cases = list(CaseStudy.objects.filter(is_demo=True).order_by("external_id"))
     with FakeLLMServer(latency=args.latency) as server:
-        # 16 cases x 2 traits = 32 conversations, each a sequence of dependent calls.
-        parallel = run_job(server, cases=cases, traits=("agreeableness", "neuroticism"), in_flight=args.in_flight,
+        # 16 cases x 5 traits = 80 conversations, each a sequence of dependent calls: more conversations
+        # than calls in flight, so the pool stays full until the last few finish.
+        parallel = run_job(server, cases=cases, traits=traits, in_flight=args.in_flight,
                            worker_concurrency=args.in_flight, label="parallel")
-        baseline = run_job(server, cases=cases[:1], traits=("agreeableness",), in_flight=1, worker_concurrency=1,
+        baseline = run_job(server, cases=cases[:1], traits=traits[:1], in_flight=1, worker_concurrency=1,
                            label="one call at a time")
     limit = args.in_flight / args.latency
     baseline_limit = 1 / args.latency

@@ -76,11 +76,9 @@ def _check_raters(raters) -> list[str]:
     return errors
 
 
-@transaction.atomic
-def create_campaign(actor, *, name: str, description: str, rubric: Rubric, raters, overlap_k: int,
-                    lease_minutes: int, selection: Selection) -> Campaign:
+def settings_errors(*, name: str, raters: list, overlap_k: int, lease_minutes: int) -> dict[str, str]:
+    """What is wrong with a campaign's settings, by form field (shared by the pages and the API)."""
     errors = {}
-    raters = list(raters)
     if not name.strip():
         errors["name"] = "Give the campaign a name."
     if not 1 <= overlap_k <= MAX_K:
@@ -93,14 +91,15 @@ def create_campaign(actor, *, name: str, description: str, rubric: Rubric, rater
         errors["raters"] = " ".join(rater_errors)
     if not 1 <= lease_minutes <= 24 * 60:
         errors["lease_minutes"] = "The lease must be between 1 minute and 24 hours."
-    conversation_ids = list(select_conversations(selection).values_list("pk", flat=True))
-    if not conversation_ids:
-        errors["__all__"] = "No finished conversation matches these filters."
-    if errors:
-        raise CampaignError(errors)
+    return errors
+
+
+def insert_campaign(actor, *, name: str, description: str, rubric: Rubric, raters: list, overlap_k: int,
+                    lease_minutes: int, selection: dict, conversation_ids: list[int]) -> Campaign:
+    """Store a validated campaign with its items and audit event. Callers validate first."""
     campaign = Campaign.objects.create(
         name=name.strip(), description=description.strip(), rubric=rubric, overlap_k=overlap_k,
-        lease_minutes=lease_minutes, selection=selection.as_json(), created_by=actor,
+        lease_minutes=lease_minutes, selection=selection, created_by=actor,
     )
     campaign.raters.set(raters)
     CampaignItem.objects.bulk_create(
@@ -112,6 +111,21 @@ def create_campaign(actor, *, name: str, description: str, rubric: Rubric, rater
         "conversations": len(conversation_ids), "selection": campaign.selection,
     })
     return campaign
+
+
+@transaction.atomic
+def create_campaign(actor, *, name: str, description: str, rubric: Rubric, raters, overlap_k: int,
+                    lease_minutes: int, selection: Selection) -> Campaign:
+    raters = list(raters)
+    errors = settings_errors(name=name, raters=raters, overlap_k=overlap_k, lease_minutes=lease_minutes)
+    conversation_ids = list(select_conversations(selection).values_list("pk", flat=True))
+    if not conversation_ids:
+        errors["__all__"] = "No finished conversation matches these filters."
+    if errors:
+        raise CampaignError(errors)
+    return insert_campaign(actor, name=name, description=description, rubric=rubric, raters=raters,
+                           overlap_k=overlap_k, lease_minutes=lease_minutes, selection=selection.as_json(),
+                           conversation_ids=conversation_ids)
 
 
 @transaction.atomic
