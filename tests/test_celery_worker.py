@@ -12,3 +12,20 @@ def test_a_real_worker_runs_a_task_through_redis():
     with start_worker(app, pool="threads", concurrency=2, perform_ping_check=True, shutdown_timeout=10):
         result = app.send_task("celery.ping")
         assert result.get(timeout=20) == "pong"
+
+
+def test_worker_start_imports_litellm_and_freezes_what_it_imported():
+    """The worker pays LiteLLM's import before its pool starts and hides those long-lived objects from
+    the garbage collector, so full collections do not stall every in-flight LLM call."""
+    import gc
+    import sys
+
+    from mhsd_platform.celery import _prepare_worker
+
+    gc.unfreeze()
+    try:
+        _prepare_worker()
+        assert "litellm" in sys.modules
+        assert gc.get_freeze_count() > 100_000
+    finally:
+        gc.unfreeze()

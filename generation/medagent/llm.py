@@ -175,7 +175,9 @@ class LLMClient:
             return 0.0  # in-process rules, nothing is billed
         hidden = getattr(response, "_hidden_params", None) or {}
         cost = hidden.get("response_cost")
-        if cost is None:
+        # LiteLLM has priced the response already: None there means the price is unknown. Asking
+        # completion_cost again would only repeat the failed lookup (a few ms of CPU per call).
+        if cost is None and "response_cost" not in hidden:
             try:
                 cost = litellm.completion_cost(completion_response=response)
             except Exception:  # noqa: BLE001 - unknown price is a normal, reportable state

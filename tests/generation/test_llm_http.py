@@ -47,6 +47,19 @@ def test_success_returns_text_usage_and_counts_one_request(fake_llm, fast_client
     assert seen == [completion.usage]
 
 
+def test_a_model_litellm_knows_is_priced_from_its_local_price_map(fake_llm, fast_client):
+    """gpt-4o-mini is in LiteLLM's bundled price map (read locally: LITELLM_LOCAL_MODEL_COST_MAP)."""
+    completion = LLMClient(timeout=5).complete(spec(fake_llm, name="gpt-4o-mini"), MESSAGES, kind="redundancy_check")
+    usage = completion.usage
+    import litellm
+
+    price = litellm.model_cost["gpt-4o-mini"]
+    expected = usage["prompt_tokens"] * price["input_cost_per_token"] + \
+        usage["completion_tokens"] * price["output_cost_per_token"]
+    assert usage["cost_usd"] == pytest.approx(expected)
+    assert usage["cost_usd"] > 0
+
+
 def test_one_429_is_retried_once_with_backoff(fake_llm, fast_client, sleeps):
     fake_llm.push_faults("429")
     completion = fast_client.complete(spec(fake_llm), MESSAGES)
