@@ -15,15 +15,18 @@ from django.utils import timezone
 
 from rating.models import Campaign, CampaignItem
 from rating.rubric_files import LEVEL_FOR_KIND
+from results import services as results_services
 
 from . import selectors
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_N_BOOT = 200
+# The results app's figures, so the API, the datasheet and the results page give the same interval
+# for the same ratings whether or not a snapshot exists yet.
+DEFAULT_N_BOOT = results_services.N_BOOT
 MAX_N_BOOT = 2000
 CACHE_SECONDS = 24 * 3600
-SEED = 0
+SEED = results_services.SEED
 
 
 def _cache_key(campaign: Campaign, n_boot: int) -> str:

@@ -463,7 +463,8 @@ def csv_wide_stream(campaign: Campaign, **kwargs) -> Iterator[bytes]:
     lines.row(wide_columns(axis_keys, slots))
     for record in iter_records(campaign, **kwargs):
         aggregate = {a["axis"]: a for a in record["aggregate"]}
-        row = [*_meta(record), len(record["messages"]),
+        # record["messages"] is PostgreSQL's JSON text here: count the messages, not its characters.
+        row = [*_meta(record), len(json.loads(record["messages"])),
                ";".join(sorted({f["category"] for f in record["safety_flags"]}))]
         for key in axis_keys:
             agg = aggregate.get(key, {})

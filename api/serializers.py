@@ -16,6 +16,7 @@ from generation.models import (
 )
 from mhsd_platform.accounts.models import User
 from rating.models import Assignment, Campaign, CampaignStatus, Rating, Rubric
+from rating.selectors import conversation_label
 
 from .filters import MAX_ID
 
@@ -514,12 +515,16 @@ class OwnAssignmentSerializer(serializers.ModelSerializer):
 
     status = status_field(Assignment.Status.choices, read_only=True)
     campaign = serializers.SerializerMethodField()
-    conversation = serializers.IntegerField(source="item.conversation_id")
+    # Not the conversation's database id: ids are handed out job by job, so they hint at the model.
+    conversation = serializers.SerializerMethodField(help_text="The blinded label the rating page shows.")
 
     class Meta:
         model = Assignment
         fields = ["id", "campaign", "conversation", "status", "lease_expires_at", "active_seconds", "created_at",
                   "submitted_at"]
+
+    def get_conversation(self, obj) -> str:
+        return conversation_label(obj.pk)
 
     @extend_schema_field(CampaignRefSerializer)
     def get_campaign(self, obj):

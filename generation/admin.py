@@ -15,6 +15,18 @@ class PersonaAdmin(admin.ModelAdmin):
     list_display = ("__str__", "trait", "literacy", "intent", "goal")
     list_filter = ("trait", "literacy", "intent", "goal")
 
+    def get_readonly_fields(self, request, obj=None):
+        # Results, exports and campaign filters group conversations by their persona: editing one in
+        # use would silently rewrite what those conversations were generated with.
+        if obj is not None and Conversation.objects.filter(persona=obj).exists():
+            return [f.name for f in obj._meta.fields]
+        return super().get_readonly_fields(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and Conversation.objects.filter(persona=obj).exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
 
 @admin.register(ModelConfig)
 class ModelConfigAdmin(admin.ModelAdmin):

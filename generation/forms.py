@@ -65,8 +65,6 @@ class ModelConfigForm(forms.ModelForm):
         self.initial["extra_params"] = json.dumps(self.instance.extra_params or {}) if self.instance.pk else ""
 
     def clean_extra_params(self):
-        from .medagent.types import _RESERVED_EXTRA
-
         raw = (self.cleaned_data.get("extra_params") or "").strip()
         if not raw:
             return {}
@@ -76,10 +74,7 @@ class ModelConfigForm(forms.ModelForm):
             raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from exc
         if not isinstance(value, dict):
             raise forms.ValidationError("Give a JSON object.")
-        reserved = sorted(set(value) & _RESERVED_EXTRA)
-        if reserved:
-            raise forms.ValidationError(f"Use the dedicated fields, not extra parameters, for: {', '.join(reserved)}.")
-        return value
+        return value  # ModelConfig.clean() checks the names (for the Django admin too)
 
     def clean_model(self):
         model = self.cleaned_data["model"].strip()

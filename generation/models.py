@@ -1,5 +1,8 @@
 """Case studies, personas, model configurations, generation jobs and the conversations they make."""
+import re
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
@@ -109,6 +112,24 @@ key_env_validator = RegexValidator(
 )
 
 
+# Names of parameters that carry credentials (extra_headers' Authorization, aws_secret_access_key,
+# x-api-key, access_token, ...), judged by their parts ("max_tokens" is not one).
+_SECRET_PARTS = {"key", "apikey", "secret", "password", "passwd", "authorization", "credential", "credentials", "token"}
+
+
+def _is_secret_name(name: str) -> bool:
+    return bool(_SECRET_PARTS & set(re.split(r"[_\-.\s]+", name.lower())))
+
+
+def _flat_keys(value) -> list[str]:
+    """Every key of a JSON value, nested ones too."""
+    if isinstance(value, dict):
+        return [k for key, item in value.items() for k in (str(key), *_flat_keys(item))]
+    if isinstance(value, list):
+        return [k for item in value for k in _flat_keys(item)]
+    return []
+
+
 class ModelConfig(models.Model):
     """A LiteLLM model string with its parameters. The key stays in the environment."""
 
@@ -137,6 +158,25 @@ class ModelConfig(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.model})"
+
+    def clean(self):
+        """Checked by every form, the Django admin included: extra parameters are copied into job
+        snapshots, conversation provenance and exports, so they must never carry a credential, and
+        must not shadow the dedicated fields."""
+        from .medagent.types import _RESERVED_EXTRA
+
+        super().clean()
+        if not isinstance(self.extra_params, dict):
+            raise ValidationError({"extra_params": "Give a JSON object."})
+        reserved = sorted(set(self.extra_params) & _RESERVED_EXTRA)
+        if reserved:
+            raise ValidationError(
+                {"extra_params": f"Use the dedicated fields, not extra parameters, for: {', '.join(reserved)}."})
+        secret_like = sorted(name for name in _flat_keys(self.extra_params) if _is_secret_name(name))
+        if secret_like:
+            raise ValidationError({"extra_params": (
+                f"Extra parameters are stored and exported in the clear; no credentials ({', '.join(secret_like)}). "
+                "Put the key in an environment variable and give its name in the key variable field.")})
 
     @property
     def is_simulator(self) -> bool:

@@ -4,6 +4,7 @@ Views, the API and management commands call these; Celery tasks (generation/task
 wrappers around `run_conversation_attempt`.
 """
 import logging
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -165,6 +166,7 @@ def launch_job(actor, req: JobRequest, *, enqueue_tasks: bool = True) -> Generat
         },
     )
     conversations = []
+    models_used = (req.sensemaker_model, req.patient_model, req.helper_model)
     for case in req.cases:
         for persona in personas_for_case(case, req.traits, req.literacies):
             conversations.append(
@@ -179,7 +181,7 @@ def launch_job(actor, req: JobRequest, *, enqueue_tasks: bool = True) -> Generat
                     helper_model=req.helper_model.model,
                     ground_truth_diagnosis=case.ground_truth_diagnosis,
                     condition=case.condition,
-                    is_simulated=req.sensemaker_model.is_simulator or req.patient_model.is_simulator,
+                    is_simulated=any(m.is_simulator for m in models_used),
                     provenance={
                         "models": job.settings_snapshot,
                         "persona": {"trait": persona.trait, "literacy": persona.literacy,
@@ -248,11 +250,14 @@ def cancel_job(job: GenerationJob, actor) -> int:
 
 @transaction.atomic
 def retry_failed(job: GenerationJob, actor) -> int:
-    """Re-run only the failed conversations (with their original seeds)."""
+    """Re-run only the failed conversations (with their original seeds). Conversations still queued
+    are sent to the queue again too: if the broker lost their messages (a Redis restart without
+    persistence), this is how an admin gets them going; a duplicate task is a no-op."""
     job = GenerationJob.objects.select_for_update().get(pk=job.pk)
     failed = list(job.conversations.filter(status=Conversation.Status.FAILED).values_list("id", flat=True))
     if not failed:
         return 0
+    still_queued = list(job.conversations.filter(status=Conversation.Status.QUEUED).values_list("id", flat=True))
     Conversation.objects.filter(id__in=failed).update(
         status=Conversation.Status.QUEUED, failure_reason="", started_at=None, finished_at=None
     )
@@ -261,7 +266,7 @@ def retry_failed(job: GenerationJob, actor) -> int:
     job.status = GenerationJob.Status.QUEUED
     job.save(update_fields=["cancel_requested_at", "finished_at", "status"])
     record(actor, "job.retry_failed", job, new={"conversations": len(failed)})
-    transaction.on_commit(lambda: enqueue(failed))
+    transaction.on_commit(lambda: enqueue(failed + still_queued))
     return len(failed)
 
 
@@ -330,7 +335,7 @@ def run_conversation_attempt(conversation_id: int) -> str:
     """Generate one conversation end to end. Idempotent: a redelivered or duplicate task is a no-op
     while another worker holds the conversation's lease, and once it is finished."""
     from .concurrency import ConversationLease, JobCallSlots
-    from .medagent import ConversationFailed, MedAgentError, run_conversation
+    from .medagent import ConversationCancelled, ConversationFailed, MedAgentError, run_conversation
 
     lease = ConversationLease(conversation_id, ttl=settings.GENERATION_LEASE_SECONDS)
     if not lease.acquire():
@@ -345,14 +350,29 @@ def run_conversation_attempt(conversation_id: int) -> str:
         snapshot = job.settings_snapshot
         models = {role: spec_from_snapshot(snapshot[role]) for role in ("patient", "sensemaker", "helper")}
         client = llm_client(call_slot=JobCallSlots(job.pk, job.max_concurrent_calls))
+        # Celery's threads pool does not enforce task time limits, so the conversation keeps its own
+        # deadline, checked between turns (each LLM call has its own timeout).
+        limit = settings.GENERATION_CONVERSATION_SECONDS
+        deadline = time.monotonic() + limit
         try:
             result = run_conversation(
                 case_input(conv.case), persona_input(conv.persona), models, seed=conv.seed, client=client,
-                prompt_version=conv.prompt_version,
+                prompt_version=conv.prompt_version, should_continue=lambda: time.monotonic() < deadline,
             )
+        except ConversationCancelled as exc:
+            reason = (f"Stopped: the conversation took longer than its {limit} s limit "
+                      f"(GENERATION_CONVERSATION_SECONDS); {exc}.")
+            _finish_failed(conversation_id, attempt, reason, getattr(exc, "usage", None), getattr(exc, "trace", None))
+            return AttemptOutcome.FAILED
         except (ConversationFailed, MedAgentError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or str(exc)
             _finish_failed(conversation_id, attempt, reason, getattr(exc, "usage", None), getattr(exc, "trace", None))
+            return AttemptOutcome.FAILED
+        except Exception as exc:
+            # A bug or an outage must end as a failed conversation with its reason, not as a
+            # "running" row that the reaper re-queues for ever.
+            logger.exception("Conversation %s failed with an unexpected error", conversation_id)
+            _finish_failed(conversation_id, attempt, f"Internal error: {type(exc).__name__}: {exc}"[:2000], None, None)
             return AttemptOutcome.FAILED
         _finish_done(conversation_id, attempt, result)
         return AttemptOutcome.DONE
@@ -426,15 +446,26 @@ def orphaned_conversation_ids() -> list[int]:
 
 def requeue_orphans() -> list[int]:
     """Hand conversations of dead workers to live ones. Nothing of theirs was written (messages are
-    written only on completion), so they restart from the beginning with the same seed."""
-    requeued = []
+    written only on completion), so they restart from the beginning with the same seed. One that has
+    already lost GENERATION_MAX_ATTEMPTS workers is failed instead: it is probably what kills them."""
+    requeued, given_up = [], []
+    max_attempts = settings.GENERATION_MAX_ATTEMPTS
     for cid in orphaned_conversation_ids():
         with transaction.atomic():
-            updated = Conversation.objects.filter(
-                pk=cid, status=Conversation.Status.RUNNING
-            ).update(status=Conversation.Status.QUEUED, failure_reason="")
+            running = Conversation.objects.filter(pk=cid, status=Conversation.Status.RUNNING)
+            if running.filter(attempts__gte=max_attempts).update(
+                status=Conversation.Status.FAILED, finished_at=timezone.now(),
+                failure_reason=f"Gave up: the worker running it was lost on each of {max_attempts} attempts.",
+            ):
+                given_up.append(cid)
+                continue
+            updated = running.update(status=Conversation.Status.QUEUED, failure_reason="")
         if updated:
             requeued.append(cid)
+    for job_id in set(Conversation.objects.filter(pk__in=given_up).values_list("job_id", flat=True)):
+        refresh_job_status(job_id)
+    if given_up:
+        logger.error("Conversations failed after losing %s workers: %s", max_attempts, given_up)
     if requeued:
         logger.warning("Re-queued conversations of a lost worker: %s", requeued)
         enqueue(requeued)
@@ -456,6 +487,15 @@ def extract_case_facts(case: CaseStudy, helper: ModelConfig) -> CaseStudy:
         )
         case.refresh_from_db()
         return case
+    with transaction.atomic():
+        current = CaseStudy.objects.select_for_update().get(pk=case.pk)
+        if current.facts_status == CaseStudy.FactsStatus.REVIEWED:
+            # An admin reviewed the facts while the LLM was working: their edit wins.
+            return current
+        return _store_extraction(current, extraction)
+
+
+def _store_extraction(case: CaseStudy, extraction) -> CaseStudy:
     case.facts = extraction.facts
     case.vital_facts = extraction.vital_facts
     case.intent = extraction.intent

@@ -33,6 +33,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 # Behind TLS in production: HTTPS=1 turns on secure cookies, HSTS and the HTTPS redirect.
 HTTPS = env_bool("HTTPS", False)
 SECURE_SSL_REDIRECT = HTTPS
+# The container health check probes /healthz over plain HTTP from inside the container.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
@@ -175,6 +177,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
+# Enforced by the prefork and gevent pools. The threads pool ignores them, so a conversation also keeps
+# its own deadline (GENERATION_CONVERSATION_SECONDS, below), which defaults to the soft limit.
 CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", 30 * 60))
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", 35 * 60))
 # Redis redelivers any unacknowledged task after the visibility timeout: keep it well above the
@@ -217,6 +221,8 @@ LOCAL_LLM_API_BASE = os.environ.get("LOCAL_LLM_API_BASE", "http://127.0.0.1:8081
 # A worker renews its claim on a running conversation every third of this; a killed worker's
 # conversations are re-queued once it lapses.
 GENERATION_LEASE_SECONDS = int(os.environ.get("GENERATION_LEASE_SECONDS", "60"))
+GENERATION_CONVERSATION_SECONDS = int(os.environ.get("GENERATION_CONVERSATION_SECONDS", CELERY_TASK_SOFT_TIME_LIMIT))
+GENERATION_MAX_ATTEMPTS = int(os.environ.get("GENERATION_MAX_ATTEMPTS", "3"))
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -24,6 +24,9 @@ class RubricFileError(ValueError):
     pass
 
 
+AGREEMENT_LEVELS = ("nominal", "ordinal", "interval", "ratio")
+
+
 def _validate(data: dict) -> list[dict]:
     errors = []
     for field in ("slug", "name", "axes"):
@@ -66,6 +69,13 @@ def _validate(data: dict) -> list[dict]:
                 errors.append(f"{where}: ordinal axes need 'scale': [min, max] with integers, min < max")
         if kind == "computed" and not axis.get("computed_by"):
             errors.append(f"{where}: computed axes need 'computed_by'")
+        # The agreement statistics accept only these; a typo here would break every recomputation.
+        level = axis.get("agreement_level")
+        if level is not None and level not in AGREEMENT_LEVELS:
+            errors.append(f"{where}: 'agreement_level' must be one of {list(AGREEMENT_LEVELS)}, got {level!r}")
+        for flag in ("required", "shows_ground_truth"):
+            if flag in axis and not isinstance(axis[flag], bool):
+                errors.append(f"{where}: '{flag}' must be true or false, got {axis[flag]!r}")
         if key and not (isinstance(key, str) and SLUG.fullmatch(key)):
             errors.append(f"{where}: 'key' must be lower-case letters, digits, '-' or '_', got {key!r}")
         for name, limit in (("key", 80), ("name", 200), ("group", 80), ("computed_by", 40)):

@@ -15,6 +15,7 @@ from django.http import StreamingHttpResponse
 
 from api import export
 from api.export import LONG_COLUMNS, arrow_schema
+from generation.models import Message
 from rating.models import Campaign, Rating
 from tests.api.conftest import ApiClient, assert_error
 from tests.api.rated import TRICKY, truth
@@ -151,6 +152,8 @@ def test_csv_wide_has_one_row_per_conversation(rated, researcher_api):
         record = expected[int(row["conversation_id"])]
         assert int(row["n_raters"]) == record["n_raters"]
         assert json.loads(row["messages_json"]) == record["messages"]
+        assert int(row["n_messages"]) == len(record["messages"]) == Message.objects.filter(
+            conversation_id=record["conversation_id"]).count()
         assert row["safety_categories"] == ";".join(sorted({f["category"] for f in record["safety_flags"]}))
         aggregate = {a["axis"]: a for a in record["aggregate"]}
         for key in axis_keys:

@@ -382,6 +382,8 @@ def test_raters_see_their_own_assignments_and_no_model_identity(rated, raters):
     assert response.status_code == 200
     rows = response.json()["results"]
     assert {r["id"] for r in rows} == set(Assignment.objects.filter(rater=rater).values_list("id", flat=True))
+    # Conversations are named as on the rating page, never by database id (ids follow the job, so the model).
+    assert all(r["conversation"] == f"Conversation {r['id']}" for r in rows)
     text = response.content.decode()
     for conv in Conversation.objects.filter(campaign_items__campaign=rated):
         for model in {conv.sensemaker_model, conv.patient_model, conv.helper_model} - {""}:

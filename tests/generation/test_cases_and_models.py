@@ -89,6 +89,28 @@ def test_fact_extraction_through_litellm_then_admin_review(client):
     assert case.facts_status == CaseStudy.FactsStatus.REVIEWED
 
 
+def test_a_late_extraction_never_overwrites_facts_an_admin_reviewed(monkeypatch):
+    """Extraction runs in a worker; if an admin reviews the case meanwhile, the review wins."""
+    case = make_case(facts=[], intent="", goal="", facts_status=CaseStudy.FactsStatus.PENDING)
+    import generation.medagent as medagent
+
+    real_extract = medagent.extract_case
+
+    def extract_while_admin_reviews(*args, **kwargs):
+        result = real_extract(*args, **kwargs)
+        CaseStudy.objects.filter(pk=case.pk).update(
+            facts=["Reviewed by a clinician"], intent="lifestyle_literacy", goal="comfort",
+            facts_status=CaseStudy.FactsStatus.REVIEWED,
+        )
+        return result
+
+    monkeypatch.setattr(medagent, "extract_case", extract_while_admin_reviews)
+    returned = services.extract_case_facts(case, make_model("simulator/helper"))
+    case.refresh_from_db()
+    assert case.facts == ["Reviewed by a clinician"] and case.facts_status == CaseStudy.FactsStatus.REVIEWED
+    assert returned.facts == ["Reviewed by a clinician"]
+
+
 def test_model_configuration_stores_a_variable_name_never_a_key(client):
     client.force_login(make_user(Role.ADMIN))
     url = reverse("generation:model_create")
@@ -100,7 +122,7 @@ def test_model_configuration_stores_a_variable_name_never_a_key(client):
     no_provider = client.post(url, {**base, "model": "gpt-4o", "api_key_env": "OPENAI_API_KEY"})
     assert b"provider" in no_provider.content
     ok = client.post(url, {**base, "api_key_env": "OPENAI_API_KEY", "extra_params": '{"top_p": 1}'})
-    assert ok.status_code == 302
+    assert ok.status_code == 302, ok.context["adminform"].form.errors
     config = ModelConfig.objects.get(name="gpt")
     assert config.api_key_env == "OPENAI_API_KEY" and config.extra_params == {"top_p": 1}
 
@@ -134,3 +156,40 @@ def test_launch_refuses_unready_cases_and_inactive_models():
     models[1].save()
     with pytest.raises(services.GenerationError, match="inactive"):
         services.launch_job(None, services.JobRequest("x", [make_case()], *models))
+
+
+def test_extra_parameters_never_hold_credentials_even_through_the_django_admin(client):
+    admin_user = make_user(Role.ADMIN)
+    admin_user.is_staff = admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+    url = reverse("admin:generation_modelconfig_add")
+    base = {"name": "hosted", "model": "openai/gpt-4o-mini", "temperature": "0", "is_active": "on",
+            "created_at_0": "2026-11-22", "created_at_1": "10:00:00"}
+    for extra, named in (({"extra_headers": {"Authorization": "Bearer sk-live"}}, "Authorization"),
+                         ({"aws_secret_access_key": "abc"}, "aws_secret_access_key"),
+                         ({"api_key": "sk-live"}, "api_key")):
+        page = client.post(url, {**base, "extra_params": json.dumps(extra)})
+        assert page.status_code == 200 and named.encode() in page.content, extra
+        assert not ModelConfig.objects.filter(name="hosted").exists()
+    ok = client.post(url, {**base, "extra_params": json.dumps({"max_completion_tokens": 900, "top_p": 0.9})})
+    assert ok.status_code == 302, ok.context["adminform"].form.errors
+    assert ModelConfig.objects.get(name="hosted").extra_params["top_p"] == 0.9
+
+
+def test_a_persona_in_use_is_read_only_in_the_django_admin(client):
+    from generation.models import Persona
+    from tests.factories import make_conversation
+
+    used = make_conversation().persona
+    unused = Persona.objects.exclude(pk=used.pk).first() or Persona.objects.create(
+        trait="openness", literacy="advanced", intent="lifestyle_literacy", goal="comfort")
+    admin_user = make_user(Role.ADMIN)
+    admin_user.is_staff = admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+    page = client.get(reverse("admin:generation_persona_change", args=[used.pk]))
+    assert page.status_code == 200 and b'name="trait"' not in page.content
+    assert client.get(reverse("admin:generation_persona_delete", args=[used.pk])).status_code == 403
+    editable = client.get(reverse("admin:generation_persona_change", args=[unused.pk]))
+    assert b'name="trait"' in editable.content

@@ -196,3 +196,59 @@ def test_generate_command_waits_and_fails_loudly(fake_llm, capsys):
                      "--inline")
     assert exc.value.code == 1
     assert "failed" in capsys.readouterr().err
+
+
+def test_a_conversation_over_its_time_limit_fails_with_the_reason(fake_llm, settings):
+    """The threads pool ignores Celery's time limits; the conversation's own deadline stops it."""
+    settings.GENERATION_CONVERSATION_SECONDS = 0
+    job = launch([make_case()], http_models(fake_llm))
+    conv = job.conversations.get()
+    assert services.run_conversation_attempt(conv.pk) == services.AttemptOutcome.FAILED
+    conv.refresh_from_db()
+    assert conv.status == "failed" and "longer than its 0 s limit" in conv.failure_reason
+    assert not conv.messages.exists()
+    assert GenerationJob.objects.get(pk=job.pk).status == GenerationJob.Status.FAILED
+
+
+def test_an_unexpected_error_fails_the_conversation_instead_of_leaving_it_running(fake_llm, monkeypatch):
+    job = launch([make_case()], http_models(fake_llm))
+    conv = job.conversations.get()
+
+    def broken(*args, **kwargs):
+        raise KeyError("sensemaker")
+
+    monkeypatch.setattr("generation.medagent.run_conversation", broken)
+    assert services.run_conversation_attempt(conv.pk) == services.AttemptOutcome.FAILED
+    conv.refresh_from_db()
+    assert conv.status == "failed" and conv.failure_reason == "Internal error: KeyError: 'sensemaker'"
+    assert services.requeue_orphans() == []  # nothing left "running" for the reaper to loop on
+
+
+def test_the_reaper_gives_up_on_a_conversation_that_keeps_losing_its_worker(fake_llm, settings):
+    settings.GENERATION_MAX_ATTEMPTS = 2
+    job = launch([make_case(), make_case()], http_models(fake_llm))
+    first, second = job.conversations.order_by("pk")
+    # Both "running" with no lease, as after a SIGKILL: one on its first attempt, one on its second.
+    Conversation.objects.filter(pk=first.pk).update(status="running", attempts=1)
+    Conversation.objects.filter(pk=second.pk).update(status="running", attempts=2)
+    from unittest import mock
+
+    with mock.patch.object(services, "enqueue") as enqueue:
+        assert services.requeue_orphans() == [first.pk]
+    enqueue.assert_called_once_with([first.pk])
+    second.refresh_from_db()
+    assert second.status == "failed" and "lost on each of 2 attempts" in second.failure_reason
+
+
+def test_retry_also_resends_conversations_still_queued(fake_llm):
+    """A broker that lost its messages (Redis restarted without persistence) leaves conversations
+    queued for ever; Retry sends them again, and the duplicate-safe task makes that harmless."""
+    from unittest import mock
+
+    job = launch([make_case(), make_case()], http_models(fake_llm))
+    failed, waiting = job.conversations.order_by("pk")
+    Conversation.objects.filter(pk=failed.pk).update(status="failed", failure_reason="boom")
+    with mock.patch.object(services, "enqueue") as enqueue, \
+            mock.patch("django.db.transaction.on_commit", side_effect=lambda fn, **kw: fn()):
+        assert services.retry_failed(job, None) == 1
+    enqueue.assert_called_once_with([failed.pk, waiting.pk])

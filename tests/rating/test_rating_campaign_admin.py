@@ -223,3 +223,19 @@ def test_rubric_upload_new_version_noop_and_named_errors(admin_client):
     mindeval = (DEFAULT_RUBRIC_FILE.parent / "mindeval-v1.json").read_bytes()
     client.post(url, {"file": SimpleUploadedFile("mindeval.json", mindeval)})
     assert Rubric.objects.filter(slug="mindeval").exists()
+
+
+@pytest.mark.django_db
+def test_a_rubric_file_with_an_unknown_agreement_level_is_refused_before_it_can_break_recomputation():
+    from rating.rubric_files import RubricFileError, load_rubric
+
+    data = {"slug": "typo-rubric", "name": "Typo", "axes": [
+        {"key": "flow", "name": "Flow", "kind": "ordinal", "scale": [1, 4], "agreement_level": "likert"},
+        {"key": "ok", "name": "OK", "kind": "binary", "required": "yes"},
+    ]}
+    with pytest.raises(RubricFileError) as caught:
+        load_rubric(data)
+    message = str(caught.value)
+    assert "axes[0]: 'agreement_level' must be one of" in message and "'likert'" in message
+    assert "axes[1]: 'required' must be true or false" in message
+    assert not Rubric.objects.filter(slug="typo-rubric").exists()
