@@ -89,7 +89,9 @@ def test_shrout_fleiss_1979_icc_2k():
     assert round(result["icc2k"], 2) == 0.62
     assert round(result["icc2k"], 3) == 0.620
     assert round(result["icc21"], 2) == 0.29
-    assert (result["n"], result["k"]) == (6, 4)
+    # Table 4, one-way model: ICC(1,4) = .44 (WMS = 6.26).
+    assert round(result["icc1k"], 2) == 0.44
+    assert (result["n"], result["k"], result["design"]) == (6, 4, "crossed")
 
 
 def test_icc_uses_complete_units_only():
@@ -99,6 +101,23 @@ def test_icc_uses_complete_units_only():
     assert result["icc2k"] == pytest.approx(icc2k(SHROUT_FLEISS_1979)["icc2k"])
     sparse = np.array([[1.0, np.nan], [np.nan, 2.0], [3.0, np.nan]])
     assert np.isnan(icc2k(sparse)["icc2k"]) and icc2k(sparse)["n"] == 0
+
+
+def test_icc_with_k_raters_per_unit_drawn_from_a_larger_pool():
+    """The platform's design: each unit gets k = 4 of 9 raters, so no unit is rated by everyone. The
+    Shrout & Fleiss ratings spread over the pool (each unit's four in rater order) must give the
+    published figures: the slots are the table."""
+    rng = np.random.default_rng(7)
+    pool = np.full((6, 9), np.nan)
+    for unit, ratings in enumerate(np.asarray(SHROUT_FLEISS_1979, dtype=float)):
+        columns = np.sort(rng.choice(9, size=4, replace=False))
+        pool[unit, columns] = ratings
+    # One unit with only two ratings (below the modal k) stays out of the table.
+    pool = np.vstack([pool, [[np.nan] * 7 + [2.0, 3.0]]])
+    result = icc2k(pool)
+    assert (result["design"], result["n"], result["k"]) == ("overlap", 6, 4)
+    assert round(result["icc2k"], 3) == 0.620 and round(result["icc1k"], 2) == 0.44
+    assert "first 4 ratings" in result["units_used"]
 
 
 def test_icc_is_one_for_identical_raters():
