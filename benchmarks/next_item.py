@@ -297,6 +297,10 @@ def main():
         "server": f"gunicorn gthread {args.workers} workers x {args.threads} threads", "client_threads": args.clients,
         "cpu_count": os.cpu_count(), "duration_s": round(elapsed, 1),
         "cycles": cycles, "throughput_cycles_per_s": round(cycles / elapsed, 2),
+        # Each cycle is three requests (next, page, submit); the baseline's throughput is GET /healthz's.
+        "throughput_requests_per_s": round(3 * cycles / elapsed, 2),
+        "baseline_requests_per_s": round(len(base_lat) / args.baseline_seconds, 2),
+        "ratio_requests_per_s_to_baseline": ratio(3 * cycles / elapsed, len(base_lat) / args.baseline_seconds),
         "next": nxt, "submit": sub, "page": page, "baseline_healthz": hz,
         "ratio_next_p50_to_baseline_p50": ratio(nxt["p50_ms"], hz["p50_ms"]),
         "ratio_next_p95_to_baseline_p95": ratio(nxt["p95_ms"], hz["p95_ms"]),
