@@ -251,3 +251,9 @@ def test_full_demo_seed_generates_conversations_and_opens_a_campaign():
     assert sorted(campaign.raters.values_list("username", flat=True)) == ["rater1", "rater2", "rater3"]
     call_command("seed_demo", verbosity=0)
     assert Conversation.objects.count() == expected and Campaign.objects.count() == 1
+
+
+def test_seed_demo_refuses_a_deployment_unless_told_the_passwords_are_public():
+    result = _manage("seed_demo", "--no-generation", DEBUG="0", SECRET_KEY="y" * 64 + "-a-real-deployment-key")
+    assert result.returncode != 0
+    assert "--insecure-demo-users" in result.stderr
