@@ -74,3 +74,38 @@ def json_error(status: int, code: str, message: str, details=None) -> JsonRespon
 
 
 __all__ = ["exception_handler", "json_error", "error_body", "Http404", "PermissionDenied"]
+
+
+# Errors raised before or outside a DRF view (a rejected Host header, a failure in middleware) reach
+# Django's error handlers; under /api/ they keep the API's one JSON shape instead of an HTML page.
+_API_PREFIX = "/api/"
+
+
+def _json_or(default_view, status: int, code: str, message: str):
+    from django.http import JsonResponse
+
+    def handler(request, *args, **kwargs):
+        if request.path.startswith(_API_PREFIX):
+            return JsonResponse(error_body(status, code, message), status=status)
+        return default_view(request, *args, **kwargs)
+
+    return handler
+
+
+def _handlers():
+    from django.views import defaults
+
+    return {
+        "handler400": _json_or(defaults.bad_request, 400, "bad_request", "The request could not be understood."),
+        "handler403": _json_or(defaults.permission_denied, 403, "permission_denied", "Permission denied."),
+        "handler404": _json_or(defaults.page_not_found, 404, "not_found", "Not found."),
+        "handler500": _json_or(defaults.server_error, 500, "server_error",
+                               "The server failed to answer; the error has been logged."),
+    }
+
+
+HANDLERS = _handlers()
+handler400 = HANDLERS["handler400"]
+handler403 = HANDLERS["handler403"]
+handler404 = HANDLERS["handler404"]
+handler500 = HANDLERS["handler500"]

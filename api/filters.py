@@ -169,12 +169,27 @@ class RatingFilter(QueryFilter):
         required=False, default=False,
         help_text="Admins only: add each rater's username. Everyone else gets pseudonyms only.",
     )
+    job = id_field("Ratings of conversations made by this generation job.")
+    model = serializers.CharField(required=False, max_length=200, help_text="The model under test (sensemaker).")
+    condition = serializers.CharField(required=False, max_length=120, help_text="Case condition (case-insensitive).")
+    trait = serializers.ChoiceField(required=False, choices=Trait.choices, help_text="The persona's dominant trait.")
+    literacy = serializers.ChoiceField(required=False, choices=Literacy.choices, help_text="Persona health literacy.")
+    rubric_version = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**31 - 1, help_text="Given under this rubric version."
+    )
     ordering = serializers.ChoiceField(required=False, choices=["id", "-id"], default="id")
 
     @staticmethod
     def apply(queryset, params: dict):
         if "conversation" in params:
             queryset = queryset.filter(assignment__item__conversation_id=params["conversation"])
+        conversation = "assignment__item__conversation__"
+        for name, lookup in (("job", "job_id"), ("model", "sensemaker_model"), ("condition", "condition__iexact"),
+                             ("trait", "persona__trait"), ("literacy", "persona__literacy")):
+            if name in params:
+                queryset = queryset.filter(**{conversation + lookup: params[name]})
+        if "rubric_version" in params:
+            queryset = queryset.filter(rubric__version=params["rubric_version"])
         if "rater" in params:
             queryset = queryset.filter(assignment__rater__pseudonym=params["rater"])
         if params.get("status", "submitted") != "any":

@@ -57,7 +57,9 @@ def job_detail(request, pk):
 @capability_required(Capability.VIEW_GENERATION)
 def job_progress_fragment(request, pk):
     job = get_object_or_404(GenerationJob, pk=pk)
-    return render(request, "generation/_job_progress.html", {"job": job, "progress": job_progress(job)})
+    conversations = job.conversations.select_related("case", "persona").order_by("id")
+    return render(request, "generation/_job_progress.html",
+                  {"job": job, "progress": job_progress(job), "conversations": conversations})
 
 
 @require_POST

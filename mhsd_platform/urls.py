@@ -18,3 +18,9 @@ urlpatterns = [
     path("exports/", include("api.ui_urls")),
     path("django-admin/", admin.site.urls),
 ]
+
+# Under /api/ these answer in the API's JSON error shape; elsewhere they are Django's own pages.
+handler400 = "api.errors.handler400"
+handler403 = "api.errors.handler403"
+handler404 = "api.errors.handler404"
+handler500 = "api.errors.handler500"

@@ -186,3 +186,19 @@ def test_browsers_get_json_too():
     # A client that accepts nothing JSON is told so, in JSON.
     refused = client.get("/api/v1/me/", headers={"Accept": "text/html"})
     assert refused.status_code == 406 and refused.json()["error"]["code"] == "not_acceptable"
+
+
+def test_errors_outside_drf_keep_the_json_shape_under_api_only():
+    """A rejected Host header never reaches a DRF view; Django's handlers answer, in JSON under /api/."""
+    rejected = Client().get("/api/v1/conversations", HTTP_HOST="evil.example")
+    assert rejected.status_code == 400 and rejected.json()["error"]["code"] == "bad_request"
+    page = Client().get("/accounts/login/", HTTP_HOST="evil.example")
+    assert page.status_code == 400 and "json" not in page.headers.get("Content-Type", "")
+
+    from django.test import RequestFactory
+
+    from api.errors import handler500
+
+    failed = handler500(RequestFactory().get("/api/v1/campaigns/1/export"))
+    assert failed.status_code == 500 and json.loads(failed.content)["error"]["status"] == 500
+    assert "text/html" in handler500(RequestFactory().get("/rate/"))["Content-Type"]

@@ -238,6 +238,19 @@ def test_ratings_are_pseudonymised(researcher_api, admin_api, rated):
     pseudonym = ratings[0]["rater"]
     mine = researcher_api.get(f"/api/v1/campaigns/{rated.pk}/ratings", {"rater": pseudonym}).json()["results"]
     assert mine and all(r["rater"] == pseudonym for r in mine)
+    # The same filters as conversations: by model under test, job, condition, persona, rubric version.
+    gpt, _ = walk(researcher_api, f"/api/v1/campaigns/{rated.pk}/ratings", {"model": "openai/gpt-x"})
+    expected = {r.pk for r in Rating.objects.filter(
+        assignment__campaign=rated, status="submitted",
+        assignment__item__conversation__sensemaker_model="openai/gpt-x")}
+    assert expected and {r["id"] for r in gpt} == expected
+    job_id = Rating.objects.get(pk=next(iter(expected))).assignment.item.conversation.job_id
+    by_job, _ = walk(researcher_api, f"/api/v1/campaigns/{rated.pk}/ratings", {"job": job_id})
+    assert {r["id"] for r in by_job} == expected
+    assert not researcher_api.get(f"/api/v1/campaigns/{rated.pk}/ratings", {"model": "none/such"}).json()["results"]
+    assert len(walk(researcher_api, f"/api/v1/campaigns/{rated.pk}/ratings",
+                    {"rubric_version": rated.rubric.version})[0]) == 8
+    assert_error(researcher_api.get(f"/api/v1/campaigns/{rated.pk}/ratings", {"trait": "bold"}), 400)
 
 
 def test_scores_are_means_over_submitted_ratings(researcher_api, rated):

@@ -96,6 +96,10 @@ def test_provider_faults_are_retried_and_final_failures_explained(fake_llm, clie
     client.force_login(make_user(Role.ADMIN))
     page = client.get(reverse("generation:job_detail", args=[job2.pk]))
     assert conv.failure_reason[:60].encode() in page.content
+    # The polled fragment carries each conversation's row too: the reason appears without a reload.
+    fragment = client.get(reverse("generation:job_progress", args=[job2.pk]), headers={"HX-Request": "true"})
+    assert conv.failure_reason[:60].encode() in fragment.content
+    assert f'href="{reverse("generation:conversation_detail", args=[conv.pk])}"'.encode() in fragment.content
 
 
 def test_redelivered_task_never_duplicates(fake_llm):
