@@ -1,31 +1,42 @@
 from django.contrib import admin
 
+from mhsd_platform.admin_base import ReadOnlyTabularInline
+
 from .models import CaseStudy, Conversation, GenerationJob, Message, ModelConfig, Persona
 
 
+class LockedOnceUsedAdmin(admin.ModelAdmin):
+    """Read-only and undeletable once a conversation was generated from the object: results, exports
+    and campaign filters refer to what the conversation was made with, so editing it would silently
+    rewrite the study."""
+
+    conversation_field = ""  # the Conversation foreign key that points at this model
+
+    def _in_use(self, obj):
+        return obj is not None and Conversation.objects.filter(**{self.conversation_field: obj}).exists()
+
+    def get_readonly_fields(self, request, obj=None):
+        if self._in_use(obj):
+            return [f.name for f in obj._meta.fields]
+        return super().get_readonly_fields(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return not self._in_use(obj) and super().has_delete_permission(request, obj)
+
+
 @admin.register(CaseStudy)
-class CaseStudyAdmin(admin.ModelAdmin):
+class CaseStudyAdmin(LockedOnceUsedAdmin):
+    conversation_field = "case"
     list_display = ("external_id", "ground_truth_diagnosis", "condition", "intent", "goal", "facts_status", "is_demo")
     list_filter = ("facts_status", "condition", "is_demo", "intent", "goal")
     search_fields = ("external_id", "ground_truth_diagnosis", "text")
 
 
 @admin.register(Persona)
-class PersonaAdmin(admin.ModelAdmin):
+class PersonaAdmin(LockedOnceUsedAdmin):
+    conversation_field = "persona"
     list_display = ("__str__", "trait", "literacy", "intent", "goal")
     list_filter = ("trait", "literacy", "intent", "goal")
-
-    def get_readonly_fields(self, request, obj=None):
-        # Results, exports and campaign filters group conversations by their persona: editing one in
-        # use would silently rewrite what those conversations were generated with.
-        if obj is not None and Conversation.objects.filter(persona=obj).exists():
-            return [f.name for f in obj._meta.fields]
-        return super().get_readonly_fields(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        if obj is not None and Conversation.objects.filter(persona=obj).exists():
-            return False
-        return super().has_delete_permission(request, obj)
 
 
 @admin.register(ModelConfig)
@@ -35,18 +46,7 @@ class ModelConfigAdmin(admin.ModelAdmin):
     search_fields = ("name", "model")
 
 
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class ConversationInline(ReadOnlyInline):
+class ConversationInline(ReadOnlyTabularInline):
     model = Conversation
     fields = ("id", "case", "persona", "status", "failure_reason", "llm_calls", "cost_usd")
     readonly_fields = fields
@@ -69,7 +69,7 @@ class GenerationJobAdmin(admin.ModelAdmin):
         return False
 
 
-class MessageInline(ReadOnlyInline):
+class MessageInline(ReadOnlyTabularInline):
     model = Message
     fields = ("index", "role", "stage", "text", "smog_grade")
     readonly_fields = fields
