@@ -13,6 +13,7 @@ flag on the conversation. Raters appear only as their stable pseudonyms.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -29,7 +30,7 @@ from rating.models import Campaign, RubricAxis
 
 try:  # about ten times faster than the standard library's encoder; the export's main cost in Python
     import orjson
-except ImportError:  # pragma: no cover - orjson is a pinned dependency; the standard library still works
+except ImportError:  # pragma: no cover - pinned in pyproject.toml; the standard library still works
     orjson = None
 
 EXPORT_SCHEMA_VERSION = "1"
@@ -191,6 +192,18 @@ def _same(value):
     return value
 
 
+@contextlib.contextmanager
+def consistent_snapshot():
+    """One REPEATABLE READ, READ ONLY transaction: every query inside sees the same committed state,
+    however long the stream takes and whatever raters submit meanwhile."""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+
+
 def iter_records(campaign: Campaign, *, typed: bool = False, itersize: int = DEFAULT_ITERSIZE) -> Iterator[dict]:
     """Yield one dict per conversation of the campaign, in conversation-id order.
 
@@ -201,11 +214,7 @@ def iter_records(campaign: Campaign, *, typed: bool = False, itersize: int = DEF
     axes = _axis_lookup(campaign)
     orders: dict[tuple, tuple] = {}  # the few distinct axis-id sequences -> how to put them in form order
     stamp = _same if typed else _iso
-    outermost = not connection.in_atomic_block
-    with transaction.atomic():
-        if outermost:
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    with consistent_snapshot():
         connection.ensure_connection()
         raw = connection.connection
         opened = []
@@ -457,8 +466,14 @@ def max_raters(campaign: Campaign) -> int:
 def csv_wide_stream(campaign: Campaign, **kwargs) -> Iterator[bytes]:
     """One row per conversation: metadata, per-axis aggregates, then each rater's scores in slots
     rater1..raterK (ordered by rating id), and the messages as a JSON array."""
-    axis_keys = [a.key for a in campaign_axes(campaign)]
-    slots = max_raters(campaign)
+    with consistent_snapshot():
+        # Counted in the same snapshot as the rows: a rating submitted meanwhile cannot overflow the slots.
+        axis_keys = [a.key for a in campaign_axes(campaign)]
+        slots = max_raters(campaign)
+        yield from _csv_wide_rows(campaign, axis_keys, slots, **kwargs)
+
+
+def _csv_wide_rows(campaign: Campaign, axis_keys: list[str], slots: int, **kwargs) -> Iterator[bytes]:
     lines = _Lines()
     lines.row(wide_columns(axis_keys, slots))
     for record in iter_records(campaign, **kwargs):

@@ -336,6 +336,7 @@ def test_parquet_schema_is_readable_as_arrow_types():
 
 def test_standard_library_encoder_writes_the_same_jsonl(rated, monkeypatch):
     """orjson is an optimisation: without it the export is the same, line for line."""
+    assert export.orjson is not None, "orjson is pinned in pyproject.toml: this test compares two encoders"
     fast = b"".join(export.jsonl_stream(rated))
     monkeypatch.setattr(export, "orjson", None)
     plain = b"".join(export.jsonl_stream(rated))
@@ -354,3 +355,48 @@ def test_parquet_loads_with_hugging_face_datasets(rated, researcher_api, tmp_pat
     row = next(r for r in ds if r["ratings"])
     assert isinstance(row["ratings"][0]["scores"][0]["value"], float)
     assert row["messages"][0]["role"] in ("patient", "sensemaker")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wide_csv_counts_its_rater_columns_in_the_snapshot_it_exports(monkeypatch):
+    """A rating submitted while the wide CSV streams is neither exported nor silently cut off: the
+    number of rater columns and the rows come from one REPEATABLE READ snapshot."""
+    import threading
+
+    from mhsd_platform.accounts.roles import Role
+    from tests.api.rated import rate_everything
+    from tests.factories import make_campaign, make_conversation, make_user
+
+    raters = [make_user(Role.RATER) for _ in range(2)]
+    campaign = make_campaign(raters=raters, conversations=[make_conversation(n_messages=4)], k=2)
+    rate_everything(campaign, raters)
+    late = Rating.objects.filter(assignment__campaign=campaign).order_by("id").last()
+    submitted_at = late.submitted_at
+    Rating.objects.filter(pk=late.pk).update(status=Rating.Status.DRAFT, submitted_at=None)
+
+    counted = export.max_raters
+
+    def submit_after_counting(c):
+        slots = counted(c)
+
+        def commit_elsewhere():  # another connection, as a rater submitting meanwhile
+            Rating.objects.filter(pk=late.pk).update(status=Rating.Status.SUBMITTED, submitted_at=submitted_at)
+            connection.close()
+
+        thread = threading.Thread(target=commit_elsewhere)
+        thread.start()
+        thread.join()
+        return slots
+
+    monkeypatch.setattr(export, "max_raters", submit_after_counting)
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.csv_wide_stream(campaign)).decode())))
+    assert len(rows) == 1 and rows[0]["rater1"] and "rater2" not in rows[0]
+    first = Rating.objects.filter(assignment__campaign=campaign).order_by("id").first()
+    assert rows[0]["rater1__rating_id"] == str(first.pk)
+    # The aggregates come from the same snapshot: one rating, not two of which one has no column.
+    axis = campaign.rubric.axes.filter(kind="ordinal").order_by("order").first()
+    assert rows[0][f"{axis.key}__n"] == "1"
+    # Afterwards the late rating is there, in its own column.
+    monkeypatch.setattr(export, "max_raters", counted)
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.csv_wide_stream(campaign)).decode())))
+    assert rows[0]["rater2__rating_id"] == str(late.pk)
