@@ -15,9 +15,16 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
 fi
-# The database named in DATABASE_URL (default mhsd) must exist; tests create their own test_ copy.
-DB_NAME=$(python3 -c "import os,urllib.parse as u; print(u.urlparse(os.environ.get('DATABASE_URL','postgres://postgres@127.0.0.1:5432/mhsd')).path.lstrip('/') or 'mhsd')")
-if ! psql -h "$PGHOST" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='${DB_NAME}'" | grep -q 1; then
+# The database named in DATABASE_URL (default mhsd) must exist, on the host, port and user that URL
+# names; tests create their own test_ copy.
+read -r DB_HOST DB_PORT DB_USER DB_NAME < <(python3 - <<'PY'
+import os, urllib.parse as u
+url = u.urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mhsd"))
+print(url.hostname or "127.0.0.1", url.port or 5432, url.username or "postgres", url.path.lstrip("/") or "mhsd")
+PY
+)
+if ! psql -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname='${DB_NAME}'" | grep -q 1; then
   echo "Creating database ${DB_NAME}..."
-  createdb -h "$PGHOST" -U postgres "$DB_NAME"
+  createdb -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" "$DB_NAME"
 fi

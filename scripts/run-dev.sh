@@ -13,7 +13,8 @@ then
   exit 0
 fi
 mkdir -p var
-"$BIN/celery" -A mhsd_platform worker --beat --loglevel INFO --pool threads --concurrency 16 \
+# Pool and size from CELERY_WORKER_POOL / CELERY_WORKER_CONCURRENCY (threads, 16 by default).
+"$BIN/celery" -A mhsd_platform worker --beat --loglevel INFO \
   --schedule var/celerybeat-schedule >var/worker.log 2>&1 &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null || true; wait $WORKER 2>/dev/null || true' EXIT INT TERM
