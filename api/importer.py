@@ -34,7 +34,6 @@ from django.utils import timezone
 from generation.models import Conversation, Message
 from mhsd_platform.audit.services import record
 
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_SOURCE = "import"
 ROLE_MAP = {"user": "patient", "assistant": "sensemaker", "patient": "patient", "sensemaker": "sensemaker"}
 TOP_LEVEL = {"messages", "source", "external_id", "model", "ground_truth_diagnosis", "condition",
@@ -96,7 +95,7 @@ class ImportResult:
 
 def max_import_bytes() -> int:
     """The size limit of one import (settings.API_IMPORT_MAX_BYTES, 20 MB by default)."""
-    return int(getattr(settings, "API_IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES))
+    return int(settings.API_IMPORT_MAX_BYTES)
 
 
 def too_large_message(size: int | None, limit: int | None = None) -> str:

@@ -1,6 +1,5 @@
 """REST API views, under /api/v1/. Thin: queries are in selectors.py, use cases in the apps' services,
 exports in export.py, imports in importer.py. Every error leaves in the one JSON shape (errors.py)."""
-import os
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -38,13 +37,11 @@ from .services import add_conversations, create_campaign_from_ids
 class ExportThrottle(UserRateThrottle):
     """Exports stream whole campaigns: a tighter budget than ordinary reads."""
 
-    scope = "export"
-    rate = os.environ.get("API_THROTTLE_EXPORT", "120/hour")
+    scope = "export"  # rate: settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["export"]
 
 
 class ImportThrottle(UserRateThrottle):
     scope = "import"
-    rate = os.environ.get("API_THROTTLE_IMPORT", "120/hour")
 
 
 class ApiSchemaMixin:

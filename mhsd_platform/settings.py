@@ -239,10 +239,15 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": os.environ.get("API_THROTTLE_ANON", "60/min"),
         "user": os.environ.get("API_THROTTLE_USER", "1200/min"),
+        # Exports stream whole campaigns and imports write many rows: tighter budgets.
+        "export": os.environ.get("API_THROTTLE_EXPORT", "120/hour"),
+        "import": os.environ.get("API_THROTTLE_IMPORT", "120/hour"),
     },
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# One import request (JSONL of outside conversations) may carry at most this many bytes.
+API_IMPORT_MAX_BYTES = int(os.environ.get("API_IMPORT_MAX_BYTES", 20 * 1024 * 1024))
 SPECTACULAR_SETTINGS = {
     "TITLE": "MHSD rating platform API",
     "DESCRIPTION": "Conversations, campaigns, ratings, agreement and exports.",

@@ -85,6 +85,17 @@ def test_url_access(name, world):
     for role in sorted(ROLES, key=lambda r: access.expect[r] in (OK, GONE)):
         response = _request(_client_for(world, role), access, url, world)
         _check(access.expect[role], response, f"{name} as {role} {access.method} {url}", bool(access.token))
+    if access.method == "GET":
+        # A page read with GET may also take a POST (forms): the roles it refuses are refused that way too.
+        for role in ROLES:
+            if access.expect[role] in (LOGIN, DENY, UNAUTH):
+                response = _client_for(world, role).post(url, data=access.data(world))
+                if response.status_code != 405:
+                    _check(access.expect[role], response, f"{name} as {role} POST {url}", bool(access.token))
+    if not access.token:
+        # Pages are for browser sessions: an API token alone is worth no more than being anonymous.
+        response = _request(Client(), access, url, world, HTTP_AUTHORIZATION=f"Bearer {world.tokens['admin']}")
+        _check(access.expect["anon"], response, f"{name} with only the admin's token")
     for role, outcome in sorted(access.token.items(), key=lambda kv: kv[1] in (OK, GONE)):
         response = _request(Client(), access, url, world, HTTP_AUTHORIZATION=f"Bearer {world.tokens[role]}")
         _check(outcome, response, f"{name} with {role}'s token", True)
@@ -116,7 +127,7 @@ def test_django_admin_is_for_admins_only(name, world):
         url = reverse(name, kwargs=_admin_kwargs(pattern))
     except Exception:  # noqa: BLE001 - patterns whose kwargs do not fit our generic values
         url = reverse(name, kwargs={k: "rating" for k in _admin_kwargs(pattern)})
-    for role in ("anon", "rater", "researcher"):
+    for role in ("anon", "other_rater", "rater", "researcher"):
         response = _client_for(world, role).get(url)
         if name in ("admin:login", "admin:logout", "admin:password_change", "admin:password_change_done"):
             assert response.status_code in (200, 302, 405), f"{name} as {role}"
