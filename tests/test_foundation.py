@@ -254,6 +254,8 @@ def test_full_demo_seed_generates_conversations_and_opens_a_campaign():
 
 
 def test_seed_demo_refuses_a_deployment_unless_told_the_passwords_are_public():
-    result = _manage("seed_demo", "--no-generation", DEBUG="0", SECRET_KEY="y" * 64 + "-a-real-deployment-key")
+    # A database that does not exist: should the refusal ever break, nothing is written anywhere.
+    result = _manage("seed_demo", "--no-generation", DEBUG="0", SECRET_KEY="y" * 64 + "-a-real-deployment-key",
+                     DATABASE_URL="postgres://postgres@127.0.0.1:5432/mhsd_never_created")
     assert result.returncode != 0
     assert "--insecure-demo-users" in result.stderr
