@@ -12,6 +12,8 @@ from .models import CaseStudy, Goal, Intent
 MAX_BYTES = 5 * 1024 * 1024
 REQUIRED = ("id", "text", "ground_truth_diagnosis")
 OPTIONAL = ("condition", "facts", "vital_facts", "intent", "goal")
+# The columns' sizes in CaseStudy: longer values are errors, never silently cut.
+LIMITS = {"id": 100, "ground_truth_diagnosis": 300, "condition": 120}
 
 
 @dataclass
@@ -26,7 +28,8 @@ class ImportReport:
 
 
 def _rows(data: bytes, filename: str):
-    """Yield (line number, dict) from a CSV (header row) or JSONL file."""
+    """Yield (line number, dict) from a CSV (header row) or JSONL file. A CSV record that spans
+    several lines (a quoted cell with newlines) is reported by its first line."""
     text = data.decode("utf-8-sig")
     if filename.lower().endswith((".jsonl", ".json", ".ndjson")):
         for number, line in enumerate(text.splitlines(), start=1):
@@ -38,33 +41,85 @@ def _rows(data: bytes, filename: str):
                 yield number, ValueError(f"line {number}: not valid JSON ({exc.msg})")
                 continue
             yield number, row if isinstance(row, dict) else ValueError(f"line {number}: expected a JSON object")
-    else:
-        reader = csv.DictReader(io.StringIO(text))
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            yield 1, ValueError(f"line 1: the header lacks the column(s) {', '.join(missing)}")
+        return
+    # csv.reader rather than DictReader: DictReader files surplus cells under the key None and
+    # reports only the line a record ends on.
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = [name.strip() for name in next(reader)]
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        yield 1, ValueError(f"line 1: not valid CSV ({exc})")
+        return
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        yield 1, ValueError(f"line 1: the header lacks the column(s) {', '.join(missing)}")
+        return
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        yield 1, ValueError(f"line 1: the header repeats the column(s) {', '.join(repeated)}")
+        return
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
             return
-        for row in reader:
-            yield reader.line_num, row
+        except csv.Error as exc:
+            yield start, ValueError(f"line {start}: not valid CSV ({exc})")
+            return
+        if not cells:
+            continue  # a blank line
+        if len(cells) > len(header):
+            yield start, ValueError(
+                f"line {start}: more cells than header columns ({len(cells)} cells, {len(header)} columns)")
+            continue
+        yield start, dict(zip(header, cells + [None] * (len(header) - len(cells)), strict=True))
 
 
 def _as_list(value, number, name, errors):
     if value in (None, ""):
         return []
-    if isinstance(value, list):
-        return [str(v) for v in value]
     if isinstance(value, str):
         # In CSV, facts are one per line inside the cell (or a JSON list).
         stripped = value.strip()
-        if stripped.startswith("["):
-            try:
-                return [str(v) for v in json.loads(stripped)]
-            except json.JSONDecodeError:
-                errors.append(f"line {number}, field '{name}': not a valid JSON list")
-                return []
-        return [line.strip() for line in stripped.splitlines() if line.strip()]
-    errors.append(f"line {number}, field '{name}': expected a list of strings")
-    return []
+        if not stripped.startswith("["):
+            return [line.strip() for line in stripped.splitlines() if line.strip()]
+        try:
+            value = json.loads(stripped)
+        except json.JSONDecodeError:
+            errors.append(f"line {number}, field '{name}': not a valid JSON list")
+            return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        errors.append(f"line {number}, field '{name}': expected a list of strings")
+        return []
+    return [v.strip() for v in value if v.strip()]
+
+
+def _type_errors(row: dict, number: int) -> list[str]:
+    """JSON values keep their types; only text is text (an id may also be a whole number).
+    Anything else would be stringified into the case ("[1]", "{'a': 1}")."""
+    errors = []
+    for name in (*REQUIRED, "condition", "intent", "goal"):
+        value = row.get(name)
+        if value is None or isinstance(value, str):
+            continue
+        if name == "id" and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        expected = "a string or a whole number" if name == "id" else "a string"
+        errors.append(f"line {number}, field '{name}': expected {expected}, got {_json_type(value)}")
+    return errors
+
+
+def _text(row: dict, name: str) -> str:
+    value = row.get(name)
+    return "" if value is None else str(value).strip()
+
+
+def _json_type(value) -> str:
+    return {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "an object"}.get(
+        type(value), type(value).__name__)
 
 
 def parse_cases(data: bytes, filename: str) -> tuple[list[dict], list[str]]:
@@ -81,23 +136,24 @@ def parse_cases(data: bytes, filename: str) -> tuple[list[dict], list[str]]:
         if isinstance(row, ValueError):
             errors.append(str(row))
             continue
-        row_errors = []
+        row_errors = _type_errors(row, number)
+        if row_errors:
+            errors.extend(row_errors)
+            continue
         for name in REQUIRED:
-            if not str(row.get(name) or "").strip():
+            if not _text(row, name):
                 row_errors.append(f"line {number}, field '{name}': required")
         unknown = set(row) - set(REQUIRED) - set(OPTIONAL)
         if unknown:
             row_errors.append(f"line {number}: unknown field(s) {', '.join(sorted(unknown))}")
-        case_id = str(row.get("id") or "").strip()
-        if len(case_id) > 100:
-            row_errors.append(f"line {number}, field 'id': at most 100 characters")
-        if len(str(row.get("ground_truth_diagnosis") or "")) > 300:
-            row_errors.append(f"line {number}, field 'ground_truth_diagnosis': at most 300 characters")
+        case_id = _text(row, "id")
+        for name, limit in LIMITS.items():
+            if len(_text(row, name)) > limit:
+                row_errors.append(f"line {number}, field '{name}': at most {limit} characters")
         if case_id and case_id in seen:
             row_errors.append(f"line {number}, field 'id': '{case_id}' already appears on line {seen[case_id]}")
         seen.setdefault(case_id, number)
-        intent = str(row.get("intent") or "").strip()
-        goal = str(row.get("goal") or "").strip()
+        intent, goal = _text(row, "intent"), _text(row, "goal")
         if intent and intent not in Intent.values:
             row_errors.append(f"line {number}, field 'intent': must be one of {', '.join(Intent.values)}")
         if goal and goal not in Goal.values:
@@ -107,9 +163,9 @@ def parse_cases(data: bytes, filename: str) -> tuple[list[dict], list[str]]:
         errors.extend(row_errors)
         if not row_errors:
             cases.append({
-                "external_id": case_id, "text": str(row["text"]).strip(),
-                "ground_truth_diagnosis": str(row["ground_truth_diagnosis"]).strip(),
-                "condition": str(row.get("condition") or "").strip()[:120],
+                "external_id": case_id, "text": _text(row, "text"),
+                "ground_truth_diagnosis": _text(row, "ground_truth_diagnosis"),
+                "condition": _text(row, "condition"),
                 "facts": facts, "vital_facts": vital, "intent": intent, "goal": goal,
             })
     return cases, errors

@@ -53,6 +53,64 @@ def test_jsonl_import_validates_types_and_enumerations():
     assert CaseStudy.objects.count() == 0
 
 
+def test_a_csv_row_with_more_cells_than_the_header_is_an_error_naming_its_line(client):
+    extra = GOOD_CSV + "c-3,Some text,GAD,anxiety,surplus,cells\n"
+    report = import_cases(extra.encode(), "cases.csv")
+    assert report.errors == ["line 4: more cells than header columns (6 cells, 4 columns)"]
+    assert CaseStudy.objects.count() == 0
+    # The import page shows it as an error in the page (it used to raise TypeError: a 500).
+    client.force_login(make_user(Role.ADMIN))
+    upload = SimpleUploadedFile("cases.csv", extra.encode(), content_type="text/csv")
+    page = client.post(reverse("generation:case_import"), {"file": upload})
+    assert page.status_code == 200 and b"line 4: more cells than header columns" in page.content
+
+
+def test_a_multi_line_csv_record_is_reported_by_its_first_line():
+    data = (
+        "id,text,ground_truth_diagnosis,facts\n"
+        '"m-1","A case whose text\nruns over\nthree lines.",GAD,"I worry\nI sleep badly"\n'
+        "\n"
+        '"m-2","Another long\ncase text.",,"I feel low"\n'
+        '"m-3",text,PTSD,"one\ntwo",extra\n'
+    )
+    report = import_cases(data.encode(), "cases.csv")
+    # m-1 spans lines 2-5, line 6 is blank, m-2 spans lines 7-8 and m-3 starts on line 9.
+    assert report.errors == ["line 7, field 'ground_truth_diagnosis': required",
+                             "line 9: more cells than header columns (5 cells, 4 columns)"]
+    fixed = data.replace('case text.",,', 'case text.",MDD,').replace('"one\ntwo",extra', '"one\ntwo"')
+    report = import_cases(fixed.encode(), "cases.csv")
+    assert report.ok and report.created == ["m-1", "m-2", "m-3"]
+    assert CaseStudy.objects.get(external_id="m-1").facts == ["I worry", "I sleep badly"]
+
+
+def test_jsonl_wrong_types_and_over_long_values_are_errors_never_stringified_or_cut():
+    good = {"id": "j-1", "text": "A case.", "ground_truth_diagnosis": "GAD"}
+    lines = [
+        {**good, "id": [1]},
+        {**good, "id": "j-2", "text": {"summary": "dict text"}},
+        {**good, "id": "j-3", "ground_truth_diagnosis": 42},
+        {**good, "id": "j-4", "condition": "x" * 121},
+        {**good, "id": "j-5", "facts": ["I worry", {"fact": "nested"}]},
+        {**good, "id": "j-6", "facts": "[1, 2]"},
+        {**good, "id": "j-7", "intent": True},
+        {**good, "id": 8},  # a whole-number id is fine
+    ]
+    data = "\n".join(json.dumps(x) for x in lines) + "\n"
+    report = import_cases(data.encode(), "cases.jsonl")
+    assert report.errors == [
+        "line 1, field 'id': expected a string or a whole number, got a list",
+        "line 2, field 'text': expected a string, got an object",
+        "line 3, field 'ground_truth_diagnosis': expected a string, got a number",
+        "line 4, field 'condition': at most 120 characters",
+        "line 5, field 'facts': expected a list of strings",
+        "line 6, field 'facts': expected a list of strings",
+        "line 7, field 'intent': expected a string, got true/false",
+    ]
+    assert CaseStudy.objects.count() == 0
+    report = import_cases((json.dumps(lines[-1]) + "\n").encode(), "cases.jsonl")
+    assert report.ok and CaseStudy.objects.get().external_id == "8"
+
+
 def test_reimporting_reports_duplicates_and_changes_nothing():
     import_cases(GOOD_CSV.encode(), "cases.csv")
     changed = GOOD_CSV.replace("Bipolar I disorder", "Something else")
