@@ -35,14 +35,22 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import krippendorff  # noqa: E402
 
-from results.stats import compute_agreement, describe, mann_whitney, share_at_least, unit_means  # noqa: E402
+from results.stats import (  # noqa: E402
+    DEFAULT_N_BOOT,
+    DEFAULT_SEED,
+    compute_agreement,
+    describe,
+    mann_whitney,
+    share_at_least,
+    unit_means,
+)
 
 N_UNITS = 10_000
 N_RATERS = 3
-N_BOOT = 1_000
+N_BOOT = DEFAULT_N_BOOT
 MISSING = 0.10
 GOAL_SECONDS = 5.0
-SEED = 20260521
+SEED = DEFAULT_SEED
 AXES = [
     ("susceptibility", "ordinal"),
     ("severity", "ordinal"),

@@ -21,13 +21,13 @@ from rating.models import Campaign
 
 from . import reporting, selectors
 from .models import AgreementSnapshot, AxisAgreement
-from .stats import compute_agreement
+from .stats import DEFAULT_N_BOOT, DEFAULT_SEED, compute_agreement
 
 logger = logging.getLogger(__name__)
 
 DEBOUNCE_SECONDS = 10
-N_BOOT = 1000
-SEED = 20260521  # fixed: the same ratings always give the same bootstrap interval
+N_BOOT = DEFAULT_N_BOOT
+SEED = DEFAULT_SEED  # fixed: the same ratings always give the same bootstrap interval
 KEEP_FULL_SNAPSHOTS = 10  # older snapshots keep their per-axis headline figures only
 LOCK_SECONDS = 15 * 60
 

@@ -4,7 +4,15 @@ Data representation: a reliability matrix (units x raters, float64, NaN = not ra
 measurement ('nominal' | 'ordinal' | 'interval' | 'ratio') and optionally the list of possible values.
 """
 
-from .agreement import DEFINITIONS, agreement_from_csv, compute_agreement, read_ratings_csv, to_jsonable
+from .agreement import (
+    DEFAULT_N_BOOT,
+    DEFAULT_SEED,
+    DEFINITIONS,
+    agreement_from_csv,
+    compute_agreement,
+    read_ratings_csv,
+    to_jsonable,
+)
 from .alpha import krippendorff_alpha
 from .gwet import gwet_ac, gwet_weights, percent_agreement
 from .icc import icc2k
@@ -13,6 +21,8 @@ from .raters import DRIFT_RULE, rater_statistics
 from .tables import describe, mann_whitney, share_at_least, unit_means, welch_t
 
 __all__ = [
+    "DEFAULT_N_BOOT",
+    "DEFAULT_SEED",
     "DEFINITIONS",
     "DRIFT_RULE",
     "agreement_from_csv",

@@ -17,6 +17,11 @@ from .icc import icc2k
 from .kappa import pairwise_quadratic_kappa, pairwise_unweighted_kappa
 from .raters import DRIFT_RULE, rater_statistics
 
+# One seed and one bootstrap size for the platform, the API and `manage.py agreement`, so the same
+# ratings give the same interval wherever they are computed.
+DEFAULT_SEED = 20260521
+DEFAULT_N_BOOT = 1000
+
 DEFINITIONS = {
     "n_units": "rows of the matrix (conversations)",
     "n_pairable_units": "conversations with at least two ratings; only these enter alpha, agreement and AC's p_a",
@@ -59,8 +64,8 @@ def compute_agreement(
     matrix,
     level: str,
     categories=None,
-    n_boot: int = 1000,
-    seed: int = 0,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = DEFAULT_SEED,
     *,
     gold=None,
     timestamps=None,
@@ -259,7 +264,9 @@ def read_ratings_csv(path_or_file, level: str, categories=None) -> dict:
     }
 
 
-def agreement_from_csv(path_or_file, level: str, categories=None, n_boot: int = 1000, seed: int = 0) -> dict:
+def agreement_from_csv(
+    path_or_file, level: str, categories=None, n_boot: int = DEFAULT_N_BOOT, seed: int = DEFAULT_SEED
+) -> dict:
     """`compute_agreement` on a CSV of item,rater,value (see `read_ratings_csv`)."""
     parsed = read_ratings_csv(path_or_file, level, categories)
     result = compute_agreement(

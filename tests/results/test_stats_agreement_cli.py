@@ -151,3 +151,29 @@ def test_management_command_reports_bad_input(tmp_path):
     assert proc.stdout == ""
     proc = run_command(str(path), "--level", "ordinal", "--categories", "1,,3")
     assert proc.returncode == 1 and "--categories" in proc.stderr
+
+
+def test_command_defaults_to_the_platforms_seed_and_resamples(tmp_path):
+    """Without --seed/--bootstrap the command gives the interval the results page shows for the same
+    ratings: one constant (results.stats.DEFAULT_SEED) feeds both."""
+    from results import services
+    from results.stats import DEFAULT_N_BOOT, DEFAULT_SEED
+
+    assert (services.SEED, services.N_BOOT) == (DEFAULT_SEED, DEFAULT_N_BOOT) == (20260521, 1000)
+    rng = np.random.default_rng(4)
+    truth = rng.integers(1, 5, 60)
+    x = np.column_stack([np.clip(truth + rng.integers(-1, 2, 60), 1, 4) for _ in range(3)]).astype(float)
+    x[rng.random(x.shape) < 0.2] = np.nan
+    lines = ["item,rater,value"] + [
+        f"u{i},r{j},{x[i, j]:g}" for i in range(60) for j in range(3) if not np.isnan(x[i, j])
+    ]
+    path = tmp_path / "ratings.csv"
+    path.write_text("\n".join(lines) + "\n")
+    proc = run_command(str(path), "--level", "ordinal", "--categories", "1,2,3,4")
+    assert proc.returncode == 0, proc.stderr
+    alpha = json.loads(proc.stdout)["krippendorff_alpha"]
+    assert (alpha["seed"], alpha["n_boot"]) == (services.SEED, services.N_BOOT)
+    platform = compute_agreement(x, "ordinal", [1, 2, 3, 4], n_boot=services.N_BOOT, seed=services.SEED)
+    assert (alpha["ci_low"], alpha["ci_high"]) == (
+        platform["krippendorff_alpha"]["ci_low"], platform["krippendorff_alpha"]["ci_high"])
+    assert alpha["ci_low"] is not None

@@ -9,7 +9,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from results.stats import agreement_from_csv
+from results.stats import DEFAULT_N_BOOT, DEFAULT_SEED, agreement_from_csv
 from results.stats._matrix import LEVELS
 
 
@@ -37,8 +37,10 @@ class Command(BaseCommand):
         parser.add_argument("csv_file", help="CSV with header item,rater,value (optional column time)")
         parser.add_argument("--level", required=True, choices=LEVELS, help="level of measurement of the ratings")
         parser.add_argument("--categories", help="possible values, comma-separated (e.g. 1,2,3,4)")
-        parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for alpha's CI")
-        parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+        parser.add_argument("--bootstrap", type=int, default=DEFAULT_N_BOOT,
+                            help=f"bootstrap resamples for alpha's CI (default {DEFAULT_N_BOOT}, as on the platform)")
+        parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                            help=f"seed of the bootstrap (default {DEFAULT_SEED}, the platform's)")
 
     def handle(self, *args, **options):
         if options["bootstrap"] < 0:
