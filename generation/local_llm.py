@@ -5,7 +5,7 @@ import urllib.request
 
 from django.conf import settings
 
-from .medagent.types import CONTEXT_OPTION, GRAMMAR_OPTION
+from .medagent.types import CONTEXT_OPTION, GRAMMAR_OPTION, api_base_problem
 from .models import ModelConfig
 
 LOCAL_CONFIG_NAME = "Local SmolLM2-135M (llama.cpp)"
@@ -45,7 +45,11 @@ def status(timeout: float = 0.5) -> dict:
 
 
 def ensure_config() -> tuple[ModelConfig, bool]:
+    """Raises ValueError when LOCAL_LLM_API_BASE carries credentials (it would be stored and exported)."""
     base = settings.LOCAL_LLM_API_BASE.rstrip("/")
+    problem = api_base_problem(base)
+    if problem:
+        raise ValueError(f"LOCAL_LLM_API_BASE cannot be offered as a model: {problem}")
     config, created = ModelConfig.objects.get_or_create(
         name=LOCAL_CONFIG_NAME, defaults={**LOCAL_DEFAULTS, "api_base": base},
     )

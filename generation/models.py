@@ -117,6 +117,14 @@ key_env_validator = RegexValidator(
 _SECRET_PARTS = {"key", "apikey", "secret", "password", "passwd", "authorization", "credential", "credentials", "token"}
 
 
+def validate_api_base(value: str) -> None:
+    from .medagent.types import api_base_problem
+
+    problem = api_base_problem(value)
+    if problem:
+        raise ValidationError(problem, code="api_base_credentials")
+
+
 def _is_secret_name(name: str) -> bool:
     return bool(_SECRET_PARTS & set(re.split(r"[_\-.\s]+", name.lower())))
 
@@ -137,7 +145,11 @@ class ModelConfig(models.Model):
     model = models.CharField(max_length=200, help_text="LiteLLM model string, e.g. openai/gpt-4o-mini.")
     temperature = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
     max_tokens = models.PositiveIntegerField(null=True, blank=True)
-    api_base = models.URLField(blank=True, help_text="For Ollama, vLLM, llama.cpp or any OpenAI-compatible server.")
+    api_base = models.URLField(
+        blank=True, validators=[validate_api_base],
+        help_text="For Ollama, vLLM, llama.cpp or any OpenAI-compatible server. No credentials or query string: "
+                  "the key goes in an environment variable.",
+    )
     api_key_env = models.CharField(max_length=100, blank=True, validators=[key_env_validator])
     extra_params = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=True)
@@ -154,6 +166,12 @@ class ModelConfig(models.Model):
                 name="modelconfig_key_env_is_a_name",
             ),
             models.CheckConstraint(condition=~Q(model=""), name="modelconfig_model_not_empty"),
+            # The same rule as validate_api_base, for writes that skip validation (get_or_create, update()).
+            models.CheckConstraint(
+                condition=~Q(api_base__contains="?") & ~Q(api_base__contains="#")
+                & ~Q(api_base__regex=r"^[^/]*//[^/]*@"),
+                name="modelconfig_api_base_without_credentials",
+            ),
         ]
 
     def __str__(self):

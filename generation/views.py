@@ -162,6 +162,10 @@ def model_add_local(request):
     if not status["available"]:
         messages.error(request, f"No local model answers at {status['api_base']}: run `make local-llm` first.")
     else:
-        config, created = local_llm.ensure_config()
-        messages.success(request, f"{'Added' if created else 'Already configured'}: {config.name}.")
+        try:
+            config, created = local_llm.ensure_config()
+        except ValueError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"{'Added' if created else 'Already configured'}: {config.name}.")
     return redirect("generation:model_list")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 TRAITS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
 LITERACY_LEVELS = ("basic", "advanced", "functional")
@@ -31,6 +32,24 @@ _RESERVED_EXTRA = {
     "stream", "temperature", "max_tokens", "custom_llm_provider",
 }
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def api_base_problem(url: str | None) -> str | None:
+    """Why `url` may not be an api_base, or None. The base URL is stored, shown in pages and copied into
+    job snapshots, provenance and exports, so it must carry no credential: no user:password@ and
+    no query string or fragment (where keys such as ?api-key=... travel)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "Give an http:// or https:// URL with a host name."
+    if "@" in parts.netloc:
+        return ("Remove the user name and password (user:password@): the base URL is stored and exported in "
+                "the clear. Put the key in an environment variable and give its name in the key variable field.")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        return ("Remove the query string (?...) and fragment (#...): keys such as ?api-key= would be stored and "
+                "exported in the clear. Put the key in an environment variable and give its name instead.")
+    return None
 # Engine options an admin may put in ModelSpec.extra: consumed by the client, never sent as-is.
 # `medagent_grammar: "gbnf"` asks for grammar-constrained decoding (llama.cpp-based servers only).
 GRAMMAR_OPTION = "medagent_grammar"
@@ -85,6 +104,8 @@ class ModelSpec:
             raise ValueError(f"temperature must be between 0 and 2, got {self.temperature!r}")
         if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):
             raise ValueError(f"max_tokens must be a positive integer or None, got {self.max_tokens!r}")
+        if self.api_base is not None and (problem := api_base_problem(self.api_base)):
+            raise ValueError(f"api_base: {problem}")
         if self.api_key_env is not None and not _ENV_NAME.match(self.api_key_env):
             raise ValueError("api_key_env must be the name of an environment variable, not a key")
         bad = sorted(set(self.extra) & _RESERVED_EXTRA)

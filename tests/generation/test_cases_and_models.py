@@ -185,6 +185,52 @@ def test_model_configuration_stores_a_variable_name_never_a_key(client):
     assert config.api_key_env == "OPENAI_API_KEY" and config.extra_params == {"top_p": 1}
 
 
+CREDENTIAL_URLS = (
+    ("https://user:sk-live-123@llm.example.org/v1", b"user name and password"),
+    ("https://sk-live-123@llm.example.org/v1", b"user name and password"),
+    ("https://llm.example.org/v1?api-key=sk-live-123", b"query string"),
+    ("https://llm.example.org/v1#sk-live-123", b"query string"),
+)
+
+
+def test_api_base_with_credentials_or_a_query_string_is_refused_everywhere(client, settings):
+    from django.core.exceptions import ValidationError
+    from django.db import IntegrityError, transaction
+
+    from generation import local_llm
+    from generation.medagent import ModelSpec
+
+    admin_user = make_user(Role.ADMIN)
+    admin_user.is_staff = admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+    base = {"name": "hosted", "model": "openai/gpt-4o-mini", "temperature": "0", "is_active": "on",
+            "api_key_env": "OPENAI_API_KEY"}
+    admin_base = {**base, "extra_params": "{}", "created_at_0": "2026-11-22", "created_at_1": "10:00:00"}
+    for url, reason in CREDENTIAL_URLS:
+        page = client.post(reverse("generation:model_create"), {**base, "api_base": url})
+        assert page.status_code == 200 and reason in page.content, url
+        admin_page = client.post(reverse("admin:generation_modelconfig_add"), {**admin_base, "api_base": url})
+        assert admin_page.status_code == 200 and reason in admin_page.content, url
+        assert not ModelConfig.objects.filter(name="hosted").exists()
+        with pytest.raises(ValidationError, match="api_base"):
+            ModelConfig(name="direct", model="openai/x", api_base=url).full_clean()
+        # Writes that skip validation meet the database constraint.
+        with pytest.raises(IntegrityError), transaction.atomic():
+            ModelConfig.objects.create(name="direct", model="openai/x", api_base=url)
+        # And the engine refuses a snapshot that carries one.
+        with pytest.raises(ValueError, match="api_base"):
+            ModelSpec("openai/x", api_base=url)
+        # Nothing of it reached the database.
+        assert not ModelConfig.objects.filter(api_base__contains="sk-live").exists()
+    settings.LOCAL_LLM_API_BASE = "http://user:pw@127.0.0.1:8081/v1"
+    with pytest.raises(ValueError, match="LOCAL_LLM_API_BASE"):
+        local_llm.ensure_config()
+    ok = client.post(reverse("generation:model_create"), {**base, "api_base": "http://127.0.0.1:8000/v1"})
+    assert ok.status_code == 302
+    assert ModelConfig.objects.get(name="hosted").api_base == "http://127.0.0.1:8000/v1"
+
+
 def test_launch_page_validates_and_launches(client):
     client.force_login(make_user(Role.ADMIN))
     ready, unready = make_case(), make_case(facts=[], intent="", goal="")
