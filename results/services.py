@@ -50,18 +50,22 @@ def schedule_recompute(campaign_id: int, delay: float = DEBOUNCE_SECONDS) -> boo
     from .tasks import recompute_agreement
 
     claimed = False
+    # This runs in the rater's request thread: the fast client gives up after ~1 s without retries, and
+    # the publish is tried once (Celery would otherwise retry it with back-off), so a dead or hung Redis
+    # costs the rater about a second, not a stalled page.
+    r = get_redis(fast=True)
     try:
         # The key outlives the countdown so the window holds until the task starts (it deletes the key).
-        claimed = bool(get_redis().set(pending_key(campaign_id), "1", nx=True, ex=int(delay) + 120))
+        claimed = bool(r.set(pending_key(campaign_id), "1", nx=True, ex=int(delay) + 120))
         if not claimed:
             return False
-        recompute_agreement.apply_async((campaign_id,), countdown=delay)
+        recompute_agreement.apply_async((campaign_id,), countdown=delay, retry=False)
         return True
     except Exception:  # noqa: BLE001 - see docstring
         logger.exception("Could not schedule the agreement recomputation of campaign %s", campaign_id)
         if claimed:  # no task was queued: do not hold the window shut for nothing
             try:
-                get_redis().delete(pending_key(campaign_id))
+                r.delete(pending_key(campaign_id))
             except Exception:  # noqa: BLE001
                 pass
         return False
@@ -69,8 +73,8 @@ def schedule_recompute(campaign_id: int, delay: float = DEBOUNCE_SECONDS) -> boo
 
 def is_pending(campaign_id: int) -> bool:
     try:
-        r = get_redis()
-        return bool(r.exists(pending_key(campaign_id)) or r.exists(lock_key(campaign_id)))
+        r = get_redis(fast=True)  # a page hint: never worth more than a second of the request
+        return bool(r.exists(pending_key(campaign_id), lock_key(campaign_id)))
     except Exception:  # noqa: BLE001 - a status hint only
         return False
 

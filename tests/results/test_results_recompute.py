@@ -1,6 +1,9 @@
 """Recomputation: what a snapshot stores, that it is reproducible, drift flags, compaction of old
 snapshots, and the debounced scheduling through a real Celery worker on the real Redis."""
+import socket
+import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -138,6 +141,51 @@ def test_scheduling_never_raises_when_redis_is_down(fixed):
     with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
         assert services.schedule_recompute(fixed.campaign.pk) is False
         assert services.is_pending(fixed.campaign.pk) is False
+
+
+@contextmanager
+def hung_redis():
+    """A TCP port that accepts connections (the kernel's backlog) but never answers: a hung Redis or a
+    black-holed network path, where a client without timeouts would wait for ever."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(128)
+    try:
+        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    finally:
+        server.close()
+
+
+def _timed(fn, limit):
+    """Run fn in a thread; (result, seconds), or fail if it is still blocked after `limit` seconds."""
+    out = {}
+
+    def run():
+        started = time.perf_counter()
+        out["value"] = fn()
+        out["seconds"] = time.perf_counter() - started
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(limit)
+    assert not thread.is_alive(), f"still blocked after {limit} s"
+    return out["value"], out["seconds"]
+
+
+def test_a_rater_submitting_while_redis_hangs_waits_about_a_second(fixed, django_capture_on_commit_callbacks):
+    with hung_redis() as url, override_settings(REDIS_URL=url):
+        queued, seconds = _timed(lambda: services.schedule_recompute(fixed.campaign.pk), limit=6)
+        assert queued is False and seconds < 2.5
+        pending, seconds = _timed(lambda: services.is_pending(fixed.campaign.pk), limit=6)
+        assert pending is False and seconds < 2.5
+
+        # The real path, in this thread (it needs the test's database connection): a submission whose
+        # on_commit hook schedules the recomputation.
+        started = time.perf_counter()
+        with django_capture_on_commit_callbacks(execute=True) as hooks:
+            submit(fixed.campaign, fixed.conv["c3"], fixed.raters[0], 4, 0)
+        assert len(hooks) >= 1 and time.perf_counter() - started < 3.5
+    assert selectors.has_submitted_ratings(fixed.campaign.pk)
 
 
 def test_a_failed_enqueue_does_not_hold_the_window_shut(fixed, monkeypatch):
