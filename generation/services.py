@@ -173,8 +173,9 @@ def launch_job(actor, req: JobRequest, *, enqueue_tasks: bool = True) -> Generat
                 Conversation(
                     job=job, case=case, persona=persona, status=Conversation.Status.QUEUED,
                     # Each conversation's seed is derived from the job seed and its cell, so a
-                    # re-run of the same job on a deterministic model reproduces every dialogue.
-                    seed=_conversation_seed(req.seed, case.pk, persona.pk),
+                    # re-run of the same job on a deterministic model reproduces every dialogue,
+                    # on this installation or any other.
+                    seed=conversation_seed(req.seed, case, persona),
                     prompt_version=job.prompt_version,
                     sensemaker_model=req.sensemaker_model.model,
                     patient_model=req.patient_model.model,
@@ -219,10 +220,14 @@ def run_inline(job: GenerationJob, threads: int = 8) -> dict:
     return {outcome: outcomes.count(outcome) for outcome in set(outcomes)}
 
 
-def _conversation_seed(job_seed: int, case_pk: int, persona_pk: int) -> int:
+def conversation_seed(job_seed: int, case: CaseStudy, persona: Persona) -> int:
+    """From what the cell IS (the case's id as imported, the persona's content), never from database
+    keys, which differ between installations."""
     import hashlib
+    import json
 
-    digest = hashlib.sha256(f"{job_seed}:{case_pk}:{persona_pk}".encode()).digest()
+    cell = [job_seed, case.external_id, persona.trait, persona.literacy, persona.intent, persona.goal]
+    digest = hashlib.sha256(json.dumps(cell).encode()).digest()
     return int.from_bytes(digest[:6], "big")
 
 

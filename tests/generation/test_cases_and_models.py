@@ -297,3 +297,40 @@ def test_a_persona_in_use_is_read_only_in_the_django_admin(client):
     assert client.get(reverse("admin:generation_persona_delete", args=[used.pk])).status_code == 403
     editable = client.get(reverse("admin:generation_persona_change", args=[unused.pk]))
     assert b'name="trait"' in editable.content
+
+
+def _run_job_and_read_transcripts(cases, seed):
+    models = [make_model("simulator/patient"), make_model("simulator/sensemaker"), make_model("simulator/helper")]
+    job = services.launch_job(None, services.JobRequest(
+        "repro", cases, *models, traits=("openness", "neuroticism"), literacies=("basic",), seed=seed,
+    ), enqueue_tasks=False)
+    for conv_id in job.conversations.values_list("id", flat=True):
+        assert services.run_conversation_attempt(conv_id) == services.AttemptOutcome.DONE
+    return {
+        (c.case.external_id, c.persona.trait): (c.seed, [(m.role, m.stage, m.text) for m in c.messages.all()])
+        for c in job.conversations.select_related("case", "persona")
+    }, job
+
+
+def test_the_same_job_seed_reproduces_every_transcript_on_another_installation():
+    """Seeds come from the case's imported id and the persona's content, not from database keys."""
+    from generation.models import Conversation, GenerationJob, Persona
+
+    case_fields = {"external_id": "repro-1", "text": "A 27-year-old has sudden attacks of a racing heart."}
+    first, job = _run_job_and_read_transcripts([make_case(**case_fields)], seed=7)
+    first_pks = set(job.conversations.values_list("case_id", "persona_id"))
+    # "Another installation": the same case and personas, stored again under other primary keys.
+    Conversation.objects.all().delete()
+    GenerationJob.objects.all().delete()
+    CaseStudy.objects.all().delete()
+    Persona.objects.all().delete()
+    make_case(external_id="unrelated", text="Another case.")
+    Persona.objects.create(trait="extraversion", literacy="advanced", intent="lifestyle_literacy", goal="comfort")
+    second, job = _run_job_and_read_transcripts([make_case(**case_fields)], seed=7)
+    assert not first_pks & set(job.conversations.values_list("case_id", "persona_id"))
+    assert second == first
+    assert all(len(messages) >= 6 for _, messages in first.values())
+    # The seed does matter: another job seed gives other seeds (and, here, another transcript).
+    third, _ = _run_job_and_read_transcripts(list(CaseStudy.objects.filter(external_id="repro-1")), seed=8)
+    assert {s for s, _ in third.values()}.isdisjoint({s for s, _ in first.values()})
+    assert third != first
