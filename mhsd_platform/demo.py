@@ -158,10 +158,73 @@ def ensure_demo_campaign(jobs):
     return campaign
 
 
+SYNTHETIC_CAMPAIGN = "Demo: synthetic ratings (not clinicians) of the simulator conversations"
+SYNTHETIC_RATERS = ("synthetic-rater-1", "synthetic-rater-2", "synthetic-rater-3")
+# Per synthetic rater: (leniency in scale points, noise SD). The third is lenient and noisy, so the
+# per-rater agreement, leniency and kappa pages have something to show.
+SYNTHETIC_RATER_STYLE = ((0.0, 0.45), (-0.2, 0.5), (0.6, 0.8))
+
+
+def _synthetic_value(axis, rng, latent: float, leniency: float, noise: float) -> int:
+    values = axis.allowed_values()
+    low, high = values[0], values[-1]
+    if high - low == 1:  # binary labels: the latent quality makes "correct" more likely
+        return high if rng.random() < min(0.95, max(0.05, latent / 4 + leniency / 8)) else low
+    return int(min(high, max(low, round(latent + leniency + rng.gauss(0.0, noise)))))
+
+
+def ensure_synthetic_rated_campaign(jobs):
+    """A closed campaign whose ratings come from a seeded noise model, not from people, so that a
+    newcomer sees the results, agreement and export pages filled in. Its name, description and
+    rater accounts say so; the numbers describe the noise model, never the simulator models."""
+    import random
+
+    from rating import assignment as assigning
+    from rating import campaigns
+    from rating import services as rating_services
+    from rating.models import Campaign
+    from rating.rubric_files import default_rubric
+    from results import services as results_services
+
+    campaign = Campaign.objects.filter(name=SYNTHETIC_CAMPAIGN).first()
+    if campaign is not None:
+        return campaign
+    raters = []
+    for username in SYNTHETIC_RATERS:
+        user, _ = User.objects.get_or_create(
+            username=username,
+            defaults={"role": Role.RATER, "first_name": "Synthetic", "last_name": username.rsplit("-", 1)[-1]},
+        )
+        user.set_unusable_password()  # nobody logs in as a noise model
+        user.save()
+        raters.append(user)
+    campaign = campaigns.create_campaign(
+        None, name=SYNTHETIC_CAMPAIGN,
+        description=("Scores drawn by a seeded noise model (a latent quality per conversation plus each synthetic "
+                     "rater's leniency and noise) so the results, agreement and export pages can be tried. "
+                     "They are not clinical judgements and say nothing about any model."),
+        rubric=default_rubric(), raters=raters, overlap_k=len(raters), lease_minutes=60,
+        selection=campaigns.Selection(jobs=[job.pk for job in jobs]),
+    )
+    campaign = campaigns.open_campaign(None, campaign)
+    rng = random.Random(20260521)
+    axes = [axis for axis in campaign.rubric.axes.order_by("order") if axis.is_rated]
+    latent = {}
+    for rater, (leniency, noise) in zip(raters, SYNTHETIC_RATER_STYLE, strict=True):
+        while (assignment := assigning.next_assignment(campaign, rater)) is not None:
+            conversation_latent = latent.setdefault(assignment.item.conversation_id, rng.uniform(1.6, 3.8))
+            values = {axis.key: str(_synthetic_value(axis, rng, conversation_latent, leniency, noise)) for axis in axes}
+            rating_services.submit_rating(assignment, rater, rating_services.DraftChanges(values=values))
+    campaigns.close_campaign(None, campaign)
+    results_services.recompute_campaign(campaign.pk)
+    return campaign
+
+
 def seed_all() -> dict:
     summary = seed_foundation()
     jobs = ensure_demo_jobs()
     summary["demo_campaign"] = ensure_demo_campaign(jobs).name
+    summary["synthetic_demo_campaign"] = ensure_synthetic_rated_campaign(jobs).name
     summary["demo_conversations"] = sum(
         job.conversations.filter(status=Conversation.Status.DONE).count() for job in jobs
     )

@@ -239,7 +239,8 @@ def test_full_demo_seed_generates_conversations_and_opens_a_campaign():
     """What `make run` shows a newcomer: simulator conversations in an open campaign, and a second
     run changes nothing."""
     from generation.models import Conversation
-    from rating.models import Campaign
+    from rating.models import Campaign, Rating
+    from results.models import AgreementSnapshot
 
     call_command("seed_demo", verbosity=0)
     expected = demo.CaseStudy.objects.filter(is_demo=True).count() * len(demo.DEMO_TRAITS) * len(
@@ -249,8 +250,18 @@ def test_full_demo_seed_generates_conversations_and_opens_a_campaign():
     campaign = Campaign.objects.get(name=demo.DEMO_CAMPAIGN)
     assert campaign.status == Campaign.Status.OPEN and campaign.items.count() == expected
     assert sorted(campaign.raters.values_list("username", flat=True)) == ["rater1", "rater2", "rater3"]
+    # A second, closed campaign rated by a labelled noise model, so results pages are not empty.
+    synthetic = Campaign.objects.get(name=demo.SYNTHETIC_CAMPAIGN)
+    assert synthetic.status == Campaign.Status.CLOSED and "not clinical judgements" in synthetic.description
+    assert Rating.objects.filter(assignment__campaign=synthetic, status=Rating.Status.SUBMITTED).count() == (
+        expected * len(demo.SYNTHETIC_RATERS))
+    assert not any(u.has_usable_password() for u in User.objects.filter(username__in=demo.SYNTHETIC_RATERS))
+    snapshot = AgreementSnapshot.objects.filter(campaign=synthetic).latest()
+    alphas = dict(snapshot.axes.values_list("axis_key", "alpha"))
+    assert alphas and all(alpha is not None and -1 <= alpha <= 1 for alpha in alphas.values())
     call_command("seed_demo", verbosity=0)
-    assert Conversation.objects.count() == expected and Campaign.objects.count() == 1
+    assert Conversation.objects.count() == expected and Campaign.objects.count() == 2
+    assert AgreementSnapshot.objects.filter(campaign=synthetic).count() == 1
 
 
 def test_seed_demo_refuses_a_deployment_unless_told_the_passwords_are_public():
