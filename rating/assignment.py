@@ -11,7 +11,12 @@ Safety under concurrency
 * The database's unique (item, rater) constraint makes a second row for one rater on one item
   impossible; a rater who gets an item back (after their lease lapsed) reuses their own row.
 * One rater's concurrent requests (two tabs) are serialised by a transaction-scoped advisory lock on
-  (campaign, rater), so a rater never holds two active leases in one campaign.
+  (campaign, rater); both ways of getting a lease (``next_assignment`` and taking a lapsed one back in
+  ``hold_for_rating``) take it and check for the rater's other live lease, so a rater never holds two
+  active leases in one campaign.
+* Whatever writes a rating or a lease re-reads the campaign row FOR SHARE inside its transaction
+  (``lock_open_campaign``): closing a campaign or removing a rater (FOR NO KEY UPDATE on that row)
+  waits for those transactions, so nothing is submitted or revised after the campaign closed.
 
 Order and overlap: why every pair of raters ends up sharing conversations
 ------------------------------------------------------------------------
@@ -37,12 +42,16 @@ Gold items are served exactly like the others, so raters cannot tell them apart.
 
 Leases
 ------
-A new or resumed assignment holds a lease of ``campaign.lease_minutes``; the rating page renews it with
-an htmx heartbeat while it is open (``renew_lease``). Expired leases are reclaimed (status RELEASED) by
-a periodic Celery task and lazily at the start of every ``next_assignment``; a released item goes to
-the next rater who asks. A rater whose lease lapsed gets the item back (reusing their row) if a slot is
-still free when they come back; otherwise ``LeaseLost`` tells them it went to someone else, and their
-draft is kept.
+A new or resumed assignment holds a lease of ``campaign.lease_minutes``. While the rating page is open
+its heartbeat extends a *live* lease, but never past the lease length after the rater's last activity
+(an edit, or a beat crediting active time, which the page counts only while it is visible and in use):
+a tab left open and idle lets its conversation go like a closed one, and shows as stuck meanwhile. A
+beat never takes back a lapsed or released assignment, so an admin's "Release now" stays released.
+Expired leases are reclaimed (status RELEASED) by a periodic Celery task and lazily at the start of
+every ``next_assignment``; a released item goes to the next rater who asks. A rater whose lease lapsed
+gets the item back (reusing their row) when they edit it again (``hold_for_rating``) if a place is
+still free and they hold no other live lease in the campaign; otherwise ``LeaseLost`` says why, and
+their draft is kept.
 """
 from __future__ import annotations
 
@@ -225,14 +234,15 @@ def _activate(campaign: Campaign, item: CampaignItem, rater, existing: Assignmen
     if existing is None:
         assignment = Assignment.objects.create(
             campaign=campaign, item=item, rater=rater, status=Assignment.Status.ACTIVE,
-            lease_expires_at=lease, last_heartbeat_at=now, created_at=now,
+            lease_expires_at=lease, last_heartbeat_at=now, last_active_at=now, created_at=now,
         )
     else:
         old = {"status": existing.status}
         existing.status = Assignment.Status.ACTIVE
         existing.lease_expires_at = lease
-        existing.last_heartbeat_at = now
-        existing.save(update_fields=["status", "lease_expires_at", "last_heartbeat_at", "updated_at"])
+        existing.last_heartbeat_at = existing.last_active_at = now
+        existing.save(update_fields=["status", "lease_expires_at", "last_heartbeat_at", "last_active_at",
+                                     "updated_at"])
         record(rater, "assignment.reacquire", existing, old=old, new={"status": "active"})
         assignment = existing
     Rating.objects.get_or_create(assignment=assignment, defaults={"rubric_id": campaign.rubric_id})
@@ -283,6 +293,7 @@ def next_assignment(campaign: Campaign, rater) -> Assignment | None:
     reclaim_expired(campaign)
     with transaction.atomic():
         _lock_rater(campaign.pk, rater.pk)
+        campaign = lock_open_campaign(campaign, rater.pk)  # it may have closed since the check above
         now = timezone.now()
         current = current_assignment(campaign, rater, now)
         if current is not None:
@@ -293,7 +304,8 @@ def next_assignment(campaign: Campaign, rater) -> Assignment | None:
             now = timezone.now()
             if lease_is_live(current, now):
                 current.lease_expires_at = _lease_end(campaign, now)
-                current.save(update_fields=["lease_expires_at", "updated_at"])
+                current.last_active_at = now
+                current.save(update_fields=["lease_expires_at", "last_active_at", "updated_at"])
                 return current
             # It lapsed meanwhile: choose as for anyone else (the rater may well get it back).
         tried: set[int] = set()
@@ -346,10 +358,60 @@ def remaining_for(campaign: Campaign, rater) -> int:
 # --- leases held by a rater -----------------------------------------------------------------------
 
 
-def _reacquire_locked(assignment: Assignment, campaign: Campaign, now) -> None:
-    """With the item row locked: make `assignment` ACTIVE again if a place is free, else LeaseLost."""
+def lock_open_campaign(campaign: Campaign, rater_id: int) -> Campaign:
+    """Inside the caller's transaction: re-read the campaign row FOR SHARE and refuse unless it is open
+    and the rater is still on its roster. Returns the fresh row.
+
+    close_campaign and update_campaign take this row FOR NO KEY UPDATE, which waits for share locks: a
+    save or submission that passed this check commits before the campaign closes (or the rater is
+    removed), and one that starts later sees the change. A check before the transaction would not do:
+    the campaign could close between the check and the commit."""
+    fresh = next(iter(Campaign.objects.raw("SELECT * FROM rating_campaign WHERE id = %s FOR SHARE", [campaign.pk])),
+                 None)
+    if fresh is None or fresh.status != Campaign.Status.OPEN:
+        label = "closed" if fresh is None else fresh.get_status_display().lower()
+        raise CampaignNotOpen(f"This campaign is {label}: its ratings can no longer be changed.")
+    if not Campaign.raters.through.objects.filter(campaign_id=campaign.pk, user_id=rater_id).exists():
+        raise NotInCampaign("You are no longer a rater in this campaign: your ratings in it can no longer be "
+                            "changed.")
+    return fresh
+
+
+def hold_for_rating(assignment: Assignment) -> Assignment:
+    """Inside the caller's transaction, before the rater changes or submits a rating: make sure they may.
+
+    Refuses (CampaignNotOpen, NotInCampaign, LeaseLost) unless the campaign is open, the rater is on its
+    roster, and the assignment is submitted (a revision) or holds one of the item's k places. A live
+    lease is extended (an edit is activity). A lapsed or released one is taken back only here, when the
+    rater edits: never by a heartbeat (an open tab is not a rater at work), never while the rater holds
+    another live lease in the campaign (one conversation at a time), and only if a place is free.
+
+    Locks, in the order every path takes them (so no two can wait on each other): the rater's advisory
+    lock, the campaign row (share), the item row, then the assignment and rating rows."""
+    _lock_rater(assignment.campaign_id, assignment.rater_id)
+    campaign = lock_open_campaign(assignment.campaign, assignment.rater_id)
+    lock_item(assignment.item_id)
+    assignment.refresh_from_db()
     if assignment.status == Assignment.Status.SKIPPED:
         raise LeaseLost("You skipped this conversation.")
+    if assignment.status == Assignment.Status.SUBMITTED:
+        return assignment
+    now = timezone.now()
+    if lease_is_live(assignment, now):
+        assignment.lease_expires_at = _lease_end(campaign, now)
+        assignment.last_active_at = now
+        assignment.save(update_fields=["lease_expires_at", "last_active_at", "updated_at"])
+        return assignment
+    other = (
+        Assignment.objects.filter(campaign_id=assignment.campaign_id, rater_id=assignment.rater_id,
+                                  status=Assignment.Status.ACTIVE, lease_expires_at__gt=now)
+        .exclude(pk=assignment.pk).first()
+    )
+    if other is not None:
+        raise LeaseLost(
+            "Your hold on this conversation lapsed, and you are now rating another one in this campaign "
+            f"(Conversation {other.pk}). Submit or skip that one first; this draft is kept."
+        )
     if occupancy(assignment.item_id, now, exclude_rater_id=assignment.rater_id) >= campaign.overlap_k:
         raise LeaseLost(
             "Your hold on this conversation lapsed and it went to another rater. Your draft is kept, "
@@ -359,46 +421,32 @@ def _reacquire_locked(assignment: Assignment, campaign: Campaign, now) -> None:
            if assignment.lease_expires_at else None}
     assignment.status = Assignment.Status.ACTIVE
     assignment.lease_expires_at = _lease_end(campaign, now)
-    assignment.save(update_fields=["status", "lease_expires_at", "updated_at"])
-    if old["status"] != Assignment.Status.ACTIVE:
-        record(assignment.rater, "assignment.reacquire", assignment, old=old, new={"status": "active"})
-
-
-def renew_lease(assignment: Assignment) -> Assignment:
-    """Extend an active lease (heartbeat). A lapsed or released one is taken back if a place is free.
-
-    The item row is locked first: a heartbeat landing just as the lease expires is thereby serialised
-    with any `next_assignment` that is counting this item's occupants."""
-    campaign = assignment.campaign
-    if campaign.status != Campaign.Status.OPEN:
-        raise CampaignNotOpen("The campaign is closed.")
-    if assignment.status == Assignment.Status.SUBMITTED:
-        return assignment  # submitted ratings hold their place for good; nothing to renew
-    with transaction.atomic():
-        lock_item(assignment.item_id)
-        assignment.refresh_from_db()
-        now = timezone.now()
-        if assignment.status == Assignment.Status.SUBMITTED:
-            return assignment
-        if assignment.status == Assignment.Status.ACTIVE and assignment.lease_expires_at > now:
-            assignment.lease_expires_at = _lease_end(campaign, now)
-            assignment.save(update_fields=["lease_expires_at", "updated_at"])
-        else:
-            _reacquire_locked(assignment, campaign, now)
+    assignment.last_active_at = now
+    assignment.save(update_fields=["status", "lease_expires_at", "last_active_at", "updated_at"])
+    record(assignment.rater, "assignment.reacquire", assignment, old=old, new={"status": "active"})
     return assignment
 
 
-def lock_for_submit(assignment: Assignment) -> None:
-    """Inside the caller's transaction: lock the item and make sure the assignment holds a place, so
-    submitting can never push an item past k (e.g. after the lease lapsed and someone else took it)."""
+def extend_live_lease(assignment: Assignment, *, active: bool, renew: bool = True) -> Assignment | None:
+    """For a heartbeat, inside the caller's transaction: lock the item and the assignment; if the lease is
+    still live, note the activity and extend the lease to the lease length after the rater's last activity
+    (never further). Returns the locked assignment, unsaved (the caller saves it with the time it credits),
+    or None if the lease is not live: a heartbeat never takes a lapsed or released conversation back
+    (hold_for_rating does, when the rater edits).
+
+    The item row is locked first, as everywhere: a beat landing just as the lease expires is then
+    serialised with any next_assignment counting this item's occupants."""
     lock_item(assignment.item_id)
-    assignment.refresh_from_db()
+    a = Assignment.objects.select_for_update(of=("self",), no_key=True).get(pk=assignment.pk)
     now = timezone.now()
-    if assignment.status == Assignment.Status.SUBMITTED:
-        return
-    if assignment.status == Assignment.Status.ACTIVE and assignment.lease_expires_at > now:
-        return
-    _reacquire_locked(assignment, assignment.campaign, now)
+    if not lease_is_live(a, now):
+        return None
+    if active:
+        a.last_active_at = now
+    if renew:
+        last = a.last_active_at or a.created_at
+        a.lease_expires_at = max(a.lease_expires_at, _lease_end(assignment.campaign, last))
+    return a
 
 
 def lease_is_live(assignment: Assignment, now=None) -> bool:

@@ -175,6 +175,9 @@ class Assignment(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
     # When time on task was last credited: a heartbeat can never credit more than the wall time since.
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the rater last did something: an edit, or a heartbeat crediting active time. The lease never
+    # runs past this plus the lease length, so a forgotten tab lets its conversation go.
+    last_active_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["campaign", "created_at"]

@@ -26,6 +26,9 @@ from .models import Assignment, Campaign, CampaignItem, Rating, RubricAxis, Safe
 GROUP_LABELS = {"diagnostic_accuracy": "Diagnostic accuracy", "readability": "Readability"}
 # An active lease with no heartbeat for this long belongs to a page that is no longer open.
 STALE_AFTER = timedelta(minutes=5)
+# An active lease whose rater has done nothing (no edit, no active time) for this long is probably a
+# forgotten tab.
+IDLE_AFTER = timedelta(minutes=15)
 
 
 def _count(qs):
@@ -295,6 +298,7 @@ class RatingPage:
     active_seconds: int
     errors: dict = field(default_factory=dict)
     problem: str = ""
+    on_roster: bool = True
 
     @property
     def is_submitted(self) -> bool:
@@ -302,7 +306,7 @@ class RatingPage:
 
     @property
     def editable(self) -> bool:
-        return self.campaign_open and self.assignment_status != Assignment.Status.SKIPPED
+        return self.campaign_open and self.on_roster and self.assignment_status != Assignment.Status.SKIPPED
 
     @property
     def axes(self) -> list[AxisView]:
@@ -363,6 +367,7 @@ def rating_page(assignment: Assignment, errors: dict | None = None) -> RatingPag
         assignment_status=assignment.status, submitted_at=rating.submitted_at if rating else None,
         revision=rating.revision if rating else 0, lease_expires_at=assignment.lease_expires_at,
         active_seconds=assignment.active_seconds, errors=errors,
+        on_roster=campaign.raters.filter(pk=assignment.rater_id).exists(),
     )
 
 
@@ -503,12 +508,14 @@ def item_progress(campaign: Campaign, page: int = 1, per_page: int = 50):
 
 
 def stuck_leases(campaign: Campaign):
-    """Active assignments whose lease has expired (waiting for the reaper) or whose page has sent no
-    heartbeat for a while (probably closed without skipping)."""
+    """Active assignments whose lease has expired (waiting for the reaper), whose page has sent no
+    heartbeat for a while (probably closed without skipping), or whose rater has done nothing for a while
+    (a tab left open; its lease runs out at the lease length after the last activity)."""
     now = timezone.now()
     return (
         campaign.assignments.filter(status=Assignment.Status.ACTIVE)
-        .filter(Q(lease_expires_at__lte=now) | Q(last_heartbeat_at__lt=now - STALE_AFTER))
+        .filter(Q(lease_expires_at__lte=now) | Q(last_heartbeat_at__lt=now - STALE_AFTER)
+                | Q(last_active_at__lt=now - IDLE_AFTER))
         .select_related("rater", "item").order_by("lease_expires_at")
     )
 

@@ -122,21 +122,6 @@ def snapshot(rating: Rating) -> dict:
     }
 
 
-def check_editable(assignment: Assignment) -> None:
-    """Raise RatingError unless the rater may change this rating now."""
-    campaign = assignment.campaign
-    if campaign.status != Campaign.Status.OPEN:
-        raise RatingError("This campaign is closed: its ratings can no longer be changed.")
-    if assignment.status == Assignment.Status.SKIPPED:
-        raise RatingError("You skipped this conversation.")
-    if assignment.status != Assignment.Status.SUBMITTED and not assigning.lease_is_live(assignment):
-        # Coming back after the lease lapsed: take the conversation back if nobody else has.
-        try:
-            assigning.renew_lease(assignment)
-        except assigning.AssignmentError as exc:
-            raise RatingError(str(exc)) from exc
-
-
 def _parse_value(axis: RubricAxis, raw: str) -> tuple[float | None, str | None]:
     if not axis.is_rated:
         return None, f"“{axis.name}” is computed automatically and is not rated by hand."
@@ -161,10 +146,12 @@ def _too_long(text: str) -> bool:
 def apply_changes(assignment: Assignment, actor, changes: DraftChanges) -> SaveOutcome:
     """Save the valid part of `changes` (invalid fields are reported, never half-saved).
 
-    Raises RatingError if the rating cannot be changed at all (closed campaign, skipped, lease lost)."""
-    check_editable(assignment)
+    Raises RatingError if the rating cannot be changed at all (closed campaign, rater removed from it,
+    skipped, lease lost). Those are checked inside the transaction that writes, under the campaign's row
+    lock, so nothing lands after the campaign closes."""
     outcome = SaveOutcome(errors=dict(changes.bad_fields))
     with transaction.atomic():
+        _hold(assignment)
         # One save at a time per rating, so concurrent requests from one page cannot interleave.
         rating = Rating.objects.select_for_update(of=("self",), no_key=True).filter(assignment=assignment).first()
         if rating is None:
@@ -273,6 +260,13 @@ def apply_changes(assignment: Assignment, actor, changes: DraftChanges) -> SaveO
     return outcome
 
 
+def _hold(assignment: Assignment) -> None:
+    try:
+        assigning.hold_for_rating(assignment)
+    except assigning.AssignmentError as exc:
+        raise RatingError(str(exc)) from exc
+
+
 def completeness_errors(rating: Rating) -> dict[str, str]:
     """What stops `rating` from being submitted, by form field name."""
     errors = {}
@@ -299,13 +293,14 @@ def submit_rating(assignment: Assignment, actor, changes: DraftChanges | None = 
     if rating.status == Rating.Status.SUBMITTED:
         return rating  # a revision: every change was audited as it was saved
     with transaction.atomic():
-        try:
-            assigning.lock_for_submit(assignment)
-        except assigning.AssignmentError as exc:
-            raise RatingError(str(exc)) from exc
+        _hold(assignment)  # campaign still open, rater still on it, and a place on the item
         rating = Rating.objects.select_for_update(of=("self",), no_key=True).get(pk=rating.pk)
         if rating.status == Rating.Status.SUBMITTED:
             return rating
+        # Again under the lock: a save from another tab may have cleared a score since the check above.
+        errors = completeness_errors(rating)
+        if errors:
+            raise SubmitRejected(errors)
         now = timezone.now()
         rating.status = Rating.Status.SUBMITTED
         rating.submitted_at = now
@@ -331,35 +326,48 @@ class HeartbeatOutcome:
     problem: str = ""
 
 
-def heartbeat(assignment: Assignment, reported_seconds) -> HeartbeatOutcome:
-    """Renew the lease and credit active time. The browser decides what counts as active (visible tab,
-    recent input); the server credits at most HEARTBEAT_SECONDS per beat and never more than the wall
-    time since the previous beat, so a stuck or hostile client cannot inflate time on task."""
+def heartbeat(assignment: Assignment, reported_seconds, *, renew: bool = True) -> HeartbeatOutcome:
+    """Credit active time and keep a live lease alive. The browser decides what counts as active (visible
+    tab, recent input); the server credits at most HEARTBEAT_SECONDS per beat and never more than the wall
+    time since the previous beat, so a stuck or hostile client cannot inflate time on task.
+
+    A beat never takes back a lapsed or released conversation (an admin's "Release now" stays released),
+    and it keeps the lease only up to the lease length after the last credited activity: a tab left open
+    and idle lets its conversation go, and shows as stuck meanwhile. `renew=False` (the page-close beacon)
+    credits time and renews nothing."""
     outcome = HeartbeatOutcome()
     try:
         seconds = max(0, int(float(reported_seconds or 0)))
     except (TypeError, ValueError):
         seconds = 0
-    if assignment.campaign.status != Campaign.Status.OPEN:
+    campaign = Campaign.objects.only("status").get(pk=assignment.campaign_id)
+    if campaign.status != Campaign.Status.OPEN:
         outcome.problem = "This campaign is closed."
         return outcome
-    if assignment.status == Assignment.Status.SKIPPED:
-        outcome.problem = "You skipped this conversation."
-        return outcome
-    try:
-        assigning.renew_lease(assignment)
-    except assigning.AssignmentError as exc:
-        outcome.problem = str(exc)
+    if not campaign.raters.filter(pk=assignment.rater_id).exists():
+        outcome.problem = "You are no longer a rater in this campaign."
         return outcome
     with transaction.atomic():
-        a = Assignment.objects.select_for_update(of=("self",), no_key=True).get(pk=assignment.pk)
+        a = Assignment.objects.get(pk=assignment.pk)
+        if a.status == Assignment.Status.SKIPPED:
+            outcome.problem = "You skipped this conversation."
+            return outcome
         now = timezone.now()
+        if a.status == Assignment.Status.SUBMITTED:
+            # A revision in progress: time on task counts, there is no lease to keep.
+            a = Assignment.objects.select_for_update(of=("self",), no_key=True).get(pk=a.pk)
+        else:
+            a = assigning.extend_live_lease(a, active=seconds > 0, renew=renew)
+            if a is None:
+                outcome.problem = ("Your hold on this conversation lapsed. It becomes yours again when you make a "
+                                   "change, unless another rater has it by then.")
+                return outcome
         since = a.last_heartbeat_at or a.updated_at or a.created_at
         elapsed = max(0, int((now - since).total_seconds()))
         credit = min(seconds, HEARTBEAT_SECONDS, elapsed)
         a.active_seconds += credit
         a.last_heartbeat_at = now
-        a.save(update_fields=["active_seconds", "last_heartbeat_at"])
+        a.save(update_fields=["active_seconds", "last_heartbeat_at", "last_active_at", "lease_expires_at"])
     outcome.credited, outcome.active_seconds = credit, a.active_seconds
     outcome.lease_expires_at = a.lease_expires_at if a.status == Assignment.Status.ACTIVE else None
     return outcome

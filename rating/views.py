@@ -82,6 +82,8 @@ def rate(request, pk):
     page = selectors.rating_page(assignment, errors=errors)
     if assignment.status == assignment.Status.SKIPPED:
         page.problem = "You skipped this conversation."
+    elif page.campaign_open and not page.on_roster:
+        page.problem = "You are no longer a rater in this campaign: this rating can no longer be changed."
     elif page.campaign_open and not page.is_submitted and not assigning.lease_is_live(assignment):
         page.problem = ("Your hold on this conversation lapsed while you were away. It will be yours again "
                         "as soon as you make a change, unless it went to another rater meanwhile.")
@@ -140,7 +142,9 @@ def submit(request, pk):
 @require_POST
 def heartbeat(request, pk):
     assignment = _own(request, pk)
-    outcome = services.heartbeat(assignment, request.POST.get("active_seconds"))
+    # The page-close beacon (final=1) reports the last active seconds; it must not keep the lease.
+    outcome = services.heartbeat(assignment, request.POST.get("active_seconds"),
+                                 renew=request.POST.get("final") != "1")
     return render(request, "rating/_lease.html", {"outcome": outcome})
 
 

@@ -226,23 +226,6 @@ def test_periodic_reclaim_task_and_rater_gets_own_row_back():
 
 
 @pytest.mark.django_db
-def test_heartbeat_renews_and_takes_back_a_lapsed_lease_only_if_free():
-    campaign, (r1, r2) = build_campaign(n_items=1, n_raters=2, k=1)
-    a = assigning.next_assignment(campaign, r1)
-    Assignment.objects.filter(pk=a.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=5))
-    a.refresh_from_db()
-    outcome = services.heartbeat(a, 10)
-    assert not outcome.problem and outcome.lease_expires_at > timezone.now()  # free: taken back
-    Assignment.objects.filter(pk=a.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=5))
-    b = assigning.next_assignment(campaign, r2)
-    assert b is not None
-    a.refresh_from_db()
-    outcome = services.heartbeat(a, 10)
-    assert "another rater" in outcome.problem
-    assert _occupancy_by_item(campaign.pk)[a.item_id] == 1
-
-
-@pytest.mark.django_db
 def test_submit_after_the_place_went_to_someone_else_is_refused():
     campaign, (r1, r2) = build_campaign(n_items=1, n_raters=2, k=1)
     a = assigning.next_assignment(campaign, r1)

@@ -1,0 +1,260 @@
+"""Leases after review: a heartbeat keeps a live lease only, idle tabs let go, the page-close beacon renews
+nothing; campaign state, roster and completeness are checked again under the locks that write."""
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from mhsd_platform.accounts.roles import Role
+from mhsd_platform.audit.models import AuditEvent
+from rating import assignment as assigning
+from rating import selectors, services
+from rating.campaigns import close_campaign, update_campaign
+from rating.models import Assignment, AxisScore, Campaign, Rating
+from tests.factories import make_user
+from tests.rating.rating_support import build_campaign, full_values
+
+changes = services.changes_from_post
+
+
+def _age(a, **fields):
+    Assignment.objects.filter(pk=a.pk).update(**fields)
+    a.refresh_from_db()
+    return a
+
+
+def _active_live(campaign, rater):
+    return list(Assignment.objects.filter(campaign=campaign, rater=rater, status="active",
+                                          lease_expires_at__gt=timezone.now()).values_list("pk", flat=True))
+
+
+@pytest.mark.django_db
+def test_a_heartbeat_never_takes_back_a_lapsed_lease_but_an_edit_does_if_the_place_is_free():
+    campaign, (r1, r2) = build_campaign(n_items=1, n_raters=2, k=1)
+    a = assigning.next_assignment(campaign, r1)
+    a = _age(a, lease_expires_at=timezone.now() - timedelta(seconds=5))
+    outcome = services.heartbeat(a, 10)
+    assert "lapsed" in outcome.problem and outcome.credited == 0
+    a.refresh_from_db()
+    assert a.lease_expires_at < timezone.now() and a.active_seconds == 0
+    assert not AuditEvent.objects.filter(action="assignment.reacquire").exists()
+    # Editing is the rater at work: the conversation is theirs again, since nobody took it.
+    services.apply_changes(a, r1, changes({"value__flow": "3"}))
+    a.refresh_from_db()
+    assert assigning.lease_is_live(a) and a.lease_expires_at > timezone.now() + timedelta(minutes=59)
+    assert AuditEvent.objects.filter(action="assignment.reacquire", object_id=str(a.pk)).exists()
+    # Lapsed again and taken by r2: the edit is refused, the draft kept, the cap held.
+    _age(a, lease_expires_at=timezone.now() - timedelta(seconds=5))
+    assert assigning.next_assignment(campaign, r2).item_id == a.item_id
+    with pytest.raises(services.RatingError, match="went to another rater"):
+        services.apply_changes(a, r1, changes({"value__flow": "2"}))
+    assert AxisScore.objects.get(rating__assignment=a).value == 3.0
+    assert Assignment.objects.filter(item=a.item, status="active", lease_expires_at__gt=timezone.now()).count() == 1
+
+
+@pytest.mark.django_db
+def test_opening_an_old_released_conversation_takes_nothing_and_a_rater_never_holds_two_leases():
+    campaign, (r1, r2) = build_campaign(n_items=4, n_raters=2, k=2)
+    old = assigning.next_assignment(campaign, r1)
+    services.apply_changes(old, r1, changes({"overall_comment": "half done"}))
+    _age(old, lease_expires_at=timezone.now() - timedelta(minutes=1))
+    assigning.reclaim_expired(campaign)
+    # r1 starts something else (their released draft would come first, so skip past it as r2 would).
+    Assignment.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(days=1))
+    new = Assignment.objects.create(campaign=campaign, item=campaign.items.exclude(pk=old.item_id).first(),
+                                    rater=r1, status="active", last_active_at=timezone.now(),
+                                    lease_expires_at=timezone.now() + timedelta(minutes=60))
+    client = Client()
+    client.force_login(r1)
+    # The page of the old one opens (read-only problem notice), and its heartbeats take nothing back.
+    page = client.get(reverse("rating:rate", args=[old.pk]))
+    assert page.status_code == 200 and "lapsed" in page.content.decode()
+    for _ in range(3):
+        beat = client.post(reverse("rating:heartbeat", args=[old.pk]), {"active_seconds": "30"}, HTTP_HX_REQUEST="true")
+        assert "lapsed" in beat.content.decode()
+    old.refresh_from_db()
+    assert old.status == "released"
+    # An edit on it is refused while the other lease is live: one conversation at a time.
+    with pytest.raises(services.RatingError, match=f"Conversation {new.pk}"):
+        services.apply_changes(old, r1, changes({"overall_comment": "more"}))
+    assert _active_live(campaign, r1) == [new.pk]
+    assert Rating.objects.get(assignment=old).overall_comment == "half done"
+    # Once that one is submitted, the old draft can be taken back by editing it.
+    services.submit_rating(new, r1, changes(full_values(campaign)))
+    services.apply_changes(old, r1, changes({"overall_comment": "more"}))
+    assert _active_live(campaign, r1) == [old.pk]
+
+
+@pytest.mark.django_db
+def test_an_admins_release_now_is_not_undone_by_the_next_heartbeat():
+    campaign, (r1, r2) = build_campaign(n_items=1, n_raters=2, k=1)
+    a = assigning.next_assignment(campaign, r1)
+    assert assigning.release(a, make_user(Role.ADMIN))
+    for _ in range(2):
+        assert "lapsed" in services.heartbeat(a, 30).problem
+    a.refresh_from_db()
+    assert a.status == "released"
+    assert not selectors.stuck_leases(campaign).exists()
+    b = assigning.next_assignment(campaign, r2)  # the place really is free
+    assert b is not None and b.item_id == a.item_id
+
+
+@pytest.mark.django_db
+def test_an_idle_tab_stops_renewing_lapses_and_shows_as_stuck():
+    campaign, (r1, _) = build_campaign(n_items=2, n_raters=2, k=2, lease_minutes=30)
+    a = assigning.next_assignment(campaign, r1)
+    # The tab has been open and idle for 29 minutes; beats kept coming, each with 0 active seconds.
+    last = timezone.now() - timedelta(minutes=29)
+    a = _age(a, last_active_at=last, last_heartbeat_at=timezone.now() - timedelta(seconds=30),
+             lease_expires_at=timezone.now() + timedelta(minutes=2))
+    outcome = services.heartbeat(a, 0)
+    a.refresh_from_db()
+    # Not renewed past the lease length after the last activity (the current lease is never shortened).
+    assert not outcome.problem and a.lease_expires_at <= timezone.now() + timedelta(minutes=2)
+    assert a.last_active_at == last
+    assert a in selectors.stuck_leases(campaign)  # idle for 15 minutes or more: the admin sees it
+    # Time passes: the lease runs out, the beat cannot save it, and the reaper gives the place back.
+    a = _age(a, lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert "lapsed" in services.heartbeat(a, 0).problem
+    assert assigning.reclaim_expired(campaign) == 1
+    a.refresh_from_db()
+    assert a.status == "released"
+
+
+@pytest.mark.django_db
+def test_a_beat_with_active_time_renews_for_a_full_lease():
+    campaign, (r1, _) = build_campaign(n_items=2, n_raters=2, k=2, lease_minutes=30)
+    a = assigning.next_assignment(campaign, r1)
+    a = _age(a, last_active_at=timezone.now() - timedelta(minutes=20),
+             last_heartbeat_at=timezone.now() - timedelta(seconds=30),
+             lease_expires_at=timezone.now() + timedelta(minutes=10))
+    outcome = services.heartbeat(a, 12)
+    a.refresh_from_db()
+    assert outcome.credited == 12 and a.last_active_at > timezone.now() - timedelta(seconds=5)
+    assert a.lease_expires_at > timezone.now() + timedelta(minutes=29)
+    assert a not in selectors.stuck_leases(campaign)
+
+
+@pytest.mark.django_db
+def test_the_page_close_beacon_records_active_time_without_renewing():
+    campaign, (r1, _) = build_campaign(n_items=2, n_raters=2, k=2, lease_minutes=30)
+    a = assigning.next_assignment(campaign, r1)
+    lease = timezone.now() + timedelta(minutes=3)
+    a = _age(a, last_heartbeat_at=timezone.now() - timedelta(seconds=40), lease_expires_at=lease)
+    client = Client()
+    client.force_login(r1)
+    response = client.post(reverse("rating:heartbeat", args=[a.pk]), {"active_seconds": "20", "final": "1"})
+    assert response.status_code == 200
+    a.refresh_from_db()
+    assert a.active_seconds == 20 and a.lease_expires_at == lease
+
+
+@pytest.mark.django_db
+def test_a_submission_refused_when_the_campaign_closes_between_the_check_and_the_submit(monkeypatch):
+    campaign, (r1, _) = build_campaign(n_items=2, n_raters=2, k=2)
+    a = assigning.next_assignment(campaign, r1)
+    real_apply = services.apply_changes
+
+    def apply_then_admin_closes(*args, **kwargs):
+        outcome = real_apply(*args, **kwargs)  # the draft is saved while the campaign is open...
+        close_campaign(make_user(Role.ADMIN), Campaign.objects.get(pk=campaign.pk))  # ...then it closes
+        return outcome
+
+    monkeypatch.setattr(services, "apply_changes", apply_then_admin_closes)
+    with pytest.raises(services.RatingError, match="closed"):
+        services.submit_rating(a, r1, changes(full_values(campaign)))
+    rating = Rating.objects.get(assignment=a)
+    assert rating.status == "draft" and rating.scores.filter(value__isnull=False).count() == len(full_values(campaign))
+    assert not Assignment.objects.filter(pk=a.pk, status="submitted").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_closing_waits_for_a_save_in_progress_and_later_saves_see_it_closed():
+    """The campaign row lock orders a save and a close: the close commits after the save it raced with."""
+    campaign, (r1, _) = build_campaign(n_items=2, n_raters=2, k=2)
+    a = assigning.next_assignment(campaign, r1)
+    services.submit_rating(a, r1, changes(full_values(campaign)))
+    held, times, errors = threading.Event(), {}, []
+
+    def slow_revision():
+        try:
+            with transaction.atomic():
+                assigning.hold_for_rating(Assignment.objects.get(pk=a.pk))
+                held.set()
+                time.sleep(0.5)
+                AxisScore.objects.filter(rating__assignment=a, axis__key="flow").update(value=1)
+            times["saved"] = time.monotonic()
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors.append(repr(exc))
+        finally:
+            connection.close()
+
+    def admin_closes():
+        held.wait(10)
+        try:
+            close_campaign(make_user(Role.ADMIN), Campaign.objects.get(pk=campaign.pk))
+            times["closed"] = time.monotonic()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=slow_revision), threading.Thread(target=admin_closes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert times["closed"] >= times["saved"]
+    assert AxisScore.objects.get(rating__assignment=a, axis__key="flow").value == 1.0
+    a.refresh_from_db()
+    with pytest.raises(services.RatingError, match="closed"):
+        services.apply_changes(a, r1, changes({"value__flow": "2"}))
+
+
+@pytest.mark.django_db
+def test_completeness_is_checked_again_under_the_submit_lock(monkeypatch):
+    campaign, (r1, _) = build_campaign(n_items=2, n_raters=2, k=2)
+    a = assigning.next_assignment(campaign, r1)
+    real_hold = assigning.hold_for_rating
+    calls = []
+
+    def hold_after_another_tab_cleared_a_score(assignment):
+        calls.append(assignment.pk)
+        if len(calls) == 2:  # the submit's own transaction: another tab's save got in first
+            AxisScore.objects.filter(rating__assignment=assignment, axis__key="flow").update(value=None)
+        return real_hold(assignment)
+
+    monkeypatch.setattr(assigning, "hold_for_rating", hold_after_another_tab_cleared_a_score)
+    with pytest.raises(services.SubmitRejected) as exc:
+        services.submit_rating(a, r1, changes(full_values(campaign)))
+    assert set(exc.value.errors) == {"value__flow"}
+    assert len(calls) == 2
+    assert Rating.objects.get(assignment=a).status == "draft"
+    assert Assignment.objects.get(pk=a.pk).status == "active"
+
+
+@pytest.mark.django_db
+def test_a_rater_removed_from_the_campaign_can_no_longer_save_submit_or_revise():
+    campaign, (r1, r2, r3) = build_campaign(n_items=3, n_raters=3, k=2)
+    admin = make_user(Role.ADMIN)
+    a = assigning.next_assignment(campaign, r1)
+    b = assigning.next_assignment(campaign, r2)
+    services.submit_rating(b, r2, changes(full_values(campaign)))
+    update_campaign(admin, campaign, name=campaign.name, description="", raters=[r3, make_user(Role.RATER)],
+                    lease_minutes=campaign.lease_minutes)
+    for assignment, rater in ((a, r1), (b, r2)):
+        assignment.refresh_from_db()
+        with pytest.raises(services.RatingError, match="no longer a rater"):
+            services.apply_changes(assignment, rater, changes({"value__flow": "1"}))
+        with pytest.raises(services.RatingError, match="no longer a rater"):
+            services.submit_rating(assignment, rater, changes(full_values(campaign)))
+        assert "no longer a rater" in services.heartbeat(assignment, 5).problem
+    client = Client()
+    client.force_login(r2)
+    page = client.get(reverse("rating:rate", args=[b.pk])).content.decode()
+    assert "no longer a rater" in page and 'data-editable="0"' in page
+    assert AxisScore.objects.get(rating__assignment=b, axis__key="flow").value == 4.0
