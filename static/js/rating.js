@@ -226,7 +226,8 @@
     });
   }, RETRY_MS);
 
-  // A closing tab sends what the debounce has not sent yet, and the last active seconds.
+  // A closing tab sends what the debounce has not sent yet, and the last active seconds. The final beat
+  // only records time (final=1): a closed page must not keep its conversation.
   function csrfToken() {
     var input = document.querySelector("#rating-form input[name=csrfmiddlewaretoken]");
     return input ? input.value : "";
@@ -244,6 +245,7 @@
       var beat = new FormData();
       beat.append("csrfmiddlewaretoken", csrfToken());
       beat.append("active_seconds", String(pending));
+      beat.append("final", "1");
       navigator.sendBeacon(hb.getAttribute("hx-post"), beat);
       pending = 0;
     }
@@ -257,6 +259,9 @@
   });
 
   // --- active time: counted here, credited (and capped) by the server on each heartbeat -----------
+  // A second counts only while the tab is visible and there was input in the last IDLE_MS. The server
+  // keeps the lease for the lease length after the last beat that reported active time, so a tab left
+  // open (hidden or idle) lets its conversation go.
   var pending = 0;
   var sent = 0;
   var lastInput = Date.now();

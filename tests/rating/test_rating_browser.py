@@ -1,11 +1,15 @@
 """A clinician rates a conversation with the keyboard only in Debian's chromium, reloads half-way and finds
 the draft, submits, gets the next conversation and flags a safety concern; an admin sees the flag."""
 import re
+from datetime import timedelta
+from urllib.parse import parse_qs
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from mhsd_platform.accounts.roles import Role
+from rating import assignment as assigning
 from rating.models import Assignment, Rating, SafetyFlag
 from tests.browser_support import login, require_chromium
 from tests.factories import make_user
@@ -131,3 +135,52 @@ def test_keyboard_only_rating_with_reload_then_admin_sees_the_flag(live_server, 
     expect(row).to_contain_text("The patient hinted at self-harm")
     expect(row).to_contain_text(rater.pseudonym)
     expect(row).to_contain_text("Open")
+
+
+def _reported_seconds(request):
+    return int(parse_qs(request.post_data or "").get("active_seconds", ["0"])[0])
+
+
+def test_active_time_pauses_while_the_tab_is_hidden_or_idle(live_server, page):
+    """Playwright's fake clock drives the page's timers: 10 s visible with input count, 20 s hidden and
+    then a minute without input do not."""
+    require_chromium()
+    campaign, (rater, _other) = build_campaign(n_items=2, n_raters=2, k=2)
+    a = assigning.next_assignment(campaign, rater)
+    page.clock.install()
+    login(page, live_server, rater.username)
+    beat_url = re.compile(rf".*/rate/a/{a.pk}/heartbeat/$")
+    with page.expect_response(beat_url) as first:  # the beat sent on load
+        page.goto(f"{live_server.url}/rate/a/{a.pk}/")
+    assert _reported_seconds(first.value.request) == 0
+    # The server never credits more than the wall time since the previous beat; this test's beats come
+    # seconds apart in real time, so move the previous one back.
+    Assignment.objects.filter(pk=a.pk).update(last_heartbeat_at=timezone.now() - timedelta(hours=1))
+
+    page.mouse.move(200, 200)
+    page.clock.run_for(10_000)  # visible, with input: counted
+    page.evaluate("""() => {
+        Object.defineProperty(document, "visibilityState", {configurable: true, get: () => "hidden"});
+        Object.defineProperty(document, "hidden", {configurable: true, get: () => true});
+        document.dispatchEvent(new Event("visibilitychange"));
+    }""")
+    with page.expect_response(beat_url) as beat:
+        page.clock.run_for(20_500)  # hidden: not counted; the 30 s beat fires
+    hidden_report = _reported_seconds(beat.value.request)
+    assert 9 <= hidden_report <= 11, hidden_report
+    Assignment.objects.filter(pk=a.pk).update(last_heartbeat_at=timezone.now() - timedelta(hours=1))
+
+    # Visible again but nobody touches anything: counting stops a minute after the last input.
+    page.evaluate("""() => {
+        delete document.visibilityState; delete document.hidden;
+        document.dispatchEvent(new Event("visibilitychange"));
+    }""")
+    reports = []
+    for _ in range(4):  # one beat every 30 s; each answered before the clock moves on
+        with page.expect_response(beat_url) as answered:
+            page.clock.run_for(30_000)
+        reports.append(_reported_seconds(answered.value.request))
+    # The last input was ~30 s before; at most the 30 s left of the idle minute are counted, then nothing.
+    assert sum(reports) <= 31 and reports[-1] == 0, reports
+    a.refresh_from_db()
+    assert hidden_report <= a.active_seconds <= hidden_report + 31
