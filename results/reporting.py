@@ -340,7 +340,7 @@ def agreement_tables(axes: list[AxisInfo], statistics: dict[str, dict | None]) -
     for a in axes:
         s = statistics.get(a.key)
         if not s:
-            rows.append([a.name, a.level] + [0, 0, 0] + [None] * 9)
+            rows.append([a.name, a.level] + [0, 0, 0] + [None] * 12)
             continue
         alpha = s["krippendorff_alpha"]
         ac2 = (s.get("gwet_ac2") or {}).get("quadratic") or {}
@@ -351,7 +351,8 @@ def agreement_tables(axes: list[AxisInfo], statistics: dict[str, dict | None]) -
             ac2.get("coefficient"),
             _pct((s.get("percent_exact_agreement") or {}).get("value")),
             _pct((s.get("percent_within_one") or {}).get("value")),
-            icc.get("icc2k"), icc.get("n") if icc else None,
+            icc.get("value"), icc.get("model"), icc.get("design"), icc.get("k") if icc else None,
+            icc.get("n") if icc else None,
         ])
         pk = s["pairwise_kappa"]
         heat[a.key] = {"raters": pk["raters"], "kappa": pk["kappa"], "n_shared": pk["n_shared"], "name": a.name}
@@ -363,12 +364,16 @@ def agreement_tables(axes: list[AxisInfo], statistics: dict[str, dict | None]) -
             [("Axis", "text"), ("Level", "text"), ("Conversations with >= 2 ratings", "int"), ("Raters", "int"),
              ("Ratings", "int"), ("Krippendorff's alpha", "num3"), ("alpha 95% CI low", "num3"),
              ("alpha 95% CI high", "num3"), ("Gwet AC1", "num3"), ("Gwet AC2 (quadratic)", "num3"),
-             ("Exact agreement (%)", "pct"), ("Within one point (%)", "pct"), ("ICC(2,k)", "num3"),
-             ("ICC conversations (complete)", "int")],
+             ("Exact agreement (%)", "pct"), ("Within one point (%)", "pct"), ("ICC", "num3"),
+             ("ICC model", "text"), ("ICC design", "text"), ("ICC k (ratings averaged)", "int"),
+             ("ICC conversations", "int")],
             rows,
             "Alpha with the metric of the axis's level (Krippendorff's ordinal metric for Likert axes, nominal for "
-            "binary labels); CI from a seeded percentile bootstrap over conversations. ICC(2,k) on conversations "
-            "rated by every rater, for numeric axes only.",
+            "binary labels); CI from a seeded percentile bootstrap over conversations. ICC (numeric axes only): "
+            "reliability of the mean of k ratings with the model of the design: ICC(2,k), two-way random, on the "
+            "conversations rated by every rater when the same raters rate most conversations (crossed); ICC(1,k), "
+            "one-way random with raters nested in conversations, on every conversation with two or more ratings "
+            "when each gets k raters from a larger pool (overlap).",
         ),
         "kappa": table(
             "Pairwise Cohen's kappa between raters",

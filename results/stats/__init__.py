@@ -15,7 +15,7 @@ from .agreement import (
 )
 from .alpha import krippendorff_alpha
 from .gwet import gwet_ac, gwet_weights, percent_agreement
-from .icc import icc2k
+from .icc import intraclass_correlation
 from .kappa import pairwise_quadratic_kappa, pairwise_unweighted_kappa
 from .raters import DRIFT_RULE, rater_statistics
 from .tables import describe, mann_whitney, share_at_least, unit_means, welch_t
@@ -30,7 +30,7 @@ __all__ = [
     "describe",
     "gwet_ac",
     "gwet_weights",
-    "icc2k",
+    "intraclass_correlation",
     "krippendorff_alpha",
     "mann_whitney",
     "pairwise_quadratic_kappa",

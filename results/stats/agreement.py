@@ -13,7 +13,7 @@ import numpy as np
 from ._matrix import as_matrix, check_level, domain
 from .alpha import krippendorff_alpha
 from .gwet import MAX_CATEGORIES, gwet_ac, percent_agreement
-from .icc import icc2k
+from .icc import intraclass_correlation
 from .kappa import pairwise_quadratic_kappa, pairwise_unweighted_kappa
 from .raters import DRIFT_RULE, rater_statistics
 
@@ -35,8 +35,13 @@ DEFINITIONS = {
     "percent_within_one": "as exact agreement, counting pairs that differ by at most one point",
     "pairwise_kappa": "Cohen's weighted kappa with quadratic weights between each pair of raters on their shared "
     "conversations (unweighted kappa for nominal axes with more than two categories); n_shared per cell",
-    "icc": "ICC(2,k), two-way random, absolute agreement, mean of k raters (Shrout & Fleiss 1979); complete "
-    "conversations only (rated by every rater)",
+    "icc": "reliability of the mean of k ratings (Shrout & Fleiss 1979), with the model of the design (`model`, "
+    "`design`, `k`): 'crossed' (the same raters rate at least half of the conversations with two or more "
+    "ratings) gives ICC(2,k), two-way random, absolute agreement, on the conversations rated by every rater, "
+    "k = their number; 'overlap' (k raters per conversation from a larger pool, the platform's usual design) "
+    "gives ICC(1,k), one-way random with raters nested in conversations, on every conversation with at "
+    "least two ratings, k = the most common number of ratings per conversation (unbalanced ANOVA, "
+    "effective group size k0). ICC(2,.) cannot be estimated in the overlap design and is left empty",
     "raters": "per rater: exact/within-one agreement with the other raters on the same conversations, mean "
     "pairwise kappa, leniency = mean(own rating - mean of the others' ratings), gold agreement, drift",
 }
@@ -104,7 +109,7 @@ def compute_agreement(
         "gwet_ac2": None,
         "percent_exact_agreement": percent_agreement(x, 0.0),
         "percent_within_one": None if level == "nominal" else percent_agreement(x, 1.0),
-        "icc": None if level == "nominal" else icc2k(x),
+        "icc": None if level == "nominal" else intraclass_correlation(x),
     }
     if values.size <= MAX_CATEGORIES:
         out["gwet_ac1"] = gwet_ac(x, values, "identity")

@@ -176,7 +176,14 @@ def test_agreement_rater_and_kappa_tables(snapshot):
     # D_o = 2/9, D_e = 2*4*5/(9*8) = 5/9, alpha = 1 - (2/9)/(5/9) = 0.6.
     hard = one(agreement, Axis=HARD)
     assert hard["Level"] == "nominal" and hard["Krippendorff's alpha"] == pytest.approx(0.6)
-    assert hard["Within one point (%)"] is None and hard["ICC(2,k)"] is None
+    assert hard["Within one point (%)"] is None and hard["ICC"] is None
+    # ICC: only c2 is rated by all three raters (1 of 4 pairable), so the design is "overlap": one-way
+    # ICC(1,k) on c1 (2,3), c2 (4,4,3), c4 (3,3), c5 (2,1). N = 9, grand mean 25/9; BMS = (53/9)/3 = 53/27,
+    # WMS = (1/2 + 2/3 + 0 + 1/2)/5 = 1/3, k0 = (9 - 17/9)/3 = 20/9; ICC(1,1) = (53/27 - 1/3) /
+    # (53/27 + (11/9)(1/3)) = 11/16; k = 2 (most common): ICC(1,2) = 2 (11/16) / (27/16) = 22/27.
+    assert (sus["ICC model"], sus["ICC design"], sus["ICC k (ratings averaged)"], sus["ICC conversations"]) == (
+        "ICC(1,k)", "overlap", 2, 4)
+    assert sus["ICC"] == pytest.approx(22 / 27)
 
     r1, r2, r3 = (u.pseudonym for u in snapshot.fixed.raters)
     per_axis = rows(snapshot, "rater_axes")

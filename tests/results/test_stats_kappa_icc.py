@@ -1,10 +1,10 @@
-"""Pairwise weighted kappa and ICC(2,k): published examples and definitions."""
+"""Pairwise weighted kappa and the ICC: published examples and definitions."""
 
 import numpy as np
 import pytest
 from results_stats_data import ABSTRACTORS_TABLE, SHROUT_FLEISS_1979, table_to_matrix
 
-from results.stats import icc2k, pairwise_quadratic_kappa, pairwise_unweighted_kappa
+from results.stats import intraclass_correlation, pairwise_quadratic_kappa, pairwise_unweighted_kappa
 
 
 def test_quadratic_kappa_published_example():
@@ -79,47 +79,107 @@ def test_quadratic_equals_unweighted_for_two_categories():
     assert np.allclose(q, u, equal_nan=True)
 
 
-def test_shrout_fleiss_1979_icc_2k():
-    # Shrout & Fleiss (1979), Table 3: BMS = 11.24, JMS = 32.49, EMS = 1.02; Table 4: ICC(2,1) = .29,
-    # ICC(2,4) = .62. To three decimals the same mean squares give ICC(2,4) = 0.620, ICC(2,1) = 0.290.
-    result = icc2k(SHROUT_FLEISS_1979)
-    assert round(result["bms"], 2) == 11.24
-    assert round(result["jms"], 2) == 32.49
-    assert round(result["ems"], 2) == 1.02
-    assert round(result["icc2k"], 2) == 0.62
-    assert round(result["icc2k"], 3) == 0.620
-    assert round(result["icc21"], 2) == 0.29
-    # Table 4, one-way model: ICC(1,4) = .44 (WMS = 6.26).
-    assert round(result["icc1k"], 2) == 0.44
-    assert (result["n"], result["k"], result["design"]) == (6, 4, "crossed")
+def test_shrout_fleiss_1979_crossed_design():
+    """Shrout & Fleiss (1979), Table 2 data (6 targets x 4 judges). Published to two decimals: Table 3
+    BMS = 11.24, JMS = 32.49, EMS = 1.02 (WMS = 6.26); Table 4 ICC(1,1) = .17, ICC(2,1) = .29,
+    ICC(1,4) = .44, ICC(2,4) = .62. The same data is the example of DescTools' ICC() help
+    page (`ICC(sf)`, which prints no output there), so no third-decimal value is published that we know
+    of: the three-decimal figures below are our hand computation from the table, e.g. row means 6, 3,
+    6.5, 4, 7.5, 4.75, grand mean 127/24; BMS = 4 x 14.052083 / 5 = 11.241667; WMS = 112.75 / 18 =
+    6.263889; ICC(1,4) = (11.241667 - 6.263889) / 11.241667 = 0.4428; ICC(2,4) = 10.222222 / 16.486111
+    = 0.6201; ICC(2,1) = 10.222222 / 35.277778 = 0.2898; ICC(1,1) = 4.977778 / 30.033333 = 0.1657."""
+    result = intraclass_correlation(SHROUT_FLEISS_1979)
+    assert (result["design"], result["model"], result["n"], result["k"]) == ("crossed", "ICC(2,k)", 6, 4)
+    published = {"bms": 11.24, "jms": 32.49, "ems": 1.02, "wms": 6.26, "icc11": 0.17, "icc21": 0.29,
+                 "icc1k": 0.44, "icc2k": 0.62}
+    for key, value in published.items():
+        assert round(result[key], 2) == value, key
+    by_hand = {"icc2k": 0.620, "icc21": 0.290, "icc1k": 0.443, "icc11": 0.166}
+    for key, value in by_hand.items():
+        assert round(result[key], 3) == value, key
+    assert result["value"] == result["icc2k"]
 
 
-def test_icc_uses_complete_units_only():
+def test_icc_crossed_design_uses_complete_units_only():
     x = np.vstack([SHROUT_FLEISS_1979, [[1.0, np.nan, 3.0, 4.0], [np.nan, np.nan, 2.0, 2.0]]])
-    result = icc2k(x)
-    assert result["n"] == 6
-    assert result["icc2k"] == pytest.approx(icc2k(SHROUT_FLEISS_1979)["icc2k"])
+    result = intraclass_correlation(x)
+    assert (result["design"], result["n"]) == ("crossed", 6)
+    assert result["icc2k"] == pytest.approx(intraclass_correlation(SHROUT_FLEISS_1979)["icc2k"])
     sparse = np.array([[1.0, np.nan], [np.nan, 2.0], [3.0, np.nan]])
-    assert np.isnan(icc2k(sparse)["icc2k"]) and icc2k(sparse)["n"] == 0
+    assert np.isnan(intraclass_correlation(sparse)["value"]) and intraclass_correlation(sparse)["n"] == 0
 
 
-def test_icc_with_k_raters_per_unit_drawn_from_a_larger_pool():
-    """The platform's design: each unit gets k = 4 of 9 raters, so no unit is rated by everyone. The
-    Shrout & Fleiss ratings spread over the pool (each unit's four in rater order) must give the
-    published figures: the slots are the table."""
+def test_icc_one_way_with_missing_ratings_by_hand():
+    """Unequal numbers of ratings per conversation (no published example found; a hand computation in
+    exact fractions). Conversations with >= 2 ratings: (1, 2), (3, 3, 4), (5, 6); the last row has one
+    rating and is left out. N = 7 ratings, n = 3, grand mean 24/7, group means 3/2, 10/3, 11/2.
+    BMS = [2 (3/2 - 24/7)^2 + 3 (10/3 - 24/7)^2 + 2 (11/2 - 24/7)^2] / 2 = (337/21) / 2 = 337/42;
+    WMS = (1/2 + 2/3 + 1/2) / (7 - 3) = 5/12; k0 = (7 - (4 + 9 + 4)/7) / 2 = 16/7;
+    ICC(1,1) = (337/42 - 5/12) / (337/42 + (9/7)(5/12)) = 639/719 = 0.889; k = 2 (the most common count):
+    ICC(1,2) = 2 (639/719) / (1 + 639/719) = 639/679 = 0.941."""
+    x = np.array([[1, 2, np.nan], [3, 3, 4], [5, np.nan, 6], [2, np.nan, np.nan]], dtype=float)
+    result = intraclass_correlation(x)
+    assert (result["design"], result["model"], result["n"], result["n_ratings"], result["k"]) == (
+        "overlap", "ICC(1,k)", 3, 7, 2)
+    assert result["bms"] == pytest.approx(337 / 42) and result["wms"] == pytest.approx(5 / 12)
+    assert result["k0"] == pytest.approx(16 / 7)
+    assert result["icc11"] == pytest.approx(639 / 719) and round(result["icc11"], 3) == 0.889
+    assert result["value"] == result["icc1k"] == pytest.approx(639 / 679) and round(result["value"], 3) == 0.941
+    assert np.isnan(result["icc2k"])  # no rater effect can be estimated without a crossed table
+
+
+def test_icc_one_way_equals_shrout_fleiss_when_k_raters_come_from_a_larger_pool():
+    """Each target's four ratings spread over a pool of nine raters (nobody rates everything): raters
+    are nested in targets, and the one-way model gives Shrout & Fleiss's ICC(1,4) = .44 (0.443 by the
+    hand computation above) whichever columns the ratings land in."""
     rng = np.random.default_rng(7)
     pool = np.full((6, 9), np.nan)
     for unit, ratings in enumerate(np.asarray(SHROUT_FLEISS_1979, dtype=float)):
-        columns = np.sort(rng.choice(9, size=4, replace=False))
-        pool[unit, columns] = ratings
-    # One unit with only two ratings (below the modal k) stays out of the table.
-    pool = np.vstack([pool, [[np.nan] * 7 + [2.0, 3.0]]])
-    result = icc2k(pool)
-    assert (result["design"], result["n"], result["k"]) == ("overlap", 6, 4)
-    assert round(result["icc2k"], 3) == 0.620 and round(result["icc1k"], 2) == 0.44
-    assert "first 4 ratings" in result["units_used"]
+        pool[unit, np.sort(rng.choice(9, size=4, replace=False))] = ratings
+    result = intraclass_correlation(pool)
+    assert (result["design"], result["model"], result["n"], result["k"]) == ("overlap", "ICC(1,k)", 6, 4)
+    assert round(result["value"], 3) == 0.443 and round(result["icc11"], 3) == 0.166
+    assert result["k0"] == pytest.approx(4.0)
+    assert np.isnan(result["icc2k"]) and np.isnan(result["icc21"])
+    shuffled = intraclass_correlation(pool[:, rng.permutation(9)])
+    assert shuffled["value"] == pytest.approx(result["value"], abs=1e-12)
+
+
+def test_icc_simulated_overlap_design_recovers_the_reliability_of_the_mean():
+    """The platform's design: 2,000 conversations, each rated by k = 3 of 40 raters who differ in
+    leniency (SD 0.8) on top of noise (SD 0.5), true scores SD 1. The one-way model treats leniency as
+    error, so the reliability of a conversation's mean is s_t^2 / (s_t^2 + (s_r^2 + s_e^2) / k) (about
+    0.75 here). The estimate lands within sampling error (0.03 here); it does not depend on the order of
+    the rater columns, which the old "first k ratings in rater order" table did."""
+    rng = np.random.default_rng(3)
+    n, pool, k = 2000, 40, 3
+    truth = rng.normal(0.0, 1.0, n)
+    leniency = rng.normal(0.0, 0.8, pool)
+    columns = np.argsort(rng.random((n, pool)), axis=1)[:, :k]
+    x = np.full((n, pool), np.nan)
+    np.put_along_axis(x, columns, truth[:, None] + leniency[columns] + rng.normal(0.0, 0.5, (n, k)), axis=1)
+    result = intraclass_correlation(x)
+    assert (result["design"], result["model"], result["k"], result["n"]) == ("overlap", "ICC(1,k)", 3, n)
+    s2t, s2w = truth.var(ddof=1), leniency.var(ddof=1) + 0.25
+    expected = s2t / (s2t + s2w / k)
+    assert abs(result["value"] - expected) < 0.03
+    reordered = intraclass_correlation(x[:, rng.permutation(pool)])
+    assert reordered["value"] == pytest.approx(result["value"], abs=1e-12)
 
 
 def test_icc_is_one_for_identical_raters():
     truth = np.array([1.0, 2.0, 3.0, 4.0, 2.0])
-    assert icc2k(np.column_stack([truth, truth, truth]))["icc2k"] == pytest.approx(1.0)
+    assert intraclass_correlation(np.column_stack([truth, truth, truth]))["value"] == pytest.approx(1.0)
+    pooled = np.full((5, 6), np.nan)
+    for i, v in enumerate(truth):
+        pooled[i, [i % 6, (i + 2) % 6]] = v
+    assert intraclass_correlation(pooled)["value"] == pytest.approx(1.0)
+
+
+def test_agreement_output_names_the_icc_model_design_and_k():
+    from results.stats import compute_agreement
+
+    x = np.array([[1, 2, np.nan], [3, 3, 4], [5, np.nan, 6], [2, np.nan, np.nan]], dtype=float)
+    icc = compute_agreement(x, "interval", n_boot=0)["icc"]
+    assert (icc["model"], icc["design"], icc["k"]) == ("ICC(1,k)", "overlap", 2)
+    assert icc["icc2k"] is None  # NaN -> None in the JSON output
