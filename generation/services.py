@@ -332,7 +332,9 @@ def start_attempt(conversation_id: int) -> int | None:
         conv.attempts += 1
         conv.started_at = timezone.now()
         conv.finished_at = None
-        conv.save(update_fields=["status", "attempts", "started_at", "finished_at"])
+        # The counters show this attempt's calls, live (LiveUsage), as the final write will.
+        _apply_usage(conv, None)
+        conv.save(update_fields=["status", "attempts", "started_at", "finished_at", *USAGE_FIELDS])
         return conv.attempts
 
 
@@ -354,7 +356,8 @@ def run_conversation_attempt(conversation_id: int) -> str:
         job = conv.job
         snapshot = job.settings_snapshot
         models = {role: spec_from_snapshot(snapshot[role]) for role in ("patient", "sensemaker", "helper")}
-        client = llm_client(call_slot=JobCallSlots(job.pk, job.max_concurrent_calls))
+        live = LiveUsage(conversation_id, attempt)
+        client = llm_client(call_slot=JobCallSlots(job.pk, job.max_concurrent_calls), on_call=live)
         # Celery's threads pool does not enforce task time limits, so the conversation keeps its own
         # deadline, checked between turns (each LLM call has its own timeout).
         limit = settings.GENERATION_CONVERSATION_SECONDS
@@ -377,7 +380,8 @@ def run_conversation_attempt(conversation_id: int) -> str:
             # A bug or an outage must end as a failed conversation with its reason, not as a
             # "running" row that the reaper re-queues for ever.
             logger.exception("Conversation %s failed with an unexpected error", conversation_id)
-            _finish_failed(conversation_id, attempt, f"Internal error: {type(exc).__name__}: {exc}"[:2000], None, None)
+            _finish_failed(conversation_id, attempt, f"Internal error: {type(exc).__name__}: {exc}"[:2000],
+                           live.totals(), None)
             return AttemptOutcome.FAILED
         _finish_done(conversation_id, attempt, result)
         return AttemptOutcome.DONE
@@ -386,6 +390,48 @@ def run_conversation_attempt(conversation_id: int) -> str:
         job_id = Conversation.objects.filter(pk=conversation_id).values_list("job_id", flat=True).first()
         if job_id:
             refresh_job_status(job_id)
+
+
+USAGE_FIELDS = ("llm_calls", "prompt_tokens", "completion_tokens", "cost_usd")
+# At most one counter write per running conversation in this many seconds (LLM calls can be quick).
+LIVE_USAGE_INTERVAL = 0.5
+
+
+class LiveUsage:
+    """The LLM client's on_call hook: keeps the running conversation's calls, tokens and cost up to date
+    in its row, so the job page (which sums the rows) shows them while the conversation runs. Writes
+    are throttled, and the totals are written again, in full, when the conversation ends. Only the
+    attempt that owns the row writes (a lost worker's stray thread cannot)."""
+
+    def __init__(self, conversation_id: int, attempt: int, interval: float | None = None):
+        import threading
+
+        from .medagent import Usage
+
+        self.conversation_id = conversation_id
+        self.attempt = attempt
+        self.interval = LIVE_USAGE_INTERVAL if interval is None else interval
+        self._usage = Usage()
+        self._lock = threading.Lock()
+        self._last_write = float("-inf")
+
+    def __call__(self, delta: dict) -> None:
+        with self._lock:
+            self._usage.add(delta)
+            now = time.monotonic()
+            if now - self._last_write < self.interval:
+                return
+            self._last_write = now
+            totals = self._usage.as_dict()
+        row = Conversation(pk=self.conversation_id)
+        _apply_usage(row, totals)
+        Conversation.objects.filter(
+            pk=self.conversation_id, attempts=self.attempt, status=Conversation.Status.RUNNING
+        ).update(**{name: getattr(row, name) for name in USAGE_FIELDS})
+
+    def totals(self) -> dict:
+        with self._lock:
+            return self._usage.as_dict()
 
 
 def _apply_usage(conv: Conversation, usage: dict | None) -> None:

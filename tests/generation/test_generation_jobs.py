@@ -1,6 +1,7 @@
 """Generation jobs end to end: Celery workers on the real Redis run MedAgent through LiteLLM's real
 HTTP path against a loopback OpenAI-compatible server, and write to the real PostgreSQL."""
 import os
+import re
 import signal
 
 import pytest
@@ -117,6 +118,38 @@ def test_redelivered_task_never_duplicates(fake_llm):
     conv.refresh_from_db()
     assert conv.messages.count() == count and conv.attempts == attempts
     assert Message.objects.filter(conversation=conv).count() == count
+
+
+def test_calls_tokens_and_cost_rise_while_a_conversation_runs(fake_llm, client):
+    """The job page's counters are live: a running conversation's row (and so the job's totals)
+    grows with every LLM call, not only when the conversation is written at the end."""
+    fake_llm.latency = 0.1
+    client.force_login(make_user(Role.ADMIN))
+    seen = []
+
+    def running_with_calls():
+        row = job.conversations.filter(status="running", llm_calls__gte=3).values(
+            "llm_calls", "prompt_tokens", "completion_tokens").first()
+        if row:
+            seen.append(row)
+        return len(seen) >= 2 and seen[-1]["llm_calls"] > seen[0]["llm_calls"]
+
+    with worker_thread(concurrency=1):
+        job = launch([make_case()], http_models(fake_llm))
+        wait_for(running_with_calls, timeout=60, interval=0.2, message="counters rising while running")
+        conv = job.conversations.get()
+        progress = job_progress(GenerationJob.objects.get(pk=job.pk))
+        fragment = client.get(reverse("generation:job_progress", args=[job.pk]), headers={"HX-Request": "true"})
+        still_running = Conversation.objects.get(pk=conv.pk).status == "running"
+        wait_for(finished(job), timeout=120, message="job to finish")
+    assert still_running, "the conversation was still running when the counters were read"
+    assert seen[0]["prompt_tokens"] > 0 and seen[0]["completion_tokens"] > 0
+    assert progress["llm_calls"] >= seen[-1]["llm_calls"] and progress["counts"]["running"] == 1
+    shown = re.search(rb"(\d+) LLM calls", fragment.content)
+    assert shown and int(shown.group(1)) >= progress["llm_calls"] > 0
+    conv.refresh_from_db()
+    assert conv.status == "done" and conv.llm_calls > seen[-1]["llm_calls"]
+    assert conv.llm_calls == fake_llm.hits, "the final write agrees with the calls the provider saw"
 
 
 def test_cancel_stops_queued_work_and_lets_running_finish(fake_llm):
