@@ -46,6 +46,37 @@ def test_mann_whitney_by_hand():
     assert (r["median_a"], r["median_b"]) == (3.0, 5.0)
 
 
+def test_mann_whitney_published_example_shier_2004():
+    """Shier, R. (2004). "Statistics: 2.3 The Mann-Whitney U Test", Mathematics Learning Support Centre
+    (the worked example SciPy's mannwhitneyu documentation reproduces): ages at diagnosis of type II
+    diabetes, males 19, 22, 16, 29, 24 and females 20, 11, 17, 12. Published: U_M = 17, U_F = 3, exact
+    two-sided p = 0.11. The rank-biserial r is not in that source; it is Kerby's (2014) simple
+    difference formula applied to the published U by hand: r = f - u = 17/20 - 3/20 = 0.700."""
+    males, females = [19, 22, 16, 29, 24], [20, 11, 17, 12]
+    r = mann_whitney(males, females)
+    assert (r["n_a"], r["n_b"], r["u"]) == (5, 4, 17.0)
+    assert round(r["p_value"], 2) == 0.11
+    assert round(r["rank_biserial"], 3) == 0.700
+    reverse = mann_whitney(females, males)
+    assert reverse["u"] == 3.0 and reverse["rank_biserial"] == pytest.approx(-0.7)
+    assert reverse["p_value"] == pytest.approx(r["p_value"])
+
+
+def test_mann_whitney_tortoises_and_hares():
+    """Wikipedia, "Mann-Whitney U test", section "Illustration of calculation methods": 6 tortoises and
+    6 hares finish in the order T H H H H H T T T T T H. Published: U_T = 11 (tortoises beat 6, 1, 1, 1,
+    1, 1 hares), U_H = 25, U_T + U_H = 36. Our U counts pairs where group a has the larger value, so the
+    finishing places go in with their sign flipped (earlier = better). Rank-biserial by hand with Kerby's
+    (2014) r = f - u: tortoises (11 - 25)/36 = -0.389, hares +0.389."""
+    order = "THHHHHTTTTTH"
+    tortoises = [-place for place, who in enumerate(order, start=1) if who == "T"]
+    hares = [-place for place, who in enumerate(order, start=1) if who == "H"]
+    r = mann_whitney(tortoises, hares)
+    assert (r["n_a"], r["n_b"], r["u"]) == (6, 6, 11.0)
+    assert mann_whitney(hares, tortoises)["u"] == 25.0
+    assert round(r["rank_biserial"], 3) == -0.389
+
+
 def test_welch_t_and_cohens_d_by_hand():
     # means 3 and 6, variances 2.5 and 10 (n = 5 each): se^2 = 0.5 + 2 = 2.5, t = -3 / 1.58114 = -1.89737,
     # Welch df = 2.5^2 / (0.5^2/4 + 2^2/4) = 5.88235; pooled SD = sqrt((4*2.5 + 4*10)/8) = 2.5, d = -1.2.
