@@ -18,25 +18,39 @@ Safety under concurrency
   (``lock_open_campaign``): closing a campaign or removing a rater (FOR NO KEY UPDATE on that row)
   waits for those transactions, so nothing is submitted or revised after the campaign closed.
 
-Order and overlap: why every pair of raters ends up sharing conversations
-------------------------------------------------------------------------
-Agreement needs conversations rated by both raters of a pair. Three rules decide which conversation a
-rater gets next:
+Order and overlap: what the design guarantees about pairs of raters
+-------------------------------------------------------------------
+Agreement needs conversations rated by both raters of a pair. With N conversations, overlap k and R
+raters on the roster, every rater's share is about N * k / R ratings and the average pair shares
+E = N * k * (k - 1) / (R * (R - 1)) conversations. Pure depth-first handout (complete what others
+started before opening anything new) keeps few conversations half-rated, but pairs whoever happens to
+work at the same time: raters on different shifts would complete each other's conversations only, and
+two shifts would share nothing at all. Four rules decide which conversation a rater Y gets next:
 
-1. *Depth first.* Items already started by others (occupied by 1..k-1 raters) come before fresh ones,
-   the fullest first. A new item is opened only when nothing started is available, so at any moment
-   only a handful of items are incomplete and every submitted rating quickly gets its k-1 partners.
-   Breadth-first allocation (everyone on different fresh items) would instead leave most conversations
-   with one rating each, and no pair of raters with anything in common until the very end.
-2. *Pair balancing.* Among started items of equal fullness, the rater gets the one whose current raters
-   they have shared the FEWEST conversations with so far. Without it, raters who work at the same hours
-   would keep completing each other's items and pairs of raters on different shifts would share almost
-   nothing; with it the shared count of every pair drifts towards the average
-   N * k * (k - 1) / (R * (R - 1)) for N conversations, overlap k and R raters. The campaign page shows
-   the smallest pair overlap so an admin can see whether agreement is measurable for every pair.
-3. *Randomised but reproducible order.* Fresh items are opened in an order given by
+1. *A per-partner budget.* Y is offered a started conversation (occupied by 1..k-1 others) only if Y
+   shares fewer than ``n_Y * (k - 1) / (R - 1) + PAIR_SLACK`` conversations with each of its raters,
+   where n_Y is how many Y has taken so far: the share of Y's work each partner gets if Y's work is
+   spread evenly over the roster, plus a little slack.
+2. *Depth first within the budget.* Among those, the fullest first, then the one whose raters Y shares
+   least with, so every rating quickly gets its k-1 partners.
+3. *Otherwise open a fresh conversation.* When every started conversation is over budget, Y opens a
+   new one, which then waits for partners Y has not worked with enough: on shift A that means it waits
+   for shift B. Only when nothing fresh is left does Y take over-budget conversations (least shared
+   first), so the campaign always finishes.
+4. *Randomised but reproducible order.* Fresh conversations are opened in an order given by
    md5(campaign, rater pseudonym, item id): different for every rater (no shared order effects, no two
    raters contending for the same next row) and the same on every call, so the sequence can be audited.
+
+What that guarantees: while fresh conversations remain, no pair of raters gets more than its budget
+from the rater who completes a conversation, so the k-1 partner places of each rater's work are spread
+over the whole roster, including colleagues who have not started yet. It does not promise a hard floor
+for every pair: a rater who never comes, or who rates far less than their share, shares less with
+everyone (their partners' places were kept for them; the campaign still finishes, with more
+conversations left half-rated meanwhile), and with E below about 3 chance dominates. The simulation in
+tests/rating/test_rating_overlap.py runs the real code with raters all at once, in two and three shifts
+and one after another, each rating their share: the smallest pair overlap stays at least E / 2 (pure
+depth-first gives 0 in the shift cases). The campaign page shows the smallest pair overlap so an admin
+can see whether agreement is measurable for every pair.
 
 Gold items are served exactly like the others, so raters cannot tell them apart.
 
@@ -69,6 +83,8 @@ from .models import Assignment, Campaign, CampaignItem, Rating
 
 # Fresh candidates fetched per round; more rounds follow if all of them are locked or full.
 FRESH_BATCH = 20
+# How many conversations a pair may share beyond its even share of the rater's work so far (rule 1 above).
+PAIR_SLACK = 1
 # How long skip reasons may be.
 MAX_REASON_CHARS = 2000
 
@@ -179,9 +195,9 @@ def _co_rating_counts(campaign: Campaign, rater, now) -> dict[int, int]:
     return {row["rater_id"]: row["n"] for row in rows}
 
 
-def _started_candidates(campaign: Campaign, rater, now) -> list[int]:
-    """Items occupied by 1..k-1 other raters, ranked: fullest first, then least shared with the rater's
-    current partners, then the rater's own shuffle order."""
+def _started_candidates(campaign: Campaign, rater, now) -> tuple[list[int], list[int]]:
+    """Items occupied by 1..k-1 other raters, as (within the rater's per-partner budget, over it), each
+    ranked: fullest first, then least shared with the item's raters, then the rater's own shuffle order."""
     rows = (
         Assignment.objects.filter(campaign=campaign).filter(occupying(now))
         .values("item_id")
@@ -190,7 +206,7 @@ def _started_candidates(campaign: Campaign, rater, now) -> list[int]:
     )
     rows = list(rows)
     if not rows:
-        return []
+        return [], []
     skipped = set(
         Assignment.objects.filter(campaign=campaign, rater=rater, status=Assignment.Status.SKIPPED)
         .values_list("item_id", flat=True)
@@ -203,13 +219,20 @@ def _started_candidates(campaign: Campaign, rater, now) -> list[int]:
     ):
         raters_on.setdefault(item_id, []).append(rater_id)
     shared = _co_rating_counts(campaign, rater, now)
+    taken = Assignment.objects.filter(campaign=campaign, rater=rater).filter(occupying(now)).count()
+    others = max(1, campaign.raters.count() - 1)
+    budget = taken * (campaign.overlap_k - 1) / others + PAIR_SLACK
 
     def rank(row):
         partners = raters_on.get(row["item_id"], [])
         return (-row["n"], sum(shared.get(r, 0) for r in partners), order_key(campaign.pk, rater.pseudonym,
                                                                                row["item_id"]))
 
-    return [row["item_id"] for row in sorted(rows, key=rank)]
+    within, over = [], []
+    for row in sorted(rows, key=rank):
+        partners = raters_on.get(row["item_id"], [])
+        (within if all(shared.get(r, 0) < budget for r in partners) else over).append(row["item_id"])
+    return within, over
 
 
 def _fresh_candidates(campaign: Campaign, rater, now, exclude: set[int]) -> list[int]:
@@ -311,13 +334,14 @@ def next_assignment(campaign: Campaign, rater) -> Assignment | None:
         tried: set[int] = set()
         locked_out: list[int] = []
         # The rater's own lapsed drafts come first (continue where they left off, if nobody took the place),
-        # then the depth-first ranking of started items; fresh items are fetched as rounds run out.
+        # then started items within the pair budget, then fresh ones, then started ones over the budget.
         lapsed = Q(status=Assignment.Status.RELEASED) | Q(status=Assignment.Status.ACTIVE, lease_expires_at__lte=now)
         own_lapsed = list(
             Assignment.objects.filter(campaign=campaign, rater=rater).filter(lapsed)
             .order_by("-updated_at").values_list("item_id", flat=True)[:5]
         )
-        rounds = [own_lapsed + _started_candidates(campaign, rater, now)]
+        within, over_budget = _started_candidates(campaign, rater, now)
+        rounds = [own_lapsed + within]
         while rounds:
             for item_id in rounds.pop():
                 if item_id in tried:
@@ -331,6 +355,10 @@ def next_assignment(campaign: Campaign, rater) -> Assignment | None:
             fresh = _fresh_candidates(campaign, rater, now, tried)
             if fresh:
                 rounds.append(fresh)
+            elif over_budget:
+                # Nothing fresh is left: finishing the campaign beats the pair budget.
+                rounds.append(over_budget)
+                over_budget = []
         # Last resort, so a rater is not told "nothing left" only because others held the row locks for a
         # moment: wait for those locks and count again. A transaction here holds no other item lock
         # (rejected items are released at once, see _try_item), so no lock cycle can form.
