@@ -19,6 +19,7 @@ from itertools import combinations
 import numpy as np
 
 from .stats import describe, mann_whitney, share_at_least, to_jsonable, welch_t
+from .stats.alpha import MIN_CI_UNITS
 
 TABLES_VERSION = 1
 LENGTH_BINS = [("<=5", 0, 5), ("6-10", 6, 10), ("11-15", 11, 15), (">15", 16, math.inf)]
@@ -334,7 +335,14 @@ def build_results(
     return to_jsonable({"version": TABLES_VERSION, "models": models, "tables": tables, "figures": figures})
 
 
-def agreement_tables(axes: list[AxisInfo], statistics: dict[str, dict | None]) -> dict:
+def bootstrap_note(n_boot: int, seed: int) -> str:
+    """How alpha's interval was made, for every place that shows it."""
+    return (f"95% CI: percentile bootstrap, conversations with two or more ratings resampled with replacement, "
+            f"{n_boot:,} resamples, seed {seed} (the same ratings always give the same interval); no interval "
+            f"with fewer than {MIN_CI_UNITS} such conversations, where a bootstrap interval under-covers.")
+
+
+def agreement_tables(axes: list[AxisInfo], statistics: dict[str, dict | None], n_boot: int, seed: int) -> dict:
     """Agreement per axis, and the pairwise kappa matrices in long form."""
     rows, kappa_rows, heat = [], [], {}
     for a in axes:
@@ -362,14 +370,14 @@ def agreement_tables(axes: list[AxisInfo], statistics: dict[str, dict | None]) -
         "agreement": table(
             "Inter-rater agreement per axis",
             [("Axis", "text"), ("Level", "text"), ("Conversations with >= 2 ratings", "int"), ("Raters", "int"),
-             ("Ratings", "int"), ("Krippendorff's alpha", "num3"), ("alpha 95% CI low", "num3"),
-             ("alpha 95% CI high", "num3"), ("Gwet AC1", "num3"), ("Gwet AC2 (quadratic)", "num3"),
+             ("Ratings", "int"), ("Krippendorff's alpha", "num3"), ("alpha 95% CI low (bootstrap)", "num3"),
+             ("alpha 95% CI high (bootstrap)", "num3"), ("Gwet AC1", "num3"), ("Gwet AC2 (quadratic)", "num3"),
              ("Exact agreement (%)", "pct"), ("Within one point (%)", "pct"), ("ICC", "num3"),
              ("ICC model", "text"), ("ICC design", "text"), ("ICC k (ratings averaged)", "int"),
              ("ICC conversations", "int")],
             rows,
             "Alpha with the metric of the axis's level (Krippendorff's ordinal metric for Likert axes, nominal for "
-            "binary labels); CI from a seeded percentile bootstrap over conversations. ICC (numeric axes only): "
+            f"binary labels). {bootstrap_note(n_boot, seed)} ICC (numeric axes only): "
             "reliability of the mean of k ratings with the model of the design: ICC(2,k), two-way random, on the "
             "conversations rated by every rater when the same raters rate most conversations (crossed); ICC(1,k), "
             "one-way random with raters nested in conversations, on every conversation with two or more ratings "

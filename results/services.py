@@ -134,7 +134,7 @@ def recompute_campaign(
     results = reporting.build_results(
         infos, means, data.matrices, facts, facts.rows_of(data.conversation_ids), stage_counts
     )
-    agreement, heat = reporting.agreement_tables(infos, statistics)
+    agreement, heat = reporting.agreement_tables(infos, statistics, n_boot, seed)
     rater_tables, rater_stats, flagged = reporting.rater_tables(infos, statistics, data.rater_ids, data.rater_labels)
     results["tables"] = {**agreement, **rater_tables, **results["tables"]}
     results["figures"]["kappa"] = heat

@@ -16,6 +16,7 @@ from rating.models import Campaign
 from rating.selectors import campaign_overview
 
 from . import figures, selectors, services
+from .reporting import bootstrap_note
 from .reporting import table as make_table
 from .stats import DEFINITIONS, DRIFT_RULE
 
@@ -80,6 +81,7 @@ def campaign_results(request, pk):
             downloads=[(name, stored[name]["title"]) for name in DOWNLOAD_ONLY if name in stored]
             + [("alpha_history", "Krippendorff's alpha over time")],
             rater_names=_rater_names(request.user, snapshot),
+            bootstrap_note=bootstrap_note(snapshot.n_boot, snapshot.seed),
         )
     return render(request, "results/campaign.html", context)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ._matrix import as_matrix, check_level, domain
-from .alpha import krippendorff_alpha
+from .alpha import MIN_CI_UNITS, krippendorff_alpha
 from .gwet import MAX_CATEGORIES, gwet_ac, percent_agreement
 from .icc import intraclass_correlation
 from .kappa import pairwise_quadratic_kappa, pairwise_unweighted_kappa
@@ -26,7 +26,9 @@ DEFINITIONS = {
     "n_units": "rows of the matrix (conversations)",
     "n_pairable_units": "conversations with at least two ratings; only these enter alpha, agreement and AC's p_a",
     "krippendorff_alpha": "Krippendorff (2011) via the coincidence matrix, metric of the axis's level; ordinal uses "
-    "Krippendorff's ordinal metric from marginal frequencies; CI: percentile bootstrap resampling conversations",
+    "Krippendorff's ordinal metric from marginal frequencies; 95% CI: percentile bootstrap, conversations with "
+    "two or more ratings resampled with replacement (n_boot resamples, fixed seed, so the same ratings give "
+    f"the same interval); no CI below {MIN_CI_UNITS} such conversations, where the interval under-covers",
     "gwet_ac1": "Gwet AC1 (identity weights), Gwet (2014) ch. 2-3 formulas for r raters with missing ratings",
     "gwet_ac2": "Gwet AC2 with Gwet's quadratic, linear and ordinal weights (Gwet's 'ordinal' weights are "
     "rank based and differ from Krippendorff's ordinal metric)",

@@ -36,6 +36,11 @@ MAX_BLOCK = 250
 # The ordinal and ratio metrics need a V x V distance per resample or per data set; beyond these many
 # distinct values the data are not categories and the interval level is the one that scales.
 MAX_VALUES = {"ordinal": 200, "ratio": 2000}
+# No interval below this many pairable units: the percentile bootstrap then under-covers. Simulated
+# (3 raters, 15% missing, 4,000 data sets per cell; see tests/results/test_stats_alpha.py), the "95%"
+# interval held the true alpha in 87% (binary) and 92% (1-4 scale) of data sets with 10 units, 92% and 93%
+# with 20, 93% and 94% with 30.
+MIN_CI_UNITS = 30
 
 
 def ordinal_delta(marginals: np.ndarray) -> np.ndarray:
@@ -193,13 +198,15 @@ def _alpha(n, observed_sum, expected_num):
 
 
 def krippendorff_alpha(
-    matrix, level: str, categories=None, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95
+    matrix, level: str, categories=None, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95,
+    min_units_for_ci: int = MIN_CI_UNITS,
 ) -> dict:
     """Krippendorff's alpha with a seeded percentile-bootstrap confidence interval over units.
 
     Returns alpha, ci_low, ci_high (NaN when undefined), n_units (pairable units), n_raters (raters with a
     pairable value), n_pairable_values, and the bootstrap settings. Alpha is undefined (NaN) when there
-    are no pairable units or no variation among the pairable values (D_e = 0).
+    are no pairable units or no variation among the pairable values (D_e = 0). With fewer than
+    `min_units_for_ci` pairable units there is no interval (`ci_note` says why).
     """
     check_level(level)
     x = as_matrix(matrix)
@@ -228,10 +235,16 @@ def krippendorff_alpha(
         "n_boot_defined": 0,
         "seed": int(seed),
         "ci_method": "percentile bootstrap, units resampled with replacement",
+        "min_units_for_ci": int(min_units_for_ci),
+        "ci_note": "",
         "n_patterns": 0,
     }
     if n_units == 0:
         return result
+    if n_boot > 0 and n_units < min_units_for_ci:
+        result["ci_note"] = (f"no interval: {n_units} units with two or more ratings, fewer than the "
+                             f"{min_units_for_ci} a percentile bootstrap needs to cover as it claims")
+        n_boot = 0
 
     patterns, freq = _patterns(x[pairable])
     result["n_patterns"] = int(freq.size)

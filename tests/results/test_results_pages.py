@@ -13,6 +13,7 @@ from mhsd_platform.audit.models import AuditEvent
 from mhsd_platform.redis_client import get_redis
 from results import figures, services
 from results.models import AgreementSnapshot
+from results.stats.alpha import MIN_CI_UNITS
 from tests.factories import make_user
 from tests.results.results_fixture import MODEL_A, build_fixed_campaign, submit
 
@@ -92,6 +93,21 @@ def test_page_shows_agreement_results_and_the_averaging_rule(computed, client):
     submit(computed.campaign, computed.conv["c3"], computed.raters[0], 4, 0)
     page = client.get(reverse("results:campaign", args=[computed.campaign.pk])).content.decode()
     assert "Out of date" in page
+
+
+def test_page_states_how_the_interval_was_made_and_shows_none_for_too_few_conversations(computed, client):
+    client.force_login(make_user(Role.RESEARCHER))
+    page = client.get(reverse("results:campaign", args=[computed.campaign.pk])).content.decode()
+    method = page[page.index('id="bootstrap-method"'):].split("</p>")[0]
+    for words in ("percentile bootstrap", "resampled with replacement", "100 resamples",
+                  f"seed {computed.snapshot.seed}", f"fewer than {MIN_CI_UNITS}"):
+        assert words in method
+    # Four conversations with two or more ratings: alpha is shown, its interval is not.
+    hard = computed.snapshot.axes.get(axis_key="diagnosis_hard")
+    assert hard.alpha == pytest.approx(0.6) and hard.alpha_ci_low is None and hard.alpha_ci_high is None
+    assert "4 units with two or more ratings" in hard.statistics["krippendorff_alpha"]["ci_note"]
+    agreement = computed.snapshot.tables["tables"]["agreement"]
+    assert "seed" in agreement["note"] and "(bootstrap)" in agreement["columns"][6]["label"]
 
 
 def test_admins_see_who_is_who(computed, client):
