@@ -235,6 +235,34 @@ def test_generate_command_waits_and_fails_loudly(fake_llm, capsys):
     assert "failed" in capsys.readouterr().err
 
 
+def test_generate_wait_follows_a_real_worker_and_exits_1_when_a_conversation_fails(fake_llm, capsys):
+    """The Celery path of `manage.py generate --wait`: tasks go to a real worker through Redis."""
+    models = http_models(fake_llm, name="wait")
+    cases = [make_case(), make_case()]
+    args = ["generate", "--cases", ",".join(c.external_id for c in cases), "--sensemaker", models[1].name,
+            "--patient", models[0].name, "--helper", models[2].name, "--traits", "openness",
+            "--literacies", "basic", "--wait", "--poll", "0.2"]
+    fake_llm.latency = 0.01
+    with worker_thread(concurrency=1):
+        call_command(*args)  # all done: returns normally (exit status 0)
+        ok = capsys.readouterr()
+        fake_llm.push_faults(*["500"] * 4)  # the first conversation's first call fails every attempt
+        with pytest.raises(SystemExit) as exc:
+            call_command(*args)
+        failing = capsys.readouterr()
+    lines = [line for line in ok.out.splitlines() if line.startswith("[")]
+    assert len(lines) >= 2, ok.out  # progress was printed while the worker ran, not just at the end
+    percents = [int(re.match(r"\[\s*(\d+)%\]", line).group(1)) for line in lines]
+    assert percents == sorted(percents) and percents[0] < 100 and percents[-1] == 100
+    assert "done 2 failed 0" in lines[-1] and "finished: Done." in ok.out and " failed: " not in ok.err
+    assert exc.value.code == 1
+    last = [line for line in failing.out.splitlines() if line.startswith("[")][-1]
+    assert "[100%]" in last and "done 1 failed 1" in last and "finished: Finished with failures." in failing.out
+    job = GenerationJob.objects.order_by("-pk").first()
+    failed = job.conversations.get(status="failed")
+    assert f"conversation {failed.pk} failed: " in failing.err and "gave up after 4 attempts" in failing.err
+
+
 def test_a_conversation_over_its_time_limit_fails_with_the_reason(fake_llm, settings):
     """The threads pool ignores Celery's time limits; the conversation's own deadline stops it."""
     settings.GENERATION_CONVERSATION_SECONDS = 0

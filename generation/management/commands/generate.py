@@ -82,6 +82,9 @@ class Command(BaseCommand):
                 f"{p['llm_calls']} calls, {p['prompt_tokens'] + p['completion_tokens']} tokens"
             )
             if p["is_finished"]:
+                # The worker derives the job's status just after its last conversation ends; derive
+                # it here too, or the summary can say "Running" for a finished job.
+                job = services.refresh_job_status(job.pk)
                 break
             time.sleep(poll)
         for conv in job.conversations.filter(status="failed"):
