@@ -3,8 +3,10 @@
 Conventions, stated on the results page too:
 - Ratings are averaged per conversation across its raters FIRST; every table and model comparison
   below is over those per-conversation means, so a conversation counts once however many rated it.
-- Tables cover the campaign's conversations with at least one submitted rating; the stage-length
-  table (the paper's Table 1) describes every conversation of the campaign.
+- Rated axes cover the campaign's conversations with at least one submitted rating. Figures that need
+  no rater cover every conversation of the campaign: SMOG grade in the per-model tables and its t-test,
+  and the stage-length table (the paper's Table 1). In the breakdown tables, whose rows are rated
+  conversations, the SMOG column is over the same rated conversations and says so.
 - Binary axes (diagnostic accuracy) are shown as percentages: 100 x the mean of the 0/1 labels.
 - "Good" is a per-conversation mean in the upper half of the scale: >= 3 on 1-4, as in the paper.
 - SMOG grade is the conversation's computed grade (no rater involved); compared by Welch's t-test.
@@ -27,6 +29,8 @@ TRAIT_ORDER = ["openness", "conscientiousness", "extraversion", "agreeableness",
 LITERACY_ORDER = ["basic", "functional", "advanced"]
 STAGES = [1, 2, 3, 4, 5, 6]
 SMOG_KEY = "smog"
+SMOG_ALL = "SMOG grade (computed, every conversation)"
+SMOG_RATED = "SMOG grade (rated conversations)"
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,8 @@ def build_results(
     the position in `facts` of each rated conversation. stage_counts: (model, stage, messages).
     """
     model = np.array(facts.model, dtype=object)[rated_rows] if rated_rows.size else np.array([], dtype=object)
-    smog = facts.smog[rated_rows]
+    smog = facts.smog[rated_rows]  # for the breakdowns, whose rows are rated conversations
+    all_models = np.array(facts.model, dtype=object)
     length = facts.sensemaker_messages[rated_rows]
     trait = np.array(facts.trait, dtype=object)[rated_rows] if rated_rows.size else np.array([], dtype=object)
     literacy = np.array(facts.literacy, dtype=object)[rated_rows] if rated_rows.size else np.array([], dtype=object)
@@ -138,8 +143,8 @@ def build_results(
                 None if good is None else 100.0 * good["ci_high"],
             ])
             bars.setdefault(a.key, {})[m] = [d["mean"], d["ci_low"], d["ci_high"], d["n"]]
-        d = describe(smog[in_model])
-        rows.append([m, "SMOG grade (computed)", "grade", d["n"], None, d["mean"], d["sd"], d["ci_low"], d["ci_high"],
+        d = describe(facts.smog[all_models == m])
+        rows.append([m, SMOG_ALL, "grade", d["n"], None, d["mean"], d["sd"], d["ci_low"], d["ci_high"],
                      None, None, None, None])
     tables["by_model"] = table(
         "Per model and axis",
@@ -149,7 +154,8 @@ def build_results(
         rows,
         "Over per-conversation means (ratings averaged across raters first). CI of the mean: t distribution. "
         "Binary axes in percent (hard/soft diagnostic accuracy). Good = conversation mean in the upper half of "
-        "the scale (>= 3 on 1-4), with a Wilson interval.",
+        "the scale (>= 3 on 1-4), with a Wilson interval. Rated axes: conversations with a submitted rating; "
+        "SMOG grade (computed, no rater): every conversation of the campaign with a grade.",
     )
     figures["means"] = {
         "axes": [{"key": a.key, "name": a.name, "unit": a.unit, "lo": 0.0 if a.is_binary else float(a.scale_min),
@@ -167,9 +173,9 @@ def build_results(
             d = describe(values)
             row += [d["mean"], d["sd"], d["n"]]
         summary_rows.append(row)
-    row = ["SMOG grade"]
+    row = [SMOG_ALL]
     for m in models:
-        d = describe(smog[model == m])
+        d = describe(facts.smog[all_models == m])
         row += [d["mean"], d["sd"], d["n"]]
     summary_rows.append(row)
     cols = [("Metric", "text")]
@@ -177,7 +183,8 @@ def build_results(
         cols += [(f"{m} mean", "num"), (f"{m} SD", "num"), (f"{m} n", "int")]
     tables["summary"] = table(
         "Summary by model (the paper's layout)", cols, summary_rows,
-        "Ordinal axes on their scale, diagnostic accuracy in percent, SMOG as a grade level.",
+        "Ordinal axes on their scale, diagnostic accuracy in percent (conversations with a submitted rating); "
+        "SMOG as a grade level, over every conversation of the campaign.",
     )
 
     # --- model comparisons ---
@@ -188,8 +195,8 @@ def build_results(
             r = mann_whitney(shown[a.key][in_a], shown[a.key][in_b])
             comp_rows.append([a.name, m_a, m_b, "Mann-Whitney U", r["n_a"], r["n_b"], r["u"], None, r["p_value"],
                               r["rank_biserial"], "rank-biserial r", r["median_a"], r["median_b"]])
-        r = welch_t(smog[in_a], smog[in_b])
-        comp_rows.append(["SMOG grade", m_a, m_b, "Welch t-test", r["n_a"], r["n_b"], r["t"], r["df"], r["p_value"],
+        r = welch_t(facts.smog[all_models == m_a], facts.smog[all_models == m_b])
+        comp_rows.append([SMOG_ALL, m_a, m_b, "Welch t-test", r["n_a"], r["n_b"], r["t"], r["df"], r["p_value"],
                           r["cohens_d"], "Cohen's d", r["mean_a"], r["mean_b"]])
     tables["comparisons"] = table(
         "Model comparisons",
@@ -197,8 +204,8 @@ def build_results(
          ("Statistic (U or t)", "num"), ("df", "num"), ("p", "p"), ("Effect size", "num3"), ("Effect measure", "text"),
          ("A: median (U) / mean (t)", "num"), ("B: median (U) / mean (t)", "num")],
         comp_rows,
-        "Two-sided tests on per-conversation means. Rank-biserial r = 2U/(n_A n_B) - 1, positive when A scores "
-        "higher. p-values are not adjusted for multiple comparisons.",
+        "Two-sided tests on per-conversation means (SMOG: every conversation of the campaign). Rank-biserial "
+        "r = 2U/(n_A n_B) - 1, positive when A scores higher. p-values are not adjusted for multiple comparisons.",
     )
 
     # --- breakdowns ---
@@ -213,7 +220,7 @@ def build_results(
             out.append(row)
         return out
 
-    axis_cols = [(a.label, "num") for a in axes] + [("SMOG grade", "num")]
+    axis_cols = [(a.label, "num") for a in axes] + [(SMOG_RATED, "num")]
     has_persona = trait != ""
     keys, masks = [], []
     for t in _ordered(trait[has_persona].tolist(), TRAIT_ORDER):
@@ -303,7 +310,6 @@ def build_results(
     figures["distribution"] = dist_fig
 
     # --- stage lengths per model (the paper's Table 1), over every conversation of the campaign ---
-    all_models = np.array(facts.model, dtype=object)
     stage_rows = []
     per_stage: dict[str, dict] = {}
     for m, stage, n in stage_counts:

@@ -60,12 +60,12 @@ def test_per_model_means_sd_ci_good_share(snapshot):
     assert ha["Unit"] == "%" and ha["Mean"] == pytest.approx(400 / 9) and ha["SD"] == pytest.approx(50.9175, abs=1e-4)
     assert ha["Good (n)"] is None  # "good" is for scales; accuracy already is a share
     assert one(by_model, Model=MODEL_B, Axis=HARD)["Mean"] == pytest.approx(50.0)
-    # SMOG over the RATED conversations: a (10, 12, 11) -> 11, SD 1; b (14, 13) -> 13.5, SD sqrt(0.5); the
-    # unrated c6 (15.0) is not in the table.
-    sa = one(by_model, Model=MODEL_A, Axis="SMOG grade (computed)")
-    sb = one(by_model, Model=MODEL_B, Axis="SMOG grade (computed)")
+    # SMOG needs no rater, so it covers EVERY conversation of the campaign, the unrated c6 (15.0) included:
+    # a (10, 12, 11) -> 11, SD 1; b (14, 13, 15) -> 14, SD 1.
+    sa = one(by_model, Model=MODEL_A, Axis="SMOG grade (computed, every conversation)")
+    sb = one(by_model, Model=MODEL_B, Axis="SMOG grade (computed, every conversation)")
     assert (sa["Mean"], sa["SD"], sa["Conversations"]) == (pytest.approx(11.0), pytest.approx(1.0), 3)
-    assert (sb["Mean"], sb["SD"], sb["Conversations"]) == (pytest.approx(13.5), pytest.approx(math.sqrt(0.5)), 2)
+    assert (sb["Mean"], sb["SD"], sb["Conversations"]) == (pytest.approx(14.0), pytest.approx(1.0), 3)
 
 
 def test_summary_in_the_papers_layout(snapshot):
@@ -74,8 +74,9 @@ def test_summary_in_the_papers_layout(snapshot):
     assert sus[f"{MODEL_A} mean"] == pytest.approx(61 / 18) and sus[f"{MODEL_B} mean"] == pytest.approx(2.25)
     assert sus[f"{MODEL_A} n"] == 3 and sus[f"{MODEL_B} n"] == 2
     assert one(summary, Metric="Diagnostic accuracy (hard) (%)")[f"{MODEL_A} mean"] == pytest.approx(400 / 9)
-    smog = one(summary, Metric="SMOG grade")
-    assert smog[f"{MODEL_A} SD"] == pytest.approx(1.0) and smog[f"{MODEL_B} mean"] == pytest.approx(13.5)
+    smog = one(summary, Metric="SMOG grade (computed, every conversation)")
+    assert smog[f"{MODEL_A} SD"] == pytest.approx(1.0) and smog[f"{MODEL_B} mean"] == pytest.approx(14.0)
+    assert smog[f"{MODEL_B} n"] == 3  # c6 has no rating but has a grade
 
 
 def test_model_comparisons(snapshot):
@@ -90,15 +91,15 @@ def test_model_comparisons(snapshot):
     assert mw["Effect size"] == pytest.approx(2 / 3)
     assert mw["p"] == pytest.approx(0.4)
     assert mw["A: median (U) / mean (t)"] == pytest.approx(11 / 3) and mw["B: median (U) / mean (t)"] == 2.25
-    # SMOG, Welch: t = (11 - 13.5)/sqrt(1/3 + 0.5/2) = -2.5/0.763763 = -3.273268; df = 0.583333^2 /
-    # ((1/3)^2/2 + 0.25^2/1) = 0.340278/0.118056 = 2.882353; pooled SD sqrt((2*1 + 1*0.5)/3) = 0.912871,
-    # d = -2.5/0.912871 = -2.738613.
-    t = one(comparisons, Axis="SMOG grade")
-    assert t["Test"] == "Welch t-test"
-    assert t["Statistic (U or t)"] == pytest.approx(-3.273268, abs=1e-6)
-    assert t["df"] == pytest.approx(2.882353, abs=1e-6)
-    assert t["Effect size"] == pytest.approx(-2.738613, abs=1e-6)
-    assert t["p"] == pytest.approx(2 * stats.t.sf(3.273268, 2.882353), abs=1e-6)
+    # SMOG over every conversation, Welch: a (10, 12, 11) mean 11, variance 1; b (14, 13, 15) mean 14,
+    # variance 1. t = -3/sqrt(1/3 + 1/3) = -3.674235; df = (2/3)^2 / ((1/3)^2/2 + (1/3)^2/2) = 4; pooled SD 1,
+    # d = -3.
+    t = one(comparisons, Axis="SMOG grade (computed, every conversation)")
+    assert t["Test"] == "Welch t-test" and (t["n A"], t["n B"]) == (3, 3)
+    assert t["Statistic (U or t)"] == pytest.approx(-3.674235, abs=1e-6)
+    assert t["df"] == pytest.approx(4.0)
+    assert t["Effect size"] == pytest.approx(-3.0)
+    assert t["p"] == pytest.approx(2 * stats.t.sf(3.674235, 4), abs=1e-6)
 
 
 def test_breakdowns_trait_literacy_condition_length(snapshot):
@@ -107,7 +108,9 @@ def test_breakdowns_trait_literacy_condition_length(snapshot):
     cell = one(tl, **{"Dominant trait": "agreeableness", "Health literacy": "basic", "Model": MODEL_A})
     assert cell["Conversations"] == 2
     assert cell["Perceived susceptibility (1-4)"] == pytest.approx(3.25)
-    assert cell["Diagnostic accuracy (hard) (%)"] == pytest.approx(50.0) and cell["SMOG grade"] == 10.5
+    # The breakdown rows are rated conversations, and so is their SMOG column (labelled so).
+    assert cell["Diagnostic accuracy (hard) (%)"] == pytest.approx(50.0)
+    assert cell["SMOG grade (rated conversations)"] == 10.5
     # neuroticism/advanced/a = c2 alone: 11/3 and 33.33%; neuroticism/basic/b = c5: 1.5 and 0%.
     cell = one(tl, **{"Dominant trait": "neuroticism", "Health literacy": "advanced", "Model": MODEL_A})
     assert cell["Perceived susceptibility (1-4)"] == pytest.approx(11 / 3)
