@@ -252,6 +252,13 @@ class GenerationJob(models.Model):
     def __str__(self):
         return self.name
 
+    @property
+    def simulated_roles(self) -> list[str]:
+        """Roles played by the offline simulator, from the launch snapshot. Any one of them makes the
+        job's conversations simulated (Conversation.is_simulated), so pages label the job by this."""
+        return [role for role in ("sensemaker", "patient", "helper")
+                if str((self.settings_snapshot.get(role) or {}).get("model", "")).startswith("simulator/")]
+
 
 class ConversationStatus(models.TextChoices):
     QUEUED = "queued", "Queued"

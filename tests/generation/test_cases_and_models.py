@@ -334,3 +334,31 @@ def test_the_same_job_seed_reproduces_every_transcript_on_another_installation()
     third, _ = _run_job_and_read_transcripts(list(CaseStudy.objects.filter(external_id="repro-1")), seed=8)
     assert {s for s, _ in third.values()}.isdisjoint({s for s, _ in first.values()})
     assert third != first
+
+
+def test_a_job_is_labelled_simulated_when_any_role_is_the_simulator(client):
+    """Conversation.is_simulated is true when any role is the simulator; the pages label by the same rule,
+    not only when the model under test is the simulator."""
+    client.force_login(make_user(Role.ADMIN))
+    real = {role: make_model(f"openai/{role}", api_base="http://127.0.0.1:9/v1") for role in ("patient", "sensemaker",
+                                                                                             "helper")}
+    mixed = services.launch_job(None, services.JobRequest(
+        "mixed", [make_case()], make_model("simulator/patient"), real["sensemaker"], real["helper"],
+        traits=("openness",), literacies=("basic",)), enqueue_tasks=False)
+    all_real = services.launch_job(None, services.JobRequest(
+        "all real", [make_case()], real["patient"], real["sensemaker"], real["helper"],
+        traits=("openness",), literacies=("basic",)), enqueue_tasks=False)
+    assert mixed.conversations.get().is_simulated and not all_real.conversations.get().is_simulated
+    assert mixed.simulated_roles == ["patient"] and all_real.simulated_roles == []
+
+    page = client.get(reverse("generation:job_detail", args=[mixed.pk])).content.decode()
+    assert 'data-testid="job-simulated"' in page and "plays the patient" in page
+    fragment = client.get(reverse("generation:job_progress", args=[mixed.pk])).content.decode()
+    assert fragment.count('<span class="badge sim">simulated</span>') == 1
+    for url in (reverse("generation:job_detail", args=[all_real.pk]),
+                reverse("generation:job_progress", args=[all_real.pk])):
+        assert "badge sim" not in client.get(url).content.decode()
+    overview = client.get(reverse("generation:overview")).content.decode()
+    mixed_row = next(row for row in overview.split("<tr>") if ">mixed</a>" in row)
+    real_row = next(row for row in overview.split("<tr>") if ">all real</a>" in row)
+    assert "badge sim" in mixed_row and "badge sim" not in real_row
