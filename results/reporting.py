@@ -116,6 +116,10 @@ def build_results(
     model = np.array(facts.model, dtype=object)[rated_rows] if rated_rows.size else np.array([], dtype=object)
     smog = facts.smog[rated_rows]  # for the breakdowns, whose rows are rated conversations
     all_models = np.array(facts.model, dtype=object)
+    simulated = {m for m, sim in zip(facts.model, facts.simulated, strict=True) if sim}
+
+    def origin(m: str) -> str:
+        return "simulated" if m in simulated else "model"
     length = facts.sensemaker_messages[rated_rows]
     trait = np.array(facts.trait, dtype=object)[rated_rows] if rated_rows.size else np.array([], dtype=object)
     literacy = np.array(facts.literacy, dtype=object)[rated_rows] if rated_rows.size else np.array([], dtype=object)
@@ -135,8 +139,8 @@ def build_results(
             d = describe(values)
             good = share_at_least(means[a.key][in_model], a.good_threshold) if a.good_threshold is not None else None
             rows.append([
-                m, a.name, a.unit, d["n"], int((~np.isnan(matrices[a.key][in_model])).sum()), d["mean"], d["sd"],
-                d["ci_low"], d["ci_high"],
+                m, origin(m), a.name, a.unit, d["n"], int((~np.isnan(matrices[a.key][in_model])).sum()),
+                d["mean"], d["sd"], d["ci_low"], d["ci_high"],
                 None if good is None else good["count"],
                 None if good is None else 100.0 * good["share"],
                 None if good is None else 100.0 * good["ci_low"],
@@ -144,18 +148,21 @@ def build_results(
             ])
             bars.setdefault(a.key, {})[m] = [d["mean"], d["ci_low"], d["ci_high"], d["n"]]
         d = describe(facts.smog[all_models == m])
-        rows.append([m, SMOG_ALL, "grade", d["n"], None, d["mean"], d["sd"], d["ci_low"], d["ci_high"],
+        rows.append([m, origin(m), SMOG_ALL, "grade", d["n"], None, d["mean"], d["sd"], d["ci_low"], d["ci_high"],
                      None, None, None, None])
     tables["by_model"] = table(
         "Per model and axis",
-        [("Model", "text"), ("Axis", "text"), ("Unit", "text"), ("Conversations", "int"), ("Ratings", "int"),
+        [("Model", "text"), ("Output", "text"), ("Axis", "text"), ("Unit", "text"), ("Conversations", "int"),
+         ("Ratings", "int"),
          ("Mean", "num"), ("SD", "num"), ("95% CI low", "num"), ("95% CI high", "num"), ("Good (n)", "int"),
          ("Good (%)", "pct"), ("Good 95% CI low (%)", "pct"), ("Good 95% CI high (%)", "pct")],
         rows,
         "Over per-conversation means (ratings averaged across raters first). CI of the mean: t distribution. "
         "Binary axes in percent (hard/soft diagnostic accuracy). Good = conversation mean in the upper half of "
         "the scale (>= 3 on 1-4), with a Wilson interval. Rated axes: conversations with a submitted rating; "
-        "SMOG grade (computed, no rater): every conversation of the campaign with a grade.",
+        "SMOG grade (computed, no rater): every conversation of the campaign with a grade. Output 'simulated': "
+        "conversations made with the offline simulator (rule-based text, not a language model), kept apart "
+        "from the real model's and marked [simulated] in every table and figure.",
     )
     figures["means"] = {
         "axes": [{"key": a.key, "name": a.name, "unit": a.unit, "lo": 0.0 if a.is_binary else float(a.scale_min),
@@ -320,13 +327,13 @@ def build_results(
         n_conv = int((all_models == m).sum())
         counts = per_stage.get(m, {})
         total = sum(counts.values())
-        row = [m, n_conv, total / n_conv if n_conv else None,
+        row = [m, origin(m), n_conv, total / n_conv if n_conv else None,
                float(facts.sensemaker_messages[all_models == m].mean()) if n_conv else None]
         row += [counts.get(s, 0) / n_conv if n_conv else None for s in STAGES]
         if has_unstaged:
             row.append(counts.get(None, 0) / n_conv if n_conv else None)
         stage_rows.append(row)
-    stage_cols = [("Model", "text"), ("Conversations", "int"), ("Messages per conversation", "num"),
+    stage_cols = [("Model", "text"), ("Output", "text"), ("Conversations", "int"), ("Messages per conversation", "num"),
                   ("Sensemaker messages per conversation", "num")]
     stage_cols += [(f"Stage {s}", "num") for s in STAGES]
     if has_unstaged:
@@ -335,7 +342,8 @@ def build_results(
         "Messages per stage and model (the paper's Table 1)", stage_cols, stage_rows,
         "Average messages per conversation in each stage, patient and sensemaker together, over every "
         "conversation of the campaign (rated or not). Stages: 1 fostering the relationship, 2 gathering "
-        "information, 3 providing information, 4 decision making, 5 responding to emotions, 6 exit.",
+        "information, 3 providing information, 4 decision making, 5 responding to emotions, 6 exit. Output "
+        "'simulated': made with the offline simulator, kept apart from the model's real output.",
     )
 
     return to_jsonable({"version": TABLES_VERSION, "models": models, "tables": tables, "figures": figures})

@@ -163,10 +163,15 @@ def conversation_means(ratings: CampaignRatings) -> dict[str, np.ndarray]:
 
 @dataclass
 class ConversationFacts:
-    """Facts about every conversation of a campaign, as parallel arrays (ascending id)."""
+    """Facts about every conversation of a campaign, as parallel arrays (ascending id).
+
+    `model` is the group label of the results tables: the sensemaker model string, with SIMULATED_MARK
+    appended when any model of the conversation was the offline simulator (Conversation.is_simulated),
+    so simulator output is never pooled with, or mistaken for, a real model's."""
 
     ids: np.ndarray
     model: list[str]
+    simulated: list[bool]
     smog: np.ndarray
     sensemaker_messages: np.ndarray
     trait: list[str]
@@ -183,6 +188,11 @@ class ConversationFacts:
 
 
 UNKNOWN_MODEL = "(model not recorded)"
+SIMULATED_MARK = " [simulated]"
+
+
+def model_label(model: str | None, is_simulated: bool) -> str:
+    return (model or UNKNOWN_MODEL) + (SIMULATED_MARK if is_simulated else "")
 
 
 def conversation_facts(campaign: Campaign) -> ConversationFacts:
@@ -192,12 +202,13 @@ def conversation_facts(campaign: Campaign) -> ConversationFacts:
         .order_by("id")
         .values_list(
             "id", "sensemaker_model", "smog_grade", "sensemaker_message_count", "persona__trait",
-            "persona__literacy", "condition", "source",
+            "persona__literacy", "condition", "source", "is_simulated",
         )
     )
     return ConversationFacts(
         ids=np.array([r[0] for r in rows], dtype=np.int64),
-        model=[r[1] or UNKNOWN_MODEL for r in rows],
+        model=[model_label(r[1], r[8]) for r in rows],
+        simulated=[bool(r[8]) for r in rows],
         smog=np.array([np.nan if r[2] is None else r[2] for r in rows], dtype=np.float64),
         sensemaker_messages=np.array([r[3] for r in rows], dtype=np.int64),
         trait=[r[4] or "" for r in rows],
@@ -208,15 +219,15 @@ def conversation_facts(campaign: Campaign) -> ConversationFacts:
 
 
 def stage_message_counts(campaign: Campaign) -> list[tuple[str, int | None, int]]:
-    """(sensemaker model, stage, number of messages) over the campaign's conversations, both roles,
+    """(model label, stage, number of messages) over the campaign's conversations, both roles,
     aggregated in SQL (the paper's Table 1 counts messages per stage)."""
     rows = (
         Message.objects.filter(conversation__campaign_items__campaign_id=campaign.pk)
-        .values_list("conversation__sensemaker_model", "stage")
+        .values_list("conversation__sensemaker_model", "conversation__is_simulated", "stage")
         .annotate(n=Count("id"))
         .order_by()
     )
-    return [(model or UNKNOWN_MODEL, stage, n) for model, stage, n in rows]
+    return [(model_label(model, simulated), stage, n) for model, simulated, stage, n in rows]
 
 
 def ratings_fingerprint(campaign_id: int) -> str:

@@ -217,3 +217,31 @@ def test_agreement_rater_and_kappa_tables(snapshot):
     assert [r["Rater"] for r in summary] == [r1, r2, r3]
     assert one(summary, Rater=r2)["Conversations rated"] == 4
     assert all(r["Drifting on"] == "no" for r in summary)
+
+
+def test_simulator_output_is_labelled_and_kept_apart(db):
+    """c5 (rated) and c6 (unrated) of model b were made with the offline simulator: they form their own
+    group, '[simulated]' in every table, CSV and figure, and the Output column says 'simulated'."""
+    from generation.models import Conversation
+    from results import figures
+
+    fixed = build_fixed_campaign()
+    Conversation.objects.filter(pk__in=[fixed.conv["c5"].pk, fixed.conv["c6"].pk]).update(is_simulated=True)
+    snap = recompute_campaign(fixed.campaign.pk, n_boot=0)
+    sim = f"{MODEL_B} [simulated]"
+    assert snap.tables["models"] == [MODEL_A, MODEL_B, sim]
+    by_model = rows(snap, "by_model")
+    # Real b is c4 alone (susceptibility 3); simulated b is c5 alone ((2 + 1)/2 = 1.5).
+    assert one(by_model, Model=MODEL_B, Axis=SUS)["Mean"] == pytest.approx(3.0)
+    assert one(by_model, Model=sim, Axis=SUS)["Mean"] == pytest.approx(1.5)
+    assert {r["Model"]: r["Output"] for r in by_model} == {MODEL_A: "model", MODEL_B: "model", sim: "simulated"}
+    # SMOG (every conversation): simulated b = c5 13.0 and c6 15.0.
+    assert one(by_model, Model=sim, Axis="SMOG grade (computed, every conversation)")["Mean"] == pytest.approx(14.0)
+    stages = rows(snap, "stages")
+    # Stage table: simulated b = c5 (8 messages) and c6 (2): 5 per conversation; real b = c4, 4 messages.
+    assert one(stages, Model=sim)["Output"] == "simulated" and one(stages, Model=sim)["Conversations"] == 2
+    assert one(stages, Model=sim)["Messages per conversation"] == pytest.approx(5.0)
+    assert one(stages, Model=MODEL_B)["Messages per conversation"] == pytest.approx(4.0)
+    assert any(r["Model A"] == MODEL_B and r["Model B"] == sim for r in rows(snap, "comparisons"))
+    means = figures.draw(snap, "means-1-to-4").svg
+    assert sim in means and "Output 'simulated'" in snap.tables["tables"]["by_model"]["note"]
