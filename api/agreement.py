@@ -7,17 +7,12 @@ under a key that includes the fingerprint of the campaign's submitted ratings, s
 rating makes the next request recompute it.
 """
 import logging
-from collections import defaultdict
 
-import numpy as np
 from django.core.cache import cache
 from django.utils import timezone
 
-from rating.models import Campaign, CampaignItem
-from rating.rubric_files import LEVEL_FOR_KIND
+from rating.models import Campaign
 from results import services as results_services
-
-from . import selectors
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +27,7 @@ SEED = results_services.SEED
 def _cache_key(campaign: Campaign, n_boot: int) -> str:
     from results.selectors import ratings_fingerprint
 
-    return f"api:agreement:v1:{campaign.pk}:{n_boot}:{ratings_fingerprint(campaign.pk)[:32]}"
+    return f"api:agreement:v2:{campaign.pk}:{n_boot}:{ratings_fingerprint(campaign.pk)[:32]}"
 
 
 def _precomputed(campaign: Campaign):
@@ -46,49 +41,23 @@ def _precomputed(campaign: Campaign):
         return None
 
 
-def axis_level(axis) -> str:
-    return axis.agreement_level or LEVEL_FOR_KIND.get(axis.kind, "interval")
-
-
 def compute_campaign_agreement(campaign: Campaign, n_boot: int = DEFAULT_N_BOOT) -> list[dict]:
+    """Agreement per rated axis from the results app's own matrices: the same conversations, the same
+    rater order and pseudonyms, gold and submission times as a snapshot, so a figure computed here
+    equals the snapshot's for the same ratings, seed and resamples."""
+    from results import selectors as results_selectors
     from results.stats import compute_agreement
 
-    rows = defaultdict(list)
-    for axis_key, conv_id, rater, value, submitted_at in selectors.agreement_inputs(campaign):
-        rows[axis_key].append((conv_id, rater, value, submitted_at))
-    # One column per rater of the campaign (same order on every axis), one row per rated conversation.
-    raters = sorted({r[1] for axis_rows in rows.values() for r in axis_rows})
-    rater_col = {r: i for i, r in enumerate(raters)}
-    gold = {
-        item.conversation_id: item.gold_scores
-        for item in CampaignItem.objects.filter(campaign=campaign, is_gold=True).only("conversation_id", "gold_scores")
-    }
+    data = results_selectors.campaign_ratings(campaign)
     out = []
-    for axis in selectors.rated_axes(campaign):
-        axis_rows = rows.get(axis.key, [])
-        units = sorted({r[0] for r in axis_rows})
-        unit_row = {u: i for i, u in enumerate(units)}
-        matrix = np.full((len(units), len(raters)), np.nan)
-        times = np.full(matrix.shape, np.nan)
-        for conv_id, rater, value, submitted_at in axis_rows:
-            matrix[unit_row[conv_id], rater_col[rater]] = value
-            if submitted_at is not None:
-                times[unit_row[conv_id], rater_col[rater]] = submitted_at.timestamp()
-        gold_vector = np.array(
-            [float(gold[u][axis.key]) if u in gold and _is_number(gold[u].get(axis.key)) else np.nan for u in units]
-        )
-        level = axis_level(axis)
-        categories = [float(v) for v in axis.allowed_values()] or None
+    for axis in data.axes:
+        level = results_selectors.axis_level(axis)
         statistics = compute_agreement(
-            matrix, level, categories, n_boot=n_boot, seed=SEED, gold=gold_vector if gold else None,
-            timestamps=times, rater_ids=raters,
+            data.matrices[axis.key], level, results_selectors.axis_categories(axis), n_boot=n_boot, seed=SEED,
+            gold=data.gold.get(axis.key), timestamps=data.times_for(axis.key), rater_ids=data.rater_labels,
         )
         out.append({"axis": axis.key, "name": axis.name, "level": level, "statistics": statistics})
     return out
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def campaign_agreement(campaign: Campaign, n_boot: int | None = None) -> dict:

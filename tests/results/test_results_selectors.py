@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from generation.models import Conversation
 from rating import services as rating_services
-from results import selectors
+from results import selectors, services
 from results.services import recompute_campaign
 from tests.factories import make_conversation
 from tests.results.results_fixture import build_fixed_campaign, submit
@@ -116,3 +116,29 @@ def test_precomputed_agreement_for_the_api(fixed):
     # Once a rating changes the stored figures are stale: the API must not serve them.
     submit(fixed.campaign, fixed.conv["c3"], fixed.raters[0], 1, 0)
     assert selectors.precomputed_agreement(fixed.campaign) is None
+
+
+def test_api_on_request_agreement_equals_the_snapshot_and_names_raters_by_pseudonym(fixed):
+    """Computed on request (no snapshot yet) and precomputed, the API gives the same statistics: the same
+    matrices, the same rater order and the same pseudonyms, never user ids."""
+    import json
+
+    from django.core.cache import cache
+
+    from api import agreement as api_agreement
+
+    cache.clear()
+    computed = api_agreement.campaign_agreement(fixed.campaign, n_boot=60)
+    assert computed["source"] == "computed" and computed["seed"] == services.SEED
+    snapshot = recompute_campaign(fixed.campaign.pk, n_boot=60, seed=services.SEED)
+    precomputed = api_agreement.campaign_agreement(fixed.campaign, n_boot=60)
+    assert precomputed["source"] == "precomputed" and precomputed["snapshot_id"] == snapshot.pk
+    assert json.loads(json.dumps(computed["axes"])) == json.loads(json.dumps(precomputed["axes"]))
+
+    pseudonyms = [u.pseudonym for u in sorted(fixed.raters, key=lambda u: u.pk)]
+    ids = {u.pk for u in fixed.raters} | {str(u.pk) for u in fixed.raters}
+    for axis in computed["axes"]:
+        stats = axis["statistics"]
+        assert stats["pairwise_kappa"]["raters"] == pseudonyms
+        assert [r["rater"] for r in stats["raters"]] == pseudonyms
+        assert not ids & set(stats["pairwise_kappa"]["raters"])
