@@ -136,7 +136,7 @@ def seed_foundation() -> dict:
     return {"users": len(DEMO_USERS), "personas": personas, "demo_cases": cases}
 
 
-DEMO_CAMPAIGN = "Demo: MultiSenseEval on two simulator models"
+DEMO_CAMPAIGN = "Demo: MultiSenseEval practice round"
 
 
 def ensure_demo_campaign(jobs):
@@ -149,7 +149,7 @@ def ensure_demo_campaign(jobs):
     if campaign is None:
         campaign = campaigns.create_campaign(
             None, name=DEMO_CAMPAIGN,
-            description="Simulated conversations (offline simulator, not a language model) for trying the platform.",
+            description="Practice conversations generated offline (no language model) for trying the platform.",
             rubric=default_rubric(), raters=User.objects.filter(username__in=["rater1", "rater2", "rater3"]),
             overlap_k=2, lease_minutes=60, selection=campaigns.Selection(jobs=[job.pk for job in jobs]),
         )
@@ -158,7 +158,7 @@ def ensure_demo_campaign(jobs):
     return campaign
 
 
-SYNTHETIC_CAMPAIGN = "Demo: synthetic ratings (not clinicians) of the simulator conversations"
+SYNTHETIC_CAMPAIGN = "Demo: synthetic ratings (not clinicians) of the practice conversations"
 SYNTHETIC_RATERS = ("synthetic-rater-1", "synthetic-rater-2", "synthetic-rater-3")
 # Per synthetic rater: (leniency in scale points, noise SD). The third is lenient and noisy, so the
 # per-rater agreement, leniency and kappa pages have something to show.

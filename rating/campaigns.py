@@ -5,14 +5,16 @@ persona) among finished ones only; the filters are stored on the campaign for pr
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.db.models import CharField, Value
 from django.db.models.functions import MD5, Cast, Concat
 from django.utils import timezone
 
-from generation.models import Conversation
+from generation.models import Conversation, GenerationJob, Persona
 from mhsd_platform.accounts.roles import Role
 from mhsd_platform.audit.services import record
 
@@ -76,9 +78,80 @@ def _check_raters(raters) -> list[str]:
     return errors
 
 
-def settings_errors(*, name: str, raters: list, overlap_k: int, lease_minutes: int) -> dict[str, str]:
-    """What is wrong with a campaign's settings, by form field (shared by the pages and the API)."""
+# --- blinding of the free text raters see ------------------------------------------------------------
+
+
+def _add_model_terms(terms: dict, model: str, what: str) -> None:
+    """A LiteLLM model string, and its parts: "openai/gpt-4o" gives away "gpt-4o" and "openai" too."""
+    if not model:
+        return
+    terms.setdefault(model.lower(), what)
+    provider, _, rest = model.rpartition("/")
+    if provider:
+        terms.setdefault(rest.lower(), what)
+        terms.setdefault(provider.split("/")[0].lower(), "the provider of " + what)
+
+
+def identity_terms(conversations) -> dict[str, str]:
+    """What identifies the models, providers, jobs and personas behind `conversations` (a Conversation
+    queryset), lowercased, each with a description for the error message."""
+    terms: dict[str, str] = {}
+    for column, what in (("sensemaker_model", "a model under test"), ("patient_model", "the patient model"),
+                         ("helper_model", "the helper model")):
+        for value in conversations.exclude(**{column: ""}).order_by().values_list(column, flat=True).distinct():
+            _add_model_terms(terms, value, what)
+    for label in conversations.exclude(source_label="").order_by().values_list("source_label", flat=True).distinct():
+        terms.setdefault(label.lower(), "the label the conversations were imported under")
+    jobs = GenerationJob.objects.filter(pk__in=conversations.exclude(job=None).values("job_id")).select_related(
+        "sensemaker_model", "patient_model", "helper_model")
+    for job in jobs:
+        terms.setdefault(job.name.lower(), "a generation job")
+        for config in (job.sensemaker_model, job.patient_model, job.helper_model):
+            terms.setdefault(config.name.lower(), "a model configuration")
+            _add_model_terms(terms, config.model, "a model of the job")
+            host = urlsplit(config.api_base).hostname if config.api_base else None
+            if host:
+                terms.setdefault(host.lower(), "a provider's address")
+    personas = Persona.objects.filter(pk__in=conversations.exclude(persona=None).values("persona_id"))
+    for persona in personas:
+        for attr in ("trait", "literacy", "intent", "goal"):
+            terms.setdefault(getattr(persona, attr).lower(), "a persona label")
+            terms.setdefault(getattr(persona, f"get_{attr}_display")().lower(), "a persona label")
+    # Very short terms ("a", "v1") would match ordinary words: not identifying on their own.
+    return {term: what for term, what in terms.items() if len(term) >= 3}
+
+
+def _mentions(text: str, terms: dict[str, str]) -> list[tuple[str, str]]:
+    lowered = text.lower()
+    found = []
+    for term, what in terms.items():
+        if term in lowered and re.search(rf"(?<!\w){re.escape(term)}(?!\w)", lowered):
+            found.append((term, what))
+    return sorted(found)
+
+
+def blinding_errors(conversations, *, name: str, description: str) -> dict[str, str]:
+    """Raters read the campaign's name and description: refuse either if it names a model, provider, job
+    or persona label of the campaign's conversations, as a whole word in any case. (Rubric texts serve
+    many campaigns and are loaded from reviewed files; they are not checked against one selection.)"""
+    terms = identity_terms(conversations)
     errors = {}
+    for form_field, text in (("name", name), ("description", description)):
+        found = _mentions(text or "", terms)
+        if found:
+            listed = "; ".join(f"“{term}” ({what})" for term, what in found[:5])
+            errors[form_field] = (f"Raters see the campaign's {form_field}, so it must not reveal which models, "
+                                  f"providers, jobs or personas produced the conversations. Remove: {listed}.")
+    return errors
+
+
+def settings_errors(*, name: str, raters: list, overlap_k: int, lease_minutes: int, description: str = "",
+                    conversations=None) -> dict[str, str]:
+    """What is wrong with a campaign's settings, by form field (shared by the pages and the API). Given
+    the campaign's conversations (a queryset), the free text raters see is checked for blinding too."""
+    errors = {}
+    if conversations is not None:
+        errors.update(blinding_errors(conversations, name=name, description=description))
     if not name.strip():
         errors["name"] = "Give the campaign a name."
     if not 1 <= overlap_k <= MAX_K:
@@ -96,7 +169,12 @@ def settings_errors(*, name: str, raters: list, overlap_k: int, lease_minutes: i
 
 def insert_campaign(actor, *, name: str, description: str, rubric: Rubric, raters: list, overlap_k: int,
                     lease_minutes: int, selection: dict, conversation_ids: list[int]) -> Campaign:
-    """Store a validated campaign with its items and audit event. Callers validate first."""
+    """Store a validated campaign with its items and audit event. Callers validate first (settings_errors);
+    the blinding of what raters read is checked here again, whoever the caller."""
+    errors = blinding_errors(Conversation.objects.filter(pk__in=conversation_ids), name=name,
+                             description=description)
+    if errors:
+        raise CampaignError(errors)
     campaign = Campaign.objects.create(
         name=name.strip(), description=description.strip(), rubric=rubric, overlap_k=overlap_k,
         lease_minutes=lease_minutes, selection=selection, created_by=actor,
@@ -117,8 +195,10 @@ def insert_campaign(actor, *, name: str, description: str, rubric: Rubric, rater
 def create_campaign(actor, *, name: str, description: str, rubric: Rubric, raters, overlap_k: int,
                     lease_minutes: int, selection: Selection) -> Campaign:
     raters = list(raters)
-    errors = settings_errors(name=name, raters=raters, overlap_k=overlap_k, lease_minutes=lease_minutes)
     conversation_ids = list(select_conversations(selection).values_list("pk", flat=True))
+    errors = settings_errors(name=name, raters=raters, overlap_k=overlap_k, lease_minutes=lease_minutes,
+                             description=description,
+                             conversations=Conversation.objects.filter(pk__in=conversation_ids))
     if not conversation_ids:
         errors["__all__"] = "No finished conversation matches these filters."
     if errors:
@@ -135,7 +215,8 @@ def update_campaign(actor, campaign: Campaign, *, name: str, description: str, r
     can be added or removed at any time (removing one keeps their ratings)."""
     campaign = Campaign.objects.select_for_update(of=("self",), no_key=True).get(pk=campaign.pk)
     raters = list(raters)
-    errors = {}
+    errors = blinding_errors(Conversation.objects.filter(campaign_items__campaign=campaign), name=name,
+                             description=description)
     if not name.strip():
         errors["name"] = "Give the campaign a name."
     k = campaign.overlap_k

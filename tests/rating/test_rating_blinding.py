@@ -19,7 +19,7 @@ from generation.models import Conversation
 from mhsd_platform.accounts.roles import Role
 from rating import assignment as assigning
 from rating import services
-from rating.models import CampaignItem
+from rating.models import Campaign, CampaignItem
 from tests.factories import (
     make_campaign,
     make_case,
@@ -189,3 +189,59 @@ def test_strip_helper_really_strips_only_the_marked_context():
             '<input value="x"><section data-ground-truth-context>PTSD</section>')
     text = outside_ground_truth_context(html)
     assert text.count("PTSD") == 1 and "elsewhere" in text
+
+
+def test_campaign_text_that_would_unblind_raters_is_refused_on_the_pages_and_in_the_api(secret_world):
+    """Raters read the campaign's name and description: naming a model, provider, job or persona label of
+    its conversations is a form error on the pages and a 400 in the API, and nothing is saved."""
+    campaign, rater, other, _ = secret_world
+    admin = make_user(Role.ADMIN)
+    client = Client()
+    client.force_login(admin)
+    conversations = list(Conversation.objects.filter(campaign_items__campaign=campaign))
+    job = conversations[0].job
+    base = {"description": "", "rubric": campaign.rubric_id, "raters": [rater.pk, other.pk], "overlap_k": 2,
+            "lease_minutes": 30, "jobs": [job.pk]}
+    cases = [
+        ("name", "Pilot of Secret-Model-XYZ", "secret-model-xyz"),  # the model, any case
+        ("name", "OpenAI round", "openai"),  # its provider
+        ("name", "SecretConfigName check", "secretconfigname"),  # the model configuration
+        ("description", "Served from secret-provider.example today", "secret-provider.example"),  # api_base host
+        ("description", "Conversations of Secret Job Alpha", "secret job alpha"),  # the job
+        ("description", "All neuroticism personas", "neuroticism"),  # persona labels, values and labels
+        ("description", "About personalising the care journey", "personalising the care journey"),
+    ]
+    before = Campaign.objects.count()
+    for field, text, term in cases:
+        response = client.post(reverse("campaigns:create"), {**base, "name": "Pilot", field: text})
+        assert response.status_code == 200, (field, text)
+        error = " ".join(response.context["form"].errors.get(field, []))
+        assert f"“{term}”" in error and "Raters see" in error, (field, text, error)
+        assert term in response.content.decode().lower()  # shown in the page, beside the field
+    assert Campaign.objects.count() == before
+    # A word that merely contains a label is fine ("functionality" is not the literacy "functional").
+    response = client.post(reverse("campaigns:create"), {**base, "name": "Spring pilot",
+                                                         "description": "A functionality check"})
+    assert response.status_code == 302 and Campaign.objects.count() == before + 1
+
+    edit = client.post(reverse("campaigns:edit", args=[campaign.pk]), {
+        "name": campaign.name, "description": "Rated outputs of secret-model-xyz", "raters": [rater.pk, other.pk],
+        "overlap_k": 2, "lease_minutes": 60})
+    assert edit.status_code == 200 and "secret-model-xyz" in " ".join(edit.context["form"].errors["description"])
+    campaign.refresh_from_db()
+    assert campaign.description == ""
+
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {make_token(admin)}")
+    by_ids = api.post("/api/v1/campaigns", {
+        "name": "API pilot", "description": "From secret-provider.example", "raters": [rater.pk, other.pk],
+        "overlap_k": 2, "conversations": [c.pk for c in conversations]}, content_type="application/json")
+    by_filters = api.post("/api/v1/campaigns", {
+        "name": "Neuroticism round", "raters": [rater.pk, other.pk], "overlap_k": 2,
+        "selection": {"jobs": [job.pk]}}, content_type="application/json")
+    patch = api.patch(f"/api/v1/campaigns/{campaign.pk}", {"description": "Secret Job Alpha"},
+                      content_type="application/json")
+    for response, term in ((by_ids, "secret-provider.example"), (by_filters, "neuroticism"),
+                           (patch, "secret job alpha")):
+        assert response.status_code == 400, response.content
+        assert f"“{term}”" in response.content.decode("utf-8"), response.content
+    assert Campaign.objects.count() == before + 1
