@@ -1,9 +1,11 @@
 """Real Celery workers for tests: in-process threads (start_worker) or a separate process."""
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from django.db import connection
 from mhsd_platform.celery import app
 
 ROOT = Path(__file__).resolve().parent.parent
+LOG_TAIL_CHARS = 4000
 
 
 @contextlib.contextmanager
@@ -25,8 +28,11 @@ def worker_thread(concurrency=4):
 
 
 @contextlib.contextmanager
-def worker_process(concurrency=4, **env):
-    """A worker in its own process group (so a test can SIGKILL it), on this test's database."""
+def worker_process(concurrency=4, loglevel="WARNING", **env):
+    """A worker in its own process group (so a test can SIGKILL it), on this test's database.
+
+    Its output goes to a log file (`proc.log_path`), never to an unread pipe that a chatty worker
+    could fill and block on; if the test fails inside the block, the log's tail is printed."""
     db = settings.DATABASES["default"]
     full_env = {
         **os.environ,
@@ -36,13 +42,21 @@ def worker_process(concurrency=4, **env):
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         **env,
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "mhsd_platform", "worker", "--pool", "threads",
-         "--concurrency", str(concurrency), "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=full_env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+    log_dir = Path(tempfile.mkdtemp(prefix="celery-worker-"))
+    log_path = log_dir / "worker.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "mhsd_platform", "worker", "--pool", "threads",
+             "--concurrency", str(concurrency), "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=full_env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
+        )
+    proc.log_path = log_path
+    failed = False
     try:
         yield proc
+    except BaseException:
+        failed = True
+        raise
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -51,6 +65,11 @@ def worker_process(concurrency=4, **env):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        if failed:
+            tail = log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+            print(f"--- worker log ({log_path}), last {LOG_TAIL_CHARS} characters ---\n{tail}", file=sys.stderr)
+        else:
+            shutil.rmtree(log_dir, ignore_errors=True)
 
 
 def wait_for(predicate, timeout=60.0, interval=0.1, message="condition"):

@@ -120,6 +120,31 @@ def test_redelivered_task_never_duplicates(fake_llm):
     assert Message.objects.filter(conversation=conv).count() == count
 
 
+def test_a_task_redelivered_while_its_conversation_runs_is_skipped(fake_llm):
+    """The lease path: while one worker thread generates the conversation, a redelivered task (through
+    the broker to another thread, or run right here) does nothing: no second attempt, no messages."""
+    from generation.tasks import generate_conversation
+
+    fake_llm.latency = 0.05
+    with worker_thread(concurrency=2):
+        job = launch([make_case()], http_models(fake_llm))
+        conv = job.conversations.get()
+        wait_for(lambda: Conversation.objects.filter(pk=conv.pk, status="running", llm_calls__gte=2).exists(),
+                 message="the conversation to be mid-generation")
+        generate_conversation.delay(conv.pk)
+        outcome = generate_conversation.apply(args=[conv.pk]).get()
+        during = Conversation.objects.get(pk=conv.pk)
+        messages_during = during.messages.count()
+        wait_for(finished(job), timeout=120, message="job")
+    assert outcome == services.AttemptOutcome.SKIPPED
+    assert during.status == "running" and during.attempts == 1 and messages_during == 0
+    conv.refresh_from_db()
+    assert conv.status == "done" and conv.attempts == 1
+    indexes = list(conv.messages.values_list("index", flat=True))
+    assert indexes == list(range(len(indexes)))
+    assert fake_llm.hits == conv.llm_calls, "no duplicate attempt called the provider"
+
+
 def test_calls_tokens_and_cost_rise_while_a_conversation_runs(fake_llm, client):
     """The job page's counters are live: a running conversation's row (and so the job's totals)
     grows with every LLM call, not only when the conversation is written at the end."""
@@ -190,7 +215,8 @@ def test_per_job_limit_on_calls_in_flight(fake_llm):
         job = launch([make_case() for _ in range(3)], http_models(fake_llm),
                      traits=("agreeableness", "openness"), max_concurrent_calls=2)
         wait_for(finished(job), timeout=120, message="job")
-    assert fake_llm.max_in_flight <= 2
+    # Exactly 2: never more, and the limit is really used (a serial run would also stay "<= 2").
+    assert fake_llm.max_in_flight == 2
     assert set(job.conversations.values_list("status", flat=True)) == {"done"}
 
 
@@ -217,6 +243,20 @@ def test_a_killed_worker_leads_to_the_conversation_being_redone(fake_llm):
     indexes = list(conv.messages.values_list("index", flat=True))
     assert indexes == list(range(len(indexes)))
     assert fake_llm.hits - hits_before == conv.llm_calls, "the redo started from scratch"
+
+
+def test_a_chatty_worker_process_writes_its_log_to_a_file_and_never_blocks(fake_llm):
+    """worker_process used to hand the worker an unread pipe: once a chatty worker filled the pipe's
+    64 KiB buffer, its next log line blocked it. Its output now goes to a log file."""
+    job = launch([make_case(), make_case()], http_models(fake_llm))
+    # PYTHONVERBOSE makes the worker report every module it imports: hundreds of KiB on its output.
+    with worker_process(concurrency=2, loglevel="DEBUG", PYTHONVERBOSE="1",
+                        FAKE_PROVIDER_API_KEY="sk-test-secret-value-123") as proc:
+        wait_for(finished(job), timeout=120, message="job on a DEBUG-logging worker")
+        log_size = proc.log_path.stat().st_size
+    assert set(job.conversations.values_list("status", flat=True)) == {"done"}
+    assert log_size > 64 * 1024, "the worker wrote more than a pipe buffer holds"
+    assert not proc.log_path.exists(), "a passing test's log is cleaned up"
 
 
 def test_generate_command_waits_and_fails_loudly(fake_llm, capsys):
