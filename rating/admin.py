@@ -1,10 +1,11 @@
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
 from .models import (
     Assignment,
     AxisScore,
     Campaign,
-    CampaignItem,
     MessageNote,
     Rating,
     Rubric,
@@ -13,73 +14,82 @@ from .models import (
 )
 
 
-class RubricAxisInline(admin.StackedInline):
-    model = RubricAxis
-    extra = 0
-
-
-@admin.register(Rubric)
-class RubricAdmin(admin.ModelAdmin):
-    """A rubric with ratings under it is history: load a new version instead of editing it."""
-
-    list_display = ("name", "slug", "version", "is_default", "created_at")
-    inlines = [RubricAxisInline]
-
-    def _in_use(self, obj):
-        return obj is not None and obj.ratings.exists()
-
-    def has_change_permission(self, request, obj=None):
-        return super().has_change_permission(request, obj) and not self._in_use(obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and not self._in_use(obj)
-
-
-class CampaignItemInline(admin.TabularInline):
-    model = CampaignItem
-    extra = 0
-    raw_id_fields = ("conversation",)
-
-
-@admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
-    list_display = ("name", "rubric", "overlap_k", "lease_minutes", "status", "created_at")
-    list_filter = ("status",)
-    filter_horizontal = ("raters",)
-    inlines = [CampaignItemInline]
-
-
-class AxisScoreInline(admin.TabularInline):
-    model = AxisScore
-    extra = 0
-    fields = ("axis", "value", "comment")
-    readonly_fields = fields
-    can_delete = False
+class ReadOnlyMixin:
+    """View only: nothing added or changed here. What changes these rows lives in rating/ (services,
+    campaigns, rubric files), which validates and audits; the Django admin would bypass both."""
 
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class RubricAxisInline(ReadOnlyMixin, admin.StackedInline):
+    model = RubricAxis
+    extra = 0
+    can_delete = False
+
+
+@admin.register(Rubric)
+class RubricAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Read-only: a rubric changes only by loading a file (Campaigns > Rubrics or `load_rubric`), which makes
+    a new version, so every rating keeps the exact rubric it was given under. An unused one may be deleted."""
+
+    list_display = ("name", "slug", "version", "is_default", "created_at")
+    inlines = [RubricAxisInline]
+
+    def has_delete_permission(self, request, obj=None):
+        in_use = obj is not None and (obj.ratings.exists() or obj.campaigns.exists())
+        return super().has_delete_permission(request, obj) and not in_use
+
+
+@admin.register(Campaign)
+class CampaignAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Read-only: campaigns are created, edited, opened and closed on the campaign pages, which check k,
+    raters, blinding and gold scores and audit every change. The conversations are listed there too (a
+    per-conversation inline would also hit Django's 1,000-field limit on a large campaign)."""
+
+    list_display = ("name", "rubric", "overlap_k", "lease_minutes", "status", "created_at")
+    list_filter = ("status",)
+    readonly_fields = ("conversations", "campaign_page")
+
+    @admin.display(description="Conversations")
+    def conversations(self, obj):
+        items = obj.items.count()
+        gold = obj.items.filter(is_gold=True).count()
+        return f"{items} ({gold} gold)"
+
+    @admin.display(description="Manage")
+    def campaign_page(self, obj):
+        return format_html('<a href="{}">Campaign page: progress, edit, gold items, leases</a>',
+                           reverse("campaigns:detail", args=[obj.pk]))
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # its ratings and audit trail depend on it
+
+
+class AxisScoreInline(ReadOnlyMixin, admin.TabularInline):
+    model = AxisScore
+    extra = 0
+    fields = ("axis", "value", "comment")
+    can_delete = False
+
 
 @admin.register(Rating)
-class RatingAdmin(admin.ModelAdmin):
+class RatingAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Ratings are changed only by their rater through the rating page, which audits every change."""
 
     list_display = ("assignment", "rubric", "status", "revision", "submitted_at")
     list_filter = ("status", "rubric")
     inlines = [AxisScoreInline]
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
     def has_delete_permission(self, request, obj=None):
         return False
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(admin.ModelAdmin):
+class AssignmentAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Read-only: assignments change only through rating/assignment.py, which keeps the k-raters cap
     (an edited status could put a fourth rater on a k = 3 conversation). Release stuck leases from the
     campaign page."""
@@ -87,36 +97,27 @@ class AssignmentAdmin(admin.ModelAdmin):
     list_display = ("campaign", "item", "rater", "status", "lease_expires_at", "active_seconds")
     list_filter = ("status", "campaign")
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
     def has_delete_permission(self, request, obj=None):
         return False
 
 
 @admin.register(MessageNote)
-class MessageNoteAdmin(admin.ModelAdmin):
+class MessageNoteAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Read-only and never deleted: a rater's note is part of their rating."""
+
     list_display = ("rating", "message", "problematic")
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
+    def has_delete_permission(self, request, obj=None):
         return False
 
 
 @admin.register(SafetyFlag)
-class SafetyFlagAdmin(admin.ModelAdmin):
-    """Read-only here: flags are handled in the safety queue (/campaigns/safety/), which audits each step."""
+class SafetyFlagAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Read-only and never deleted: flags are handled in the safety queue (/campaigns/safety/), which audits
+    each step, and a resolved flag stays on record."""
 
     list_display = ("conversation", "campaign", "category", "status", "raised_by", "created_at")
     list_filter = ("status", "category")
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
+    def has_delete_permission(self, request, obj=None):
         return False
