@@ -3,6 +3,8 @@
 Every chart is a standalone <svg> string with a <title> and aria-label; every text that comes from
 data (model names, rater pseudonyms, axis names) is XML-escaped here. Marks carry classes that tests
 count: rect.bar (bars), line.err (error bars), circle.pt (points), rect.cell (heat-map cells).
+Every chart prints its n as visible text (class "n" under bars and beside points, or in the legend),
+not only in tooltips: a figure copied into a paper keeps its sample sizes.
 """
 from __future__ import annotations
 
@@ -79,6 +81,11 @@ def _title_width(title: str) -> int:
     return int(7.8 * len(title)) + 72
 
 
+def _legend_width(names: list[str], minimum: int = 150) -> int:
+    """Right margin that fits the legend labels (12px text, about 7px a character, plus the swatch)."""
+    return max([minimum] + [int(7 * len(n)) + 40 for n in names])
+
+
 def _legend(c: Canvas, names: list[str], x: float, y: float) -> None:
     for i, name in enumerate(names):
         c.add(f'<rect x="{x:.1f}" y="{y + i * 18 - 10:.1f}" width="12" height="12" fill="{colour(i)}"/>')
@@ -102,16 +109,19 @@ def bar_chart(groups: list[tuple[str, str]], series: list[str], values: dict, lo
               title: str, y_label: str) -> str:
     """Grouped bars with 95% CI error bars: one group per axis, one bar per model.
 
-    values[group_key][series_name] = [mean, ci_low, ci_high, n] (missing or None mean: no bar)."""
-    left, top, right, bottom = 56, 28, 150, 64
+    values[group_key][series_name] = [mean, ci_low, ci_high, n] (missing or None mean: no bar). Each bar's
+    n is printed under it, in the row labelled "n"."""
+    left, top, right, bottom = 56, 28, _legend_width(series), 76
     group_w = max(96, 26 * len(series) + 30)
     width = max(left + group_w * max(1, len(groups)) + right, _title_width(title))
-    height = 320
+    height = 332
     plot_h = height - top - bottom
     c = Canvas(width, height, title)
     c.text(left, 18, title, size=13, weight="600")
     ypos = _y_axis(c, left, top, plot_h, lo, hi, y_label, group_w * len(groups))
     bar_w = (group_w - 30) / max(1, len(series))
+    if groups:
+        c.text(left - 6, top + plot_h + 13, "n", anchor="end", size=9, cls="n")
     for g, (key, name) in enumerate(groups):
         x0 = left + g * group_w + 15
         for s, model in enumerate(series):
@@ -127,6 +137,7 @@ def bar_chart(groups: list[tuple[str, str]], series: list[str], values: dict, lo
             tip += f", n = {n}"
             c.add(f'<rect class="bar" x="{x + 2:.1f}" y="{y:.1f}" width="{bar_w - 4:.1f}" '
                   f'height="{top + plot_h - y:.1f}" fill="{colour(s)}"><title>{escape(tip)}</title></rect>')
+            c.text(x + bar_w / 2, top + plot_h + 13, f"{n}", anchor="middle", size=9, cls="n")
             if _finite(ci_lo) and _finite(ci_hi):
                 cx = x + bar_w / 2
                 y1, y2 = ypos(max(lo, min(hi, ci_lo))), ypos(max(lo, min(hi, ci_hi)))
@@ -134,7 +145,7 @@ def bar_chart(groups: list[tuple[str, str]], series: list[str], values: dict, lo
                 c.line(cx - 5, y1, cx + 5, y1, stroke="#1d2433", width=1.5)
                 c.line(cx - 5, y2, cx + 5, y2, stroke="#1d2433", width=1.5)
         for k, line in enumerate(_wrap(name, max(10, int(group_w / 6.5)))):
-            c.text(x0 + (group_w - 30) / 2, top + plot_h + 16 + 13 * k, line, anchor="middle", size=11)
+            c.text(x0 + (group_w - 30) / 2, top + plot_h + 30 + 13 * k, line, anchor="middle", size=11)
     c.line(left, top + plot_h, left + group_w * len(groups), top + plot_h)
     _legend(c, series, width - right + 16, top + 10)
     return c.render()
@@ -161,9 +172,11 @@ def _short(text: str, limit: int) -> str:
 
 
 def histogram(values: list[float], counts: dict[str, list[int]], title: str, x_label: str) -> str:
-    """Share of ratings at each score, one bar per model (shares, so models of unequal size compare)."""
+    """Share of ratings at each score, one bar per model (shares, so models of unequal size compare); the
+    legend gives each model's n of ratings."""
     series = list(counts)
-    left, top, right, bottom = 56, 28, 150, 50
+    names = [f"{m} (n = {sum(counts[m])} ratings)" for m in series]
+    left, top, right, bottom = 56, 28, _legend_width(names), 50
     group_w = max(60, 22 * len(series) + 24)
     width = max(left + group_w * max(1, len(values)) + right, _title_width(title))
     height = 260
@@ -190,7 +203,7 @@ def histogram(values: list[float], counts: dict[str, list[int]], title: str, x_l
         c.text(x0 + (group_w - 24) / 2, top + plot_h + 16, _num(float(v)), anchor="middle", size=11)
     c.line(left, top + plot_h, left + group_w * len(values), top + plot_h)
     c.text(left + group_w * len(values) / 2, height - 8, x_label, anchor="middle", size=12)
-    _legend(c, series, width - right + 16, top + 10)
+    _legend(c, names, width - right + 16, top + 10)
     return c.render()
 
 
@@ -198,13 +211,14 @@ def points_chart(series: dict[str, list[list]], lo: float, hi: float, title: str
                  y_label: str) -> str:
     """Mean score against a count (e.g. sensemaker messages): one line per model, point area ~ n.
 
-    series[name] = [[x, mean, n], ...]."""
+    series[name] = [[x, mean, n], ...]; the legend gives each series' total n."""
     names = list(series)
+    labels = [f"{name} (n = {sum(p[2] for p in series[name] if _finite(p[1]))})" for name in names]
     xs = [p[0] for pts in series.values() for p in pts if _finite(p[1])]
     x_lo, x_hi = (min(xs), max(xs)) if xs else (0, 1)
     if x_hi == x_lo:
         x_lo, x_hi = x_lo - 1, x_hi + 1
-    left, top, right, bottom = 56, 28, 150, 50
+    left, top, right, bottom = 56, 28, _legend_width(labels), 50
     plot_w, height = 440, 280
     width = left + plot_w + right
     plot_h = height - top - bottom
@@ -230,21 +244,37 @@ def points_chart(series: dict[str, list[list]], lo: float, hi: float, title: str
             c.add(f'<circle class="pt" cx="{xpos(x):.1f}" cy="{ypos(max(lo, min(hi, y))):.1f}" r="{r:.1f}" '
                   f'fill="{colour(s)}" fill-opacity="0.8"><title>{escape(tip)}</title></circle>')
     c.text(left + plot_w / 2, height - 8, x_label, anchor="middle", size=12)
-    _legend(c, names, width - right + 16, top + 10)
+    _legend(c, labels, width - right + 16, top + 10)
     return c.render()
 
 
-def time_chart(series: dict[str, list[tuple]], title: str, y_label: str, lo: float = -0.2, hi: float = 1.0) -> str:
-    """Values over time with a shaded interval: series[name] = [(datetime, value, ci_low, ci_high), ...]."""
+def time_chart(series: dict[str, list[tuple]], title: str, y_label: str, lo: float = -0.2, hi: float = 1.0,
+               x_label: str = "", n_label: str = "", legend_notes: dict[str, str] | None = None) -> str:
+    """Values over time with a shaded interval: series[name] = [(datetime, value, ci_low, ci_high[, n]), ...].
+
+    With an n per point, the newest point of each series is labelled "n=..." and the legend gives it too,
+    e.g. "Flow (n = 120 conversations, 3 raters)" with n_label "conversations" and legend_notes
+    {"Flow": "3 raters"}."""
     names = list(series)
     times = [p[0].timestamp() for pts in series.values() for p in pts]
     t_lo, t_hi = (min(times), max(times)) if times else (0.0, 1.0)
     if t_hi == t_lo:
         t_lo, t_hi = t_lo - 60, t_hi + 60
-    values = [v for pts in series.values() for p in pts for v in p[1:] if _finite(v)]
+    values = [v for pts in series.values() for p in pts for v in p[1:4] if _finite(v)]
     if values:
         lo, hi = min(lo, math.floor(min(values) * 10) / 10), max(hi, math.ceil(max(values) * 10) / 10)
-    left, top, right, bottom = 56, 28, 260, 50
+
+    def last_n(name):
+        pts = [p for p in series[name] if _finite(p[1]) and len(p) > 4 and p[4] is not None]
+        return pts[-1][4] if pts else None
+
+    unit = f" {n_label}" if n_label else ""
+    labels = []
+    for name in names:
+        parts = [] if last_n(name) is None else [f"n = {last_n(name)}{unit}"]
+        parts += [(legend_notes or {}).get(name)] if (legend_notes or {}).get(name) else []
+        labels.append(f"{_short(name, 36)} ({', '.join(parts)})" if parts else _short(name, 36))
+    left, top, right, bottom = 56, 28, _legend_width(labels, 260), 50
     plot_w, height = 440, 280
     width = left + plot_w + right
     plot_h = height - top - bottom
@@ -261,6 +291,8 @@ def time_chart(series: dict[str, list[tuple]], title: str, y_label: str, lo: flo
         t = t_lo + frac * (t_hi - t_lo)
         c.text(xpos(t), top + plot_h + 16, datetime.fromtimestamp(t, tz=tz).strftime("%Y-%m-%d %H:%M"),
                anchor="middle" if frac == 0.5 else ("start" if frac == 0 else "end"), size=10)
+    if x_label:
+        c.text(left + plot_w / 2, height - 8, x_label, anchor="middle", size=12)
     for s, name in enumerate(names):
         pts = [p for p in series[name] if _finite(p[1])]
         band = [p for p in pts if _finite(p[2]) and _finite(p[3])]
@@ -275,9 +307,14 @@ def time_chart(series: dict[str, list[tuple]], title: str, y_label: str, lo: flo
             tip = f"{name} at {p[0]:%Y-%m-%d %H:%M}: {p[1]:.3f}"
             if _finite(p[2]) and _finite(p[3]):
                 tip += f" (95% CI {p[2]:.3f} to {p[3]:.3f})"
+            if len(p) > 4 and p[4] is not None:
+                tip += f", n = {p[4]}"
             c.add(f'<circle class="pt" cx="{xpos(p[0].timestamp()):.1f}" cy="{ypos(p[1]):.1f}" r="3" '
                   f'fill="{colour(s)}"><title>{escape(tip)}</title></circle>')
-    _legend(c, [_short(n, 36) for n in names], width - right + 16, top + 10)
+        if pts and len(pts[-1]) > 4 and pts[-1][4] is not None:
+            p = pts[-1]
+            c.text(xpos(p[0].timestamp()) - 4, ypos(p[1]) - 6, f"n={p[4]}", anchor="end", size=9, cls="n")
+    _legend(c, labels, width - right + 16, top + 10)
     return c.render()
 
 

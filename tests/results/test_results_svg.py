@@ -69,3 +69,29 @@ def test_nice_ticks():
     assert svg.nice_ticks(2, 2) == [2]
     assert svg.nice_ticks(3, 21, 8, integer=True) == [5, 10, 15, 20]  # 18/8 = 2.25 -> step 5 (1, 2, 5, 10 only)
     assert svg.nice_ticks(1, 3, 8, integer=True) == [1, 2, 3]  # never a step below 1
+
+
+def n_texts(root):
+    return [t.text for t in marks(root, "text", "n")]
+
+
+def test_every_chart_prints_its_n_as_visible_text_not_only_in_tooltips():
+    values = {"a": {"m1": [2.5, 2.0, 3.0, 10], "m2": [3.0, 2.8, 3.2, 12]}, "b": {"m1": [1.5, None, None, 1]}}
+    bars = parse(svg.bar_chart([("a", "Axis A"), ("b", "Axis B")], ["m1", "m2"], values, 1, 4, "Means", "mean"))
+    # One n under each bar, and the row's label "n"; none of it inside a <title> tooltip.
+    assert n_texts(bars) == ["n", "10", "12", "1"]
+    assert all(t.get("class") == "n" for t in bars.iter(f"{NS}text") if t.text in {"10", "12"})
+
+    hist = parse(svg.histogram([1.0, 2.0], {"m1": [3, 1], "m2": [0, 5]}, "Dist", "score"))
+    legend = [t.text for t in hist.iter(f"{NS}text")]
+    assert "m1 (n = 4 ratings)" in legend and "m2 (n = 5 ratings)" in legend
+
+    points = parse(svg.points_chart({"m1": [[4, 2.5, 3], [8, 3.0, 2]], "m2": [[6, 1.0, 7]]}, 1, 4, "Len", "x", "y"))
+    legend = [t.text for t in points.iter(f"{NS}text")]
+    assert "m1 (n = 5)" in legend and "m2 (n = 7)" in legend
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    series = {"Flow": [(t0, 0.2, None, None, 12), (t0 + timedelta(hours=2), 0.5, 0.3, 0.7, 40)]}
+    chart = parse(svg.time_chart(series, "Alpha", "alpha", n_label="conversations", legend_notes={"Flow": "3 raters"}))
+    assert n_texts(chart) == ["n=40"]
+    assert "Flow (n = 40 conversations, 3 raters)" in [t.text for t in chart.iter(f"{NS}text")]
