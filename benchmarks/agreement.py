@@ -3,7 +3,8 @@
 10,000 conversations x 3 raters x 6 axes (four 1-4 ordinal axes, two binary nominal ones), about 10% of
 ratings missing, seeded. The recomputation is what the platform runs after ratings change: for each
 axis, `compute_agreement` (Krippendorff's alpha with 1,000 bootstrap resamples, Gwet AC1/AC2, percent
-agreement, pairwise kappa, ICC(2,k), per-rater statistics with gold agreement and drift) plus the
+agreement, pairwise kappa, the ICC of the design, per-rater statistics with gold agreement and drift),
+alpha as the ratings came in (`alpha_over_time`: 12 cumulative points, each with its bootstrap) plus the
 results-table helpers on per-conversation means for two models. The baseline is the `krippendorff` PyPI
 package computing only alpha (no bootstrap, nothing else) on the same six matrices.
 
@@ -38,6 +39,7 @@ import krippendorff  # noqa: E402
 from results.stats import (  # noqa: E402
     DEFAULT_N_BOOT,
     DEFAULT_SEED,
+    alpha_over_time,
     compute_agreement,
     describe,
     mann_whitney,
@@ -93,10 +95,12 @@ def recompute(model, matrices, times, gold, gold_idx) -> dict:
         g[gold_idx] = x[gold_idx, first]
         ts = np.where(np.isnan(x), np.nan, times)
         agreement = compute_agreement(x, level, cats, n_boot=N_BOOT, seed=SEED, gold=g, timestamps=ts)
+        timeline = alpha_over_time(x, ts, level, cats, n_boot=N_BOOT, seed=SEED)
         means = unit_means(x)
         a, b = means[model == 0], means[model == 1]
         out[name] = {
             "agreement": agreement,
+            "alpha_over_time": timeline,
             "tables": {
                 "model_0": describe(a),
                 "model_1": describe(b),

@@ -1,17 +1,18 @@
-"""The plots of a campaign's results page, drawn from a snapshot (and the alpha history) as SVG."""
+"""The plots of a campaign's results page, drawn from a snapshot as SVG."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.utils.text import slugify
 
-from . import selectors, svg
+from . import svg
 
 
 @dataclass(frozen=True)
 class Figure:
     name: str  # URL slug, unique on the page
-    section: str  # where the page shows it: agreement | kappa | means | distribution | length
+    section: str  # where the page shows it: agreement | kappa | raters | means | distribution | length
     title: str
     svg: str
 
@@ -24,7 +25,9 @@ def figure_specs(snapshot) -> list[tuple[str, str, str]]:
     """(name, section, title) of every figure the snapshot can draw, without drawing them."""
     data = snapshot.tables or {}
     figures = data.get("figures") or {}
-    specs = [("alpha-over-time", "agreement", "Krippendorff's alpha over time (95% CI band)")]
+    specs = []
+    if figures.get("alpha_time"):
+        specs.append(("alpha-over-time", "agreement", "Krippendorff's alpha as the ratings came in (95% CI band)"))
     means = figures.get("means") or {}
     units = []
     for a in means.get("axes", []):
@@ -35,11 +38,19 @@ def figure_specs(snapshot) -> list[tuple[str, str, str]]:
         specs.append((f"means-{_unit_slug(unit)}", "means", f"Mean per model with 95% CI ({label})"))
     # Axis order comes from the stored list: JSON objects in Postgres (jsonb) do not keep key order.
     axes = [(a["key"], a["name"]) for a in means.get("axes", [])]
-    for section, title in (("kappa", "Rater-by-rater kappa: {}"), ("distribution", "Score distribution: {}"),
-                           ("length", "{} against conversation length")):
-        present = figures.get(section) or {}
-        specs += [(f"{section}-{key}", section, title.format(name)) for key, name in axes if key in present]
+    for data_key, slug, section, title in (
+        ("kappa", "kappa", "kappa", "Rater-by-rater kappa: {}"),
+        ("drift", "rater-agreement", "raters", "Each rater's agreement with the others over time: {}"),
+        ("distribution", "distribution", "distribution", "Score distribution: {}"),
+        ("length", "length", "length", "{} against conversation length"),
+    ):
+        present = figures.get(data_key) or {}
+        specs += [(f"{slug}-{key}", section, title.format(name)) for key, name in axes if key in present]
     return specs
+
+
+def _when(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
 
 
 def draw(snapshot, name: str) -> Figure | None:
@@ -53,13 +64,22 @@ def draw(snapshot, name: str) -> Figure | None:
     models = means.get("models", [])
 
     if name == "alpha-over-time":
-        series: dict[str, list] = {}
-        for row in selectors.alpha_history(snapshot.campaign_id):
-            if row["computed_at"] <= snapshot.computed_at and row["alpha"] is not None:
-                series.setdefault(row["axis_name"], []).append(
-                    (row["computed_at"], row["alpha"], row["ci_low"], row["ci_high"])
-                )
-        drawing = svg.time_chart(series, title, "alpha")
+        series, raters = {}, {}
+        for key, points in figures["alpha_time"].items():
+            label = axes.get(key, {}).get("name", key)
+            series[label] = [(_when(p["time"]), p["alpha"], p["ci_low"], p["ci_high"], p["n_units"]) for p in points]
+            raters[label] = f"{points[-1]['n_raters']} raters" if points else ""
+        drawing = svg.time_chart(series, title, "alpha", x_label="ratings submitted up to (UTC)",
+                                 n_label="conversations", legend_notes=raters)
+    elif name.startswith("rater-agreement-"):
+        per_rater = figures["drift"][name.removeprefix("rater-agreement-")]
+        series = {rater: [(_when(w["end_time"]), w["agreement"], None, None, w["n"]) for w in windows]
+                  for rater, windows in per_rater.items()}
+        totals = {rater: f"{sum(w['n'] for w in windows)} ratings compared in all"
+                  for rater, windows in per_rater.items()}
+        drawing = svg.time_chart(series, title, "agreement with the others", lo=0.0, hi=1.0,
+                                 x_label="end of each window of ratings (UTC)", n_label="in the last window",
+                                 legend_notes=totals)
     elif name.startswith("means-"):
         unit_axes = [a for a in means["axes"] if f"means-{_unit_slug(a['unit'])}" == name]
         lo, hi = unit_axes[0]["lo"], unit_axes[0]["hi"]

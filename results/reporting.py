@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import combinations
 
 import numpy as np
 
 from .stats import describe, mann_whitney, share_at_least, to_jsonable, welch_t
 from .stats.alpha import MIN_CI_UNITS
+from .stats.raters import DRIFT_WINDOW
 
 TABLES_VERSION = 1
 LENGTH_BINS = [("<=5", 0, 5), ("6-10", 6, 10), ("11-15", 11, 15), (">15", 16, math.inf)]
@@ -488,3 +490,51 @@ def rater_tables(axes: list[AxisInfo], statistics: dict[str, dict | None], rater
         ),
     }
     return to_jsonable(tables), to_jsonable(stored), to_jsonable(flagged)
+
+
+def utc_iso(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="seconds")
+
+
+def timeline_tables(axes: list[AxisInfo], timelines: dict[str, list[dict]], n_boot: int, seed: int):
+    """Alpha by rating submission time (results.stats.alpha_over_time per axis): the table and the plot data."""
+    rows, fig = [], {}
+    for a in axes:
+        points = timelines.get(a.key) or []
+        if not any(p["alpha"] is not None and math.isfinite(p["alpha"]) for p in points):
+            continue
+        fig[a.key] = points
+        for p in points:
+            rows.append([a.name, utc_iso(p["time"]), p["n_ratings"], p["n_units"], p["n_raters"], p["alpha"],
+                         p["ci_low"], p["ci_high"]])
+    return to_jsonable({"alpha_over_time": table(
+        "Krippendorff's alpha as the ratings came in",
+        [("Axis", "text"), ("Ratings submitted up to (UTC)", "text"), ("Ratings", "int"),
+         ("Conversations with >= 2 ratings", "int"), ("Raters", "int"), ("alpha", "num3"),
+         ("alpha 95% CI low (bootstrap)", "num3"), ("alpha 95% CI high (bootstrap)", "num3")],
+        rows,
+        "Alpha on every rating submitted up to each time; the times split the ratings into steps of about equal "
+        f"size, and the last row of an axis uses every rating (the headline alpha). {bootstrap_note(n_boot, seed)}",
+    )}), to_jsonable(fig)
+
+
+def drift_tables(axes: list[AxisInfo], rater_stats: list[dict]):
+    """Each rater's agreement with the others in successive windows of their ratings (the drift series of
+    results.stats.raters): the table and the plot data {axis: {pseudonym: [window, ...]}}."""
+    rows, fig = [], {}
+    for a in axes:
+        for r in rater_stats:
+            series = ((r["axes"].get(a.key) or {}).get("drift") or {}).get("series") or []
+            if not series:
+                continue
+            fig.setdefault(a.key, {})[r["pseudonym"]] = series
+            for i, w in enumerate(series, start=1):
+                rows.append([r["pseudonym"], a.name, i, w["n"], utc_iso(w["end_time"]), w["agreement"]])
+    return to_jsonable({"rater_drift": table(
+        "Raters' agreement with the others over time",
+        [("Rater", "text"), ("Axis", "text"), ("Window", "int"), ("Ratings in window", "int"),
+         ("Window ends (UTC)", "text"), ("Agreement with the others", "num3")],
+        rows,
+        f"Each rater's ratings that others also rated, in time order, in windows of {DRIFT_WINDOW}; agreement is the "
+        "drift rule's score (exact agreement for nominal axes, quadratic agreement weights otherwise).",
+    )}), to_jsonable(fig)

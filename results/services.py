@@ -21,7 +21,7 @@ from rating.models import Campaign
 
 from . import reporting, selectors
 from .models import AgreementSnapshot, AxisAgreement
-from .stats import DEFAULT_N_BOOT, DEFAULT_SEED, compute_agreement
+from .stats import DEFAULT_N_BOOT, DEFAULT_SEED, alpha_over_time, compute_agreement
 
 logger = logging.getLogger(__name__)
 
@@ -120,15 +120,19 @@ def recompute_campaign(
 
     infos = [reporting.AxisInfo.from_axis(a, selectors.axis_level(a)) for a in data.axes]
     statistics: dict[str, dict | None] = {}
+    timelines: dict[str, list[dict]] = {}
     for axis, info in zip(data.axes, infos, strict=True):
         matrix = data.matrices[axis.key]
         if np.isnan(matrix).all():
             statistics[axis.key] = None
             continue
+        categories = selectors.axis_categories(axis)
         statistics[axis.key] = compute_agreement(
-            matrix, info.level, selectors.axis_categories(axis), n_boot=n_boot, seed=seed,
+            matrix, info.level, categories, n_boot=n_boot, seed=seed,
             gold=data.gold.get(axis.key), timestamps=data.times_for(axis.key), rater_ids=data.rater_labels,
         )
+        timelines[axis.key] = alpha_over_time(matrix, data.times_for(axis.key), info.level, categories,
+                                              n_boot=n_boot, seed=seed)
 
     means = selectors.conversation_means(data)
     results = reporting.build_results(
@@ -136,12 +140,12 @@ def recompute_campaign(
     )
     agreement, heat = reporting.agreement_tables(infos, statistics, n_boot, seed)
     rater_tables, rater_stats, flagged = reporting.rater_tables(infos, statistics, data.rater_ids, data.rater_labels)
-    results["tables"] = {**agreement, **rater_tables, **results["tables"]}
+    timeline, timeline_fig = reporting.timeline_tables(infos, timelines, n_boot, seed)
+    drift, drift_fig = reporting.drift_tables(infos, rater_stats)
+    results["tables"] = {**agreement, **timeline, **rater_tables, **drift, **results["tables"]}
     results["figures"]["kappa"] = heat
-    results["figures"]["drift"] = {
-        f"{r['pseudonym']}|{key}": r["axes"][key].get("drift", {}).get("series", [])
-        for r in rater_stats for key in r["axes"]
-    }
+    results["figures"]["alpha_time"] = timeline_fig
+    results["figures"]["drift"] = drift_fig
 
     with transaction.atomic():
         snapshot = AgreementSnapshot.objects.create(

@@ -23,7 +23,7 @@ from .stats import DEFINITIONS, DRIFT_RULE
 # Where each stored table appears on the page; all of them (and alpha_history) download as CSV.
 AGREEMENT_TABLES = ["agreement", "raters"]
 RESULT_TABLES = ["summary", "by_model", "comparisons", "trait_literacy", "condition", "length", "stages"]
-DOWNLOAD_ONLY = ["rater_axes", "kappa", "distribution", "score_length", "alpha_history"]
+DOWNLOAD_ONLY = ["alpha_over_time", "rater_axes", "rater_drift", "kappa", "distribution", "score_length"]
 
 
 @capability_required(Capability.VIEW_RESULTS)
@@ -46,12 +46,13 @@ def _history_table(campaign) -> dict:
         for r in selectors.alpha_history(campaign, limit=10_000)
     ]
     return make_table(
-        "Krippendorff's alpha over time",
+        "Krippendorff's alpha per recomputation",
         [("Computed at", "text"), ("Snapshot", "int"), ("Axis", "text"), ("Conversations with >= 2 ratings", "int"),
          ("Ratings in the campaign", "int"), ("alpha", "num3"), ("alpha 95% CI low", "num3"),
          ("alpha 95% CI high", "num3")],
         rows,
-        "One row per axis and recomputation.",
+        "One row per axis and recomputation of the campaign (when the platform recomputed, not when the ratings "
+        "were submitted: for that, see 'Krippendorff's alpha as the ratings came in').",
     )
 
 
@@ -79,7 +80,7 @@ def campaign_results(request, pk):
             figures=drawn,
             models=snapshot.tables.get("models", []),
             downloads=[(name, stored[name]["title"]) for name in DOWNLOAD_ONLY if name in stored]
-            + [("alpha_history", "Krippendorff's alpha over time")],
+            + [("alpha_history", "Krippendorff's alpha per recomputation")],
             rater_names=_rater_names(request.user, snapshot),
             bootstrap_note=bootstrap_note(snapshot.n_boot, snapshot.seed),
         )

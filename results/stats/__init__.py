@@ -19,6 +19,7 @@ from .icc import intraclass_correlation
 from .kappa import pairwise_quadratic_kappa, pairwise_unweighted_kappa
 from .raters import DRIFT_RULE, rater_statistics
 from .tables import describe, mann_whitney, share_at_least, unit_means, welch_t
+from .timeline import alpha_over_time
 
 __all__ = [
     "DEFAULT_N_BOOT",
@@ -26,6 +27,7 @@ __all__ = [
     "DEFINITIONS",
     "DRIFT_RULE",
     "agreement_from_csv",
+    "alpha_over_time",
     "compute_agreement",
     "describe",
     "gwet_ac",

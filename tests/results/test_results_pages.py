@@ -11,6 +11,7 @@ from django.urls import reverse
 from mhsd_platform.accounts.roles import Role
 from mhsd_platform.audit.models import AuditEvent
 from mhsd_platform.redis_client import get_redis
+from rating.models import Rating
 from results import figures, services
 from results.models import AgreementSnapshot
 from results.stats.alpha import MIN_CI_UNITS
@@ -190,10 +191,29 @@ def test_figures_are_valid_svg_with_one_mark_per_datum(computed, client):
     # Distribution: 4 scores x 2 models; score vs length: 3 lengths for model a + 2 for b.
     assert len(marks(svg("distribution-susceptibility"), "rect", "bar")) == 8
     assert len(marks(svg("length-susceptibility"), "circle", "pt")) == 5
-    # Alpha over time: one point per snapshot and axis with an alpha (susceptibility and hard accuracy).
-    assert len(marks(svg("alpha-over-time"), "circle", "pt")) == 2
+    # Alpha as the ratings came in: one point per step of submissions where alpha is defined, placed at
+    # the submission time of the step's last rating, whatever the number of recomputations.
+    timeline = computed.snapshot.tables["figures"]["alpha_time"]
+    assert set(timeline) == {"susceptibility", "diagnosis_hard"}  # the axes where raters disagree at all
+    defined = sum(p["alpha"] is not None for points in timeline.values() for p in points)
+    over_time = svg("alpha-over-time")
+    assert len(marks(over_time, "circle", "pt")) == defined
+    submitted = {r.submitted_at.timestamp() for r in Rating.objects.filter(
+        assignment__campaign=computed.campaign, status=Rating.Status.SUBMITTED)}
+    for key, points in timeline.items():
+        assert {p["time"] for p in points} <= submitted
+        assert points[-1]["n_ratings"] == 10 and points[-1]["n_units"] == 4
+        assert points[-1]["alpha"] == computed.snapshot.axes.get(axis_key=key).alpha  # the headline figure
+    texts = [t.text for t in over_time.iter(f"{SVG}text")]
+    assert "n=4" in [t.text for t in marks(over_time, "text", "n")]
+    assert "Perceived susceptibility (n = 4 conversations, 3 raters)" in texts
     services.recompute_campaign(pk, n_boot=100)
-    assert len(marks(svg("alpha-over-time"), "circle", "pt")) == 4
+    assert len(marks(svg("alpha-over-time"), "circle", "pt")) == defined
+    # Each rater's agreement with the others, by window of their ratings: one point per rater here
+    # (fewer than a window of ratings each), its n printed.
+    drift = svg("rater-agreement-susceptibility")
+    assert len(marks(drift, "circle", "pt")) == 3
+    assert {t.text for t in marks(drift, "text", "n")} == {"n=3"}
     assert client.get(reverse("results:figure", args=[pk, "kappa-no-such-axis"])).status_code == 404
     download = client.get(reverse("results:figure", args=[pk, "alpha-over-time"]), {"download": "1"})
     assert "attachment" in download["Content-Disposition"]
