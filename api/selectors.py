@@ -4,7 +4,7 @@ from collections import defaultdict
 from django.db.models import Avg, Count, F, Min, Prefetch, StdDev
 
 from generation.models import Conversation, GenerationJob, Message
-from rating.models import Assignment, AxisScore, Campaign, CampaignItem, MessageNote, Rating, RubricAxis
+from rating.models import Assignment, AxisScore, Campaign, CampaignItem, MessageNote, Rating
 
 
 def conversations():
@@ -136,24 +136,3 @@ def campaign_scores_for_page(campaign: Campaign, items) -> list[dict]:
         }
         for item in items
     ]
-
-
-# --- agreement inputs ----------------------------------------------------------------------------
-
-
-def rated_axes(campaign: Campaign) -> list[RubricAxis]:
-    return [axis for axis in campaign.rubric.axes.all() if axis.is_rated]
-
-
-def agreement_inputs(campaign: Campaign):
-    """Submitted values per axis as (conversation, rater pseudonym, value, submitted_at) rows."""
-    return (
-        AxisScore.objects.filter(
-            rating__assignment__campaign=campaign, rating__status=Rating.Status.SUBMITTED, value__isnull=False
-        )
-        .values_list(
-            "axis__key", "rating__assignment__item__conversation_id", "rating__assignment__rater__pseudonym",
-            "value", "rating__submitted_at",
-        )
-        .order_by()
-    )
