@@ -8,6 +8,8 @@ from rest_framework import serializers
 from generation.models import (
     Conversation,
     GenerationJob,
+    Goal,
+    Intent,
     Literacy,
     Message,
     ModelConfig,
@@ -216,6 +218,10 @@ class SelectionSerializer(serializers.Serializer):
                                    max_length=len(Trait.values))
     literacies = serializers.ListField(child=serializers.ChoiceField(choices=Literacy.choices), required=False,
                                        max_length=len(Literacy.values))
+    intents = serializers.ListField(child=serializers.ChoiceField(choices=Intent.choices), required=False,
+                                    max_length=len(Intent.values))
+    goals = serializers.ListField(child=serializers.ChoiceField(choices=Goal.choices), required=False,
+                                  max_length=len(Goal.values))
     limit = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=10_000_000,
                                      help_text="A reproducible random sample of this many.")
     seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_ID)

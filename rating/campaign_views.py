@@ -56,7 +56,8 @@ def _selection(data) -> campaigns.Selection:
     return campaigns.Selection(
         jobs=[j.pk for j in data.get("jobs") or []], sensemaker_models=list(data.get("sensemaker_models") or []),
         conditions=list(data.get("conditions") or []), traits=list(data.get("traits") or []),
-        literacies=list(data.get("literacies") or []), limit=data.get("limit"), seed=data.get("seed") or 0,
+        literacies=list(data.get("literacies") or []), intents=list(data.get("intents") or []),
+        goals=list(data.get("goals") or []), limit=data.get("limit"), seed=data.get("seed") or 0,
     )
 
 
@@ -85,8 +86,7 @@ def selection_preview(request):
     """htmx: how many finished conversations the filters currently match."""
     form = CampaignCreateForm(request.GET)
     form.is_valid()  # partial data is fine: only the filter fields are read
-    data = {k: form.cleaned_data.get(k) for k in ("jobs", "sensemaker_models", "conditions", "traits", "literacies",
-                                                  "limit", "seed")}
+    data = {k: form.cleaned_data.get(k) for k in CampaignCreateForm.FILTER_FIELDS}
     count = campaigns.select_conversations(_selection(data)).count()
     return render(request, "campaigns/create.html#preview", {"count": count})
 

@@ -1,7 +1,8 @@
 """Admin operations on campaigns: create from filtered conversations, open/close, raters, gold items.
 
 Every operation is audited. Conversations are chosen by filters (job, model under test, condition,
-persona) among finished ones only; the filters are stored on the campaign for provenance.
+persona trait, literacy, intent and goal) among finished ones only; the filters are stored on the
+campaign for provenance.
 """
 from __future__ import annotations
 
@@ -41,14 +42,16 @@ class Selection:
     conditions: list[str] = field(default_factory=list)
     traits: list[str] = field(default_factory=list)
     literacies: list[str] = field(default_factory=list)
+    intents: list[str] = field(default_factory=list)
+    goals: list[str] = field(default_factory=list)
     # Optional cap: a reproducible random sample of this many (ordered by md5(seed, id)).
     limit: int | None = None
     seed: int = 0
 
     def as_json(self) -> dict:
         return {"jobs": self.jobs, "sensemaker_models": self.sensemaker_models, "conditions": self.conditions,
-                "traits": self.traits, "literacies": self.literacies, "limit": self.limit, "seed": self.seed,
-                "status": "done"}
+                "traits": self.traits, "literacies": self.literacies, "intents": self.intents, "goals": self.goals,
+                "limit": self.limit, "seed": self.seed, "status": "done"}
 
 
 def select_conversations(selection: Selection):
@@ -63,6 +66,10 @@ def select_conversations(selection: Selection):
         qs = qs.filter(persona__trait__in=selection.traits)
     if selection.literacies:
         qs = qs.filter(persona__literacy__in=selection.literacies)
+    if selection.intents:
+        qs = qs.filter(persona__intent__in=selection.intents)
+    if selection.goals:
+        qs = qs.filter(persona__goal__in=selection.goals)
     if selection.limit:
         qs = qs.annotate(
             sample=MD5(Concat(Value(f"{selection.seed}:"), Cast("pk", CharField()), output_field=CharField()))

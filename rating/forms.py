@@ -2,7 +2,7 @@ import json
 
 from django import forms
 
-from generation.models import Conversation, GenerationJob, Literacy, Trait
+from generation.models import Conversation, GenerationJob, Goal, Intent, Literacy, Trait
 from mhsd_platform.accounts.models import User
 from mhsd_platform.accounts.roles import Role
 
@@ -48,12 +48,17 @@ class CampaignCreateForm(CampaignSettingsForm):
                                        label="Persona: dominant trait")
     literacies = forms.MultipleChoiceField(choices=Literacy.choices, required=False,
                                            widget=forms.CheckboxSelectMultiple, label="Persona: health literacy")
+    intents = forms.MultipleChoiceField(choices=Intent.choices, required=False, widget=forms.CheckboxSelectMultiple,
+                                        label="Persona: intent")
+    goals = forms.MultipleChoiceField(choices=Goal.choices, required=False, widget=forms.CheckboxSelectMultiple,
+                                      label="Persona: goal")
     limit = forms.IntegerField(min_value=1, required=False, label="At most this many conversations",
                                help_text="A reproducible random sample of the matches (leave empty for all).")
     seed = forms.IntegerField(initial=0, required=False, help_text="Seed of the sample.")
 
     CAMPAIGN_FIELDS = ["name", "description", "rubric", "raters", "overlap_k", "lease_minutes"]
-    FILTER_FIELDS = ["jobs", "sensemaker_models", "conditions", "traits", "literacies", "limit", "seed"]
+    FILTER_FIELDS = ["jobs", "sensemaker_models", "conditions", "traits", "literacies", "intents", "goals", "limit",
+                     "seed"]
     field_order = CAMPAIGN_FIELDS + FILTER_FIELDS
 
     def campaign_fields(self):

@@ -7,6 +7,7 @@ status and other raters' scores are never read into these objects, so no templat
 """
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -54,6 +55,7 @@ def rater_campaigns(rater):
             my_active=_assignments(rater=rater, status=Assignment.Status.ACTIVE),
             my_skipped=_assignments(rater=rater, status=Assignment.Status.SKIPPED),
             item_count=_count(CampaignItem.objects.filter(campaign=OuterRef("pk"))),
+            roster=_count(Campaign.raters.through.objects.filter(campaign=OuterRef("pk"))),
         )
         .order_by("status", "-created_at")
     )
@@ -86,14 +88,12 @@ class RaterCampaignRow:
     skipped: int
     current_assignment_id: int | None
     remaining: int
+    # The rater's even share of the campaign: conversations x k / raters on the roster, rounded up.
+    expected: int = 0
 
     @property
     def is_open(self) -> bool:
         return self.status == Campaign.Status.OPEN
-
-    @property
-    def assigned(self) -> int:
-        return self.done + (1 if self.current_assignment_id else 0)
 
 
 def rater_home(rater) -> list[RaterCampaignRow]:
@@ -106,6 +106,7 @@ def rater_home(rater) -> list[RaterCampaignRow]:
             status_label=c.get_status_display(), done=c.my_submitted, skipped=c.my_skipped,
             current_assignment_id=current.pk if current else None,
             remaining=assigning.remaining_for(c, rater) if c.status == Campaign.Status.OPEN else 0,
+            expected=math.ceil(c.item_count * c.overlap_k / c.roster) if c.roster else 0,
         ))
     return rows
 

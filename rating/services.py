@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
+from generation.models import Message
 from mhsd_platform.audit.services import record
 
 from . import assignment as assigning
@@ -222,6 +223,15 @@ def apply_changes(assignment: Assignment, actor, changes: DraftChanges) -> SaveO
                                  f"problematic__{index}" if index in changes.problematic else None):
                         if name:
                             outcome.errors[name] = "This conversation has no such message."
+                    continue
+                if message.role != Message.Role.SENSEMAKER and (changes.notes.get(index, "").strip()
+                                                                 or changes.problematic.get(index)):
+                    # The issue scopes notes to the sensemaker's replies: the patient is simulated, not rated.
+                    for name in (f"note__{index}" if index in changes.notes else None,
+                                 f"problematic__{index}" if index in changes.problematic else None):
+                        if name:
+                            outcome.errors[name] = (f"Message #{index + 1} is the patient's: notes and problem "
+                                                    "marks are for the sensemaker's messages.")
                     continue
                 note = existing.get(index) or MessageNote(rating=rating, message=message)
                 text = changes.notes.get(index, note.note)

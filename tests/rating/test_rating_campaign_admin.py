@@ -239,3 +239,35 @@ def test_a_rubric_file_with_an_unknown_agreement_level_is_refused_before_it_can_
     assert "axes[0]: 'agreement_level' must be one of" in message and "'likert'" in message
     assert "axes[1]: 'required' must be true or false" in message
     assert not Rubric.objects.filter(slug="typo-rubric").exists()
+
+
+def test_persona_intent_and_goal_filters_on_the_page_and_in_the_api(admin_client):
+    from django.test import Client
+
+    from tests.factories import make_token
+
+    client, admin = admin_client
+    job = make_job()
+    longevity = make_conversation(job=job, persona=make_persona(intent="lifestyle_literacy", goal="longevity"))
+    comfort = make_conversation(job=job, persona=make_persona(intent="lifestyle_literacy", goal="comfort"))
+    make_conversation(job=job, persona=make_persona(intent="interpreting_information", goal="comfort"))
+    raters = [make_user(Role.RATER) for _ in range(2)]
+    page = client.get(reverse("campaigns:create")).content.decode()
+    assert 'name="intents"' in page and 'name="goals"' in page
+    preview = client.get(reverse("campaigns:preview"), {"intents": ["lifestyle_literacy"]}, HTTP_HX_REQUEST="true")
+    assert re.search(r"<strong>2</strong> finished conversations match\.", preview.content.decode())
+    assert _create(client, raters, intents=["lifestyle_literacy"], goals=["longevity"]).status_code == 302
+    campaign = Campaign.objects.get(name="Pilot")
+    assert list(campaign.items.values_list("conversation_id", flat=True)) == [longevity.pk]
+    assert (campaign.selection["intents"], campaign.selection["goals"]) == (["lifestyle_literacy"], ["longevity"])
+
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {make_token(admin)}")
+    response = api.post("/api/v1/campaigns", {
+        "name": "Second round", "raters": [r.pk for r in raters], "overlap_k": 2,
+        "selection": {"intents": ["lifestyle_literacy"], "goals": ["comfort"]}}, content_type="application/json")
+    assert response.status_code == 201, response.content
+    second = Campaign.objects.get(pk=response.json()["id"])
+    assert list(second.items.values_list("conversation_id", flat=True)) == [comfort.pk]
+    bad = api.post("/api/v1/campaigns", {"name": "Third", "raters": [r.pk for r in raters], "overlap_k": 2,
+                                         "selection": {"goals": ["immortality"]}}, content_type="application/json")
+    assert bad.status_code == 400 and "immortality" in bad.content.decode()

@@ -171,3 +171,21 @@ def test_submission_and_revision_ask_results_to_recompute(started, monkeypatch, 
     with django_capture_on_commit_callbacks(execute=True):
         services.apply_changes(a, rater, changes({"value__flow": "1"}))  # no change: no recomputation
     assert calls == [campaign.pk, campaign.pk]
+
+
+def test_notes_on_patient_messages_are_refused_with_a_reason(started):
+    campaign, rater, a = started
+    patient = a.item.conversation.messages.filter(role="patient").first()
+    sensemaker = a.item.conversation.messages.filter(role="sensemaker").first()
+    out = services.apply_changes(a, rater, changes({
+        f"note__{patient.index}": "rude", f"problematic__{patient.index}": "1",
+        f"note__{sensemaker.index}": "vague",
+    }))
+    for name in (f"note__{patient.index}", f"problematic__{patient.index}"):
+        assert out.errors[name] == (f"Message #{patient.index + 1} is the patient's: notes and problem marks are "
+                                    "for the sensemaker's messages.")
+    assert out.saved == [f"note__{sensemaker.index}"]
+    assert list(MessageNote.objects.filter(rating__assignment=a).values_list("message_id", flat=True)) == [
+        sensemaker.pk]
+    # Sending the page's hidden "not problematic" for a patient message is no note at all: accepted.
+    assert not services.apply_changes(a, rater, changes({f"problematic__{patient.index}": "0"})).errors

@@ -39,7 +39,7 @@ def test_home_lists_campaigns_and_continue_link(setup):
     a = _start(client, campaign)
     page = client.get(reverse("rating:home")).content.decode()
     assert "Continue where you left off" in page and reverse("rating:rate", args=[a.pk]) in page
-    assert "0</strong> done / 1 assigned" in page
+    assert "0</strong> done of about 3 expected of you · 1 in progress · 3 still open to you" in page
 
 
 def test_rating_page_shows_transcript_axes_anchors_smog_and_ground_truth(setup):
@@ -220,8 +220,9 @@ def test_progress_counts_are_not_multiplied_by_joins(setup):
     skipped = assigning.next_assignment(campaign, r1)
     assigning.skip(skipped, r1, "conflict")
     row = rater_campaigns(r1).get(pk=campaign.pk)
-    assert (row.my_submitted, row.my_active, row.my_skipped, row.item_count) == (2, 0, 1, 3)
+    assert (row.my_submitted, row.my_active, row.my_skipped, row.item_count, row.roster) == (2, 0, 1, 3, 2)
     overview = campaign_overview().get(pk=campaign.pk)
     assert (overview.item_count, overview.submitted, overview.active) == (3, 4, 0)
     home = client.get(reverse("rating:home")).content.decode()
-    assert "<strong>2</strong> done / 2 assigned to you · 1 skipped" in home
+    # The rater's share: 3 conversations x k = 2 / 2 raters.
+    assert "<strong>2</strong> done of about 3 expected of you · 1 skipped · 0 still open to you" in home
