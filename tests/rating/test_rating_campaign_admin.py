@@ -271,3 +271,8 @@ def test_persona_intent_and_goal_filters_on_the_page_and_in_the_api(admin_client
     bad = api.post("/api/v1/campaigns", {"name": "Third", "raters": [r.pk for r in raters], "overlap_k": 2,
                                          "selection": {"goals": ["immortality"]}}, content_type="application/json")
     assert bad.status_code == 400 and "immortality" in bad.content.decode()
+
+
+def test_default_rubric_cites_the_paper_and_does_not_claim_verbatim_anchors(db):
+    citation = default_rubric().citation
+    assert "arXiv 2505.20201" in citation and "adapted" in citation and "quoted from" not in citation
