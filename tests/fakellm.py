@@ -6,7 +6,8 @@ through LiteLLM's `openai/<name>` path, and reports realistic `usage`.
 
 Per test you can set a fixed latency and queue faults that the next requests get, one each:
 
-    "401", "429", "500", "503"   error status with an OpenAI-style error body
+    "401", "429", "500", "503"   error status with an OpenAI-style error body (a 401 quotes the key, as
+                         OpenAI's does)
     "hang"               hold the request longer than any sane client timeout, then give up
     "malformed"          200 with a body that is not JSON
     "empty_choices"      200 with valid JSON and `choices: []`
@@ -197,7 +198,12 @@ class FakeLLMServer:
                 if fault in ("401", "429", "500", "503"):
                     kind = {"401": "invalid_api_key", "429": "rate_limit_error", "500": "server_error",
                             "503": "service_unavailable"}[fault]
-                    self._send_json(int(fault), {"error": {"message": f"fake {kind}", "type": kind, "code": fault}})
+                    message = f"fake {kind}"
+                    if fault == "401":
+                        # Like OpenAI's, the message quotes the key it got: the client must scrub it.
+                        key = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                        message = f"fake {kind}: Incorrect API key provided: {key}."
+                    self._send_json(int(fault), {"error": {"message": message, "type": kind, "code": fault}})
                     return
                 if fault == "hang":
                     owner._stopping.wait(owner.hang_seconds)

@@ -1,5 +1,6 @@
 """Real Celery workers for tests: in-process threads (start_worker) or a separate process."""
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -9,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from celery import signals
 from celery.contrib.testing import tasks  # noqa: F401  (registers celery.ping for the ping check)
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
@@ -20,11 +22,30 @@ ROOT = Path(__file__).resolve().parent.parent
 LOG_TAIL_CHARS = 4000
 
 
+def _leave_logging_alone(**kwargs):
+    """A setup_logging receiver: with one connected, Celery does not take over the root logger."""
+
+
 @contextlib.contextmanager
 def worker_thread(concurrency=4):
-    """A real worker consuming the real (test) Redis broker inside this process."""
-    with start_worker(app, pool="threads", concurrency=concurrency, perform_ping_check=True, shutdown_timeout=30):
-        yield
+    """A real worker consuming the real (test) Redis broker inside this process.
+
+    Starting it re-runs django.setup() (Celery's Django fix-up), whose logging dictConfig replaces
+    the root logger's handlers, pytest's capture handler among them: `caplog` would then see nothing
+    the worker threads log. The root logger's handlers and level are put back once it runs."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    signals.setup_logging.connect(_leave_logging_alone)
+    try:
+        with start_worker(app, pool="threads", concurrency=concurrency, perform_ping_check=True,
+                          shutdown_timeout=30):
+            for handler in handlers:
+                if handler not in root.handlers:
+                    root.addHandler(handler)
+            root.setLevel(level)
+            yield
+    finally:
+        signals.setup_logging.disconnect(_leave_logging_alone)
 
 
 @contextlib.contextmanager

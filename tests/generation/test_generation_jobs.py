@@ -1,5 +1,6 @@
 """Generation jobs end to end: Celery workers on the real Redis run MedAgent through LiteLLM's real
 HTTP path against a loopback OpenAI-compatible server, and write to the real PostgreSQL."""
+import logging
 import os
 import re
 import signal
@@ -74,6 +75,54 @@ def test_a_job_runs_on_a_real_worker_over_http(fake_llm):
     assert fake_llm.hits == sum(c.llm_calls for c in convs)
     progress = job_progress(job)
     assert progress["percent"] == 100 and progress["counts"]["done"] == 4
+
+
+def test_the_key_reaches_the_provider_and_nowhere_else(fake_llm, caplog, client):
+    """Not in failure reasons (the provider quotes the key in its 401), job snapshots, provenance,
+    traces, messages, audit events, pages or logs: a dump of the whole database does not contain it."""
+    import subprocess
+
+    from django.db import connection
+
+    from generation.medagent.litellm_setup import import_litellm
+    from mhsd_platform.audit.models import AuditEvent
+
+    key = "sk-test-secret-value-123"
+    fake_llm.push_faults("401")  # the first call is refused, and the provider's message quotes the key
+    import_litellm()  # importing LiteLLM resets its logger's level: import first, then turn DEBUG on
+    with worker_thread(concurrency=1):
+        for name in (None, "LiteLLM", "openai", "httpx", "httpcore", "generation"):
+            caplog.set_level(logging.DEBUG, logger=name)  # the chattiest level of every layer on the path
+        job = launch([make_case(), make_case()], http_models(fake_llm))
+        wait_for(finished(job), message="job")
+    assert any(key in (r["authorization"] or "") for r in fake_llm.requests), "the key went to the provider"
+    failed = job.conversations.get(status="failed")
+    assert "AuthenticationError (HTTP 401)" in failed.failure_reason
+    assert "Incorrect API key provided: ***" in failed.failure_reason
+    assert job.conversations.filter(status="done").count() == 1
+    job.refresh_from_db()
+    assert job.settings_snapshot["sensemaker"]["api_key_env"] == "FAKE_PROVIDER_API_KEY"
+    assert AuditEvent.objects.filter(action="job.launch", object_id=str(job.pk)).exists()
+    captured = {r.name.split(".")[0] for r in caplog.records}
+    assert {"celery", "LiteLLM", "openai", "httpx"} <= captured, "the worker threads' DEBUG logs were captured"
+    client.force_login(make_user(Role.ADMIN))
+    places = {
+        "failure reasons": list(Conversation.objects.values_list("failure_reason", flat=True)),
+        "provenance and traces": list(Conversation.objects.values_list("provenance", "trace")),
+        "job snapshot": job.settings_snapshot,
+        "messages": list(Message.objects.values_list("text", "trace")),
+        "audit events": list(AuditEvent.objects.values_list("data", flat=True)),
+        "logs": caplog.text + "".join(str(r.args) + str(r.exc_info) for r in caplog.records),
+        "job page": client.get(reverse("generation:job_detail", args=[job.pk])).content.decode(),
+        "conversation page": client.get(reverse("generation:conversation_detail", args=[failed.pk])).content.decode(),
+    }
+    for where, value in places.items():
+        assert key not in str(value), f"the key leaked into {where}"
+    settings = connection.settings_dict
+    dump = subprocess.run(
+        ["pg_dump", "--data-only", "-h", settings["HOST"] or "127.0.0.1", "-p", str(settings["PORT"] or 5432),
+         "-U", settings["USER"] or "postgres", settings["NAME"]], capture_output=True, check=True).stdout
+    assert b"FAKE_PROVIDER_API_KEY" in dump and key.encode() not in dump
 
 
 def test_provider_faults_are_retried_and_final_failures_explained(fake_llm, client):
