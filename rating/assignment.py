@@ -126,6 +126,14 @@ def _lease_end(campaign: Campaign, now):
     return now + timedelta(minutes=campaign.lease_minutes)
 
 
+def _restart_lease(assignment: Assignment, campaign: Campaign, now) -> Assignment:
+    """The rater is at work on a live lease (with its item locked): a full lease again from now."""
+    assignment.lease_expires_at = _lease_end(campaign, now)
+    assignment.last_active_at = now
+    assignment.save(update_fields=["lease_expires_at", "last_active_at", "updated_at"])
+    return assignment
+
+
 def check_can_rate(campaign: Campaign, rater) -> None:
     if campaign.status != Campaign.Status.OPEN:
         raise CampaignNotOpen(f"The campaign “{campaign.name}” is {campaign.get_status_display().lower()}.")
@@ -326,10 +334,7 @@ def next_assignment(campaign: Campaign, rater) -> Assignment | None:
             current.refresh_from_db()
             now = timezone.now()
             if lease_is_live(current, now):
-                current.lease_expires_at = _lease_end(campaign, now)
-                current.last_active_at = now
-                current.save(update_fields=["lease_expires_at", "last_active_at", "updated_at"])
-                return current
+                return _restart_lease(current, campaign, now)
             # It lapsed meanwhile: choose as for anyone else (the rater may well get it back).
         tried: set[int] = set()
         locked_out: list[int] = []
@@ -426,10 +431,7 @@ def hold_for_rating(assignment: Assignment) -> Assignment:
         return assignment
     now = timezone.now()
     if lease_is_live(assignment, now):
-        assignment.lease_expires_at = _lease_end(campaign, now)
-        assignment.last_active_at = now
-        assignment.save(update_fields=["lease_expires_at", "last_active_at", "updated_at"])
-        return assignment
+        return _restart_lease(assignment, campaign, now)
     other = (
         Assignment.objects.filter(campaign_id=assignment.campaign_id, rater_id=assignment.rater_id,
                                   status=Assignment.Status.ACTIVE, lease_expires_at__gt=now)

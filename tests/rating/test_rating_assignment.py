@@ -29,6 +29,17 @@ def _occupancy_by_item(campaign_id):
     return {r["item_id"]: r["n"] for r in rows}
 
 
+def _monitor(campaign_id, start, done, max_seen):
+    """A thread body sampling the real occupancy while workers run: the cap must hold at every moment."""
+    start.wait()
+    try:
+        while not done.is_set():
+            max_seen["n"] = max([max_seen["n"], *_occupancy_by_item(campaign_id).values()])
+            time.sleep(0.004)
+    finally:
+        connection.close()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_twenty_threads_never_exceed_k_and_every_item_ends_with_k_ratings():
     campaign, raters = build_campaign(n_items=15, n_raters=5, k=2)
@@ -37,17 +48,6 @@ def test_twenty_threads_never_exceed_k_and_every_item_ends_with_k_ratings():
     done = threading.Event()
     max_seen = {"n": 0}
     start = threading.Barrier(21)
-
-    def monitor():
-        # Samples the real occupancy while the workers run: the cap must hold at every moment.
-        start.wait()
-        try:
-            while not done.is_set():
-                occ = _occupancy_by_item(campaign.pk)
-                max_seen["n"] = max([max_seen["n"], *occ.values()])
-                time.sleep(0.005)
-        finally:
-            connection.close()
 
     def worker(i):
         rater = raters[i % len(raters)]  # four threads per rater: like a rater with several tabs open
@@ -72,7 +72,7 @@ def test_twenty_threads_never_exceed_k_and_every_item_ends_with_k_ratings():
             connection.close()
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
-    mon = threading.Thread(target=monitor)
+    mon = threading.Thread(target=_monitor, args=(campaign.pk, start, done, max_seen))
     for t in [*threads, mon]:
         t.start()
     for t in threads:
@@ -325,16 +325,6 @@ def test_leases_expiring_mid_run_never_push_an_item_past_k():
     max_seen, expired = {"n": 0}, {"n": 0}
     start = threading.Barrier(10)
 
-    def monitor():
-        start.wait()
-        try:
-            while not done.is_set():
-                occ = _occupancy_by_item(campaign.pk)
-                max_seen["n"] = max([max_seen["n"], *occ.values()])
-                time.sleep(0.003)
-        finally:
-            connection.close()
-
     def chaos():
         rng = random.Random(7)
         start.wait()
@@ -370,7 +360,8 @@ def test_leases_expiring_mid_run_never_push_an_item_past_k():
             connection.close()
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    helpers = [threading.Thread(target=monitor), threading.Thread(target=chaos)]
+    helpers = [threading.Thread(target=_monitor, args=(campaign.pk, start, done, max_seen)),
+               threading.Thread(target=chaos)]
     for t in [*threads, *helpers]:
         t.start()
     for t in threads:
