@@ -15,24 +15,29 @@ Patient turn
     the pool) or NO MATCH. With facts it answers in persona; before stage 4 the closed-world
     rules apply (anything not in the facts is false, no treatment proposals), from stage 4 the
     open-world rules (may answer creatively, agrees to next steps). With NO MATCH it answers
-    "No / I'm not sure" to history questions and "Yes" to decision/emotion questions.
+    "No / I'm not sure" to history questions and "Yes" to decision/emotion questions; an answer of
+    the wrong polarity does not parse and is asked again (parsers.no_match_polarity_problem).
 
 Sensemaker turn
   1. The helper extracts new facts from the patient message into the sensemaker's notes.
   2. Stage: from stage 3 the move to 4 is automatic; after 5 sensemaker messages in a stage the
      move is forced (no decision call is made); otherwise the model under test decides
-     MOVE_NEXT / STAY with a 1-10 confidence.
+     MOVE_NEXT / STAY with a 1-10 confidence (a confidence on the wrong side of the prompt's
+     scale, e.g. MOVE_NEXT at 3, is counted; the DECISION stands).
   3. The model under test writes 3 candidates for the (new) stage; the helper labels each
      redundant or not against everything the sensemaker has said (skipped, all non-redundant,
      before the sensemaker has said anything); one non-redundant candidate is chosen with
-     random.Random(seed). If all 3 are redundant, "no new message" is recorded in the trace, the
+     random.Random(seed), passing over candidates that ask more than one question or, in stage 3,
+     any question (if every non-redundant one does, one is still chosen, and counted).
+     If all 3 are redundant, "no new message" is recorded in the trace, the
      stage advances and candidates are written for the next stage, within the same turn.
   4. The conversation ends when the Exit message is sent. If even the Exit candidates are all
      redundant there is no Exit message: the authors' code kept such conversations, we fail
      them (ConversationFailed), since a conversation without its Exit stage is incomplete. A
      safety cap on iterations turns a runaway loop into ConversationFailed too.
 
-Every step is recorded in the trace; replies that do not parse are retried by the client and
+Every step is recorded in the trace, with the rule breaches counted per conversation
+(trace["rule_violations"]); replies that do not parse are retried by the client and
 then fail the conversation, so nothing malformed is ever returned as a result.
 """
 from __future__ import annotations
@@ -71,6 +76,13 @@ TEMPLATE_TOKENS = 40
 MAX_TURNS_PER_STAGE = 5
 CANDIDATES_PER_TURN = 3
 NO_NEW_MESSAGE = "no new message"
+VIOLATION_KINDS = (
+    "no_match_polarity",  # a NO MATCH answer of the wrong polarity (the reply was asked again)
+    "confidence_contradicts_decision",  # e.g. MOVE_NEXT with confidence 3 (the decision is kept)
+    "more_than_one_question",  # candidates asking two or more questions (passed over)
+    "question_in_providing_information",  # stage-3 candidates asking a question (passed over)
+    "chosen_despite_rule_breach",  # every non-redundant candidate broke a rule, so one was used anyway
+)
 
 
 class CaseExtraction(NamedTuple):
@@ -119,8 +131,16 @@ def extract_case(
     return CaseExtraction(parsed.facts, parsed.vital_facts, parsed.intent, parsed.goal)
 
 
+# Candidate flags that break the method (at most one question; none while providing information).
+# Such candidates are passed over when the random choice is made; "apology_no_diagnosis" is not a
+# breach (the stage allows it) and is only recorded.
+RULE_BREACHES = ("more_than_one_question", "question_in_providing_information")
+# The stage-decision prompt's scale: 1-6 means stay, 7-10 means move on.
+MOVE_ON_CONFIDENCE = 7
+
+
 def _rule_flags(stage: int, text: str, apology: str) -> list[str]:
-    """Method rules the model under test may break; recorded for analysis, not enforced."""
+    """Method rules the model under test may break, per candidate (see RULE_BREACHES)."""
     flags = []
     questions = text.count("?")
     if stage == 3 and questions:
@@ -166,6 +186,8 @@ class _Conversation:
         self.stage = 1
         self.turns_in_stage = 0
         self.pending: dict[str, Any] | None = None  # the turn in progress
+        # How often the model broke the method's rules in this conversation (see rule_violations()).
+        self.violations = dict.fromkeys(VIOLATION_KINDS, 0)
 
     # --- plumbing ---------------------------------------------------------------------------
     def call(self, role: str, kind: str, prompt: str, parser: Callable[[str], Any],
@@ -187,6 +209,8 @@ class _Conversation:
         if result.parse_errors:
             self.events.append({"turn": len(self.turns), "kind": "parse_retry", "prompt_kind": kind,
                                 "role": role, "errors": list(result.parse_errors)})
+            self.violations["no_match_polarity"] += sum(
+                error.startswith(parsers.POLARITY_ERROR) for error in result.parse_errors)
         return result.value
 
     def render(self, role: str, kind: str, **values: Any) -> str:
@@ -308,12 +332,18 @@ class _Conversation:
             previous_messages=self.said,
         )
         parsed = self.call("sensemaker", "stage_decision", prompt, parsers.parse_stage_decision)
+        # The DECISION line is what the model chose; a confidence on the other side of the prompt's
+        # scale is counted against it, not used to overrule it.
+        consistent = parsed.move_next == (parsed.confidence >= MOVE_ON_CONFIDENCE)
+        if not consistent:
+            self.violations["confidence_contradicts_decision"] += 1
         return {
             "mode": "model",
             "from_stage": stage,
             "to_stage": stage + 1 if parsed.move_next else stage,
             "decision": "MOVE_NEXT" if parsed.move_next else "STAY",
             "confidence": parsed.confidence,
+            "confidence_consistent": consistent,
             "reasoning": parsed.reasoning,
             "turns_in_stage": self.turns_in_stage,
         }
@@ -341,13 +371,17 @@ class _Conversation:
             checked = True
         else:
             redundant, checked = [False] * CANDIDATES_PER_TURN, False
+        flags = [_rule_flags(stage, m, self.prompts.apology) for m in parsed.messages]
+        for candidate_flags in flags:
+            for breach in RULE_BREACHES:
+                self.violations[breach] += breach in candidate_flags
         return {
             "stage": stage,
             "candidates": parsed.messages,
             "reasoning": parsed.reasoning,
             "redundant": redundant,
             "redundancy_checked": checked,
-            "rule_flags": [_rule_flags(stage, m, self.prompts.apology) for m in parsed.messages],
+            "rule_flags": flags,
         }
 
     def sensemaker_turn(self, patient_text: str) -> tuple[MessageRecord, dict[str, Any]]:
@@ -364,7 +398,13 @@ class _Conversation:
             rounds.append(round_)
             usable = [i for i, is_redundant in enumerate(round_["redundant"]) if not is_redundant]
             if usable:
-                chosen = self.rng.choice(usable)
+                # Candidates that break the method's rules are passed over; if every usable one does,
+                # one of them is still said (skipping the stage would lose more), and that is counted.
+                compliant = [i for i in usable if not set(round_["rule_flags"][i]) & set(RULE_BREACHES)]
+                round_["eligible"] = compliant or usable
+                if not compliant:
+                    self.violations["chosen_despite_rule_breach"] += 1
+                chosen = self.rng.choice(round_["eligible"])
                 round_["chosen_index"] = chosen
                 round_["no_new_message"] = False
                 text = round_["candidates"][chosen]
@@ -473,6 +513,7 @@ class _Conversation:
             "turns": self.turns,
             "unfinished_turn": self.pending,
             "events": self.events,
+            "rule_violations": dict(self.violations),
             "sensemaker_known_facts": list(self.known_facts),
             "usage_by_role": {role: u.as_dict() for role, u in self.usage_by_role.items()},
             "ended": ended,

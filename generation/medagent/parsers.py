@@ -189,12 +189,36 @@ class NoMatchReply:
     answer: str
 
 
+POLARITY_ERROR = "NO MATCH polarity"
+_NEGATIVE = re.compile(r"\b(?:no|not|never|nope|none|nothing|unsure)\b|n't\b", re.IGNORECASE)
+_YES = re.compile(r"\b(?:yes|yeah|yep)\b", re.IGNORECASE)
+_NO_WORD = re.compile(r"\b(?:no|nope)\b", re.IGNORECASE)
+_FIRST_SENTENCE = re.compile(r"^.*?(?:[.!?](?=\s|$)|$)", re.DOTALL)
+
+
+def no_match_polarity_problem(category: str, answer: str) -> str | None:
+    """The method's NO MATCH rule: a history question is answered "No" / "I'm not sure", a decision or
+    emotion question "Yes". Judged on the answer's first sentence, so a persona's or literacy level's
+    lead-in ("It's hard to explain, but no, ...") is allowed; the opposite answer is not."""
+    first = _FIRST_SENTENCE.match(answer.strip()).group(0)
+    if category == "HISTORY" and (not _NEGATIVE.search(first) or _YES.search(first)):
+        return (f'{POLARITY_ERROR}: the answer to a history question must begin "No" or "I\'m not sure", '
+                f"got {first[:60]!r}")
+    if category in ("DECISION", "EMOTION") and (not _YES.search(first) or _NO_WORD.search(first)):
+        return f'{POLARITY_ERROR}: the answer to a {category.lower()} question must begin "Yes", got {first[:60]!r}'
+    return None
+
+
 def parse_no_match_reply(text: str) -> NoMatchReply:
     sections = _sections(clean_reply(text), ("REASONING", "CATEGORY", "ANSWER"))
     category = _key(_require(sections, "CATEGORY")).upper()
     if category not in ("HISTORY", "DECISION", "EMOTION"):
         raise ParseError(f"CATEGORY {category!r} is not HISTORY, DECISION or EMOTION")
-    return NoMatchReply(category, _free_text(_require(sections, "ANSWER"), "ANSWER"))
+    answer = _free_text(_require(sections, "ANSWER"), "ANSWER")
+    problem = no_match_polarity_problem(category, answer)
+    if problem:
+        raise ParseError(problem)
+    return NoMatchReply(category, answer)
 
 
 # --- sensemaker ---------------------------------------------------------------------------------

@@ -485,15 +485,20 @@ _DECISION_Q = re.compile(
 def _no_match_reply(prompt: str, rng: random.Random) -> str:
     question = _block(prompt, "question")
     trait, literacy = _persona(prompt)
+    # The answer opens with its polarity as a sentence of its own ("No." / "Yes."), as the method and
+    # the reply grammar require; the persona's style follows it.
     if "?" not in question or _DECISION_Q.search(question):
         category = "EMOTION" if re.search(r"feel|emotion|scared|worr|cope|coping", question, re.I) else "DECISION"
-        core = rng.choice(["Yes, I'd like that.", "Yes, that sounds right to me.", "Yes, I think so."])
+        lead, core = rng.choice([("Yes.", "I'd like that."), ("Yes.", "That sounds right to me."),
+                                 ("Yes!", "I think so.")])
         reason = "The message is about next steps or feelings, so I agree."
     else:
         category = "HISTORY"
-        core = rng.choice(["No, not that I know of.", "I'm not sure about that.", "No, I don't think so."])
+        lead, core = rng.choice([("No.", "Not that I know of."), ("I'm not sure.", "I can't say either way."),
+                                 ("No.", "I don't think so.")])
         reason = "The message asks about my history and my facts say nothing about it."
-    return f"REASONING: {reason}\nCATEGORY: {category}\nANSWER: {_styled(rng, trait, literacy, core, opener=False)}"
+    answer = f"{lead} {_styled(rng, trait, literacy, core, opener=False)}"
+    return f"REASONING: {reason}\nCATEGORY: {category}\nANSWER: {answer}"
 
 
 _STYLE_SENTENCES = frozenset(

@@ -198,9 +198,13 @@ def test_the_grammars_exclude_what_the_parsers_refuse():
     assert redundancy.fullmatch("1: REDUNDANT\n2: NOT_REDUNDANT\n3: REDUNDANT")
     assert not redundancy.fullmatch("1: REDUNDANT\n2: NOT_REDUNDANT")
     no_match = compiled("patient_no_match_reply")
-    assert no_match.fullmatch("REASONING: History.\nCATEGORY: HISTORY\nANSWER: No, never.")
-    assert not no_match.fullmatch("REASONING: History.\nCATEGORY: PAST\nANSWER: No, never.")
+    assert no_match.fullmatch("REASONING: History.\nCATEGORY: HISTORY\nANSWER: No. Never.")
+    assert no_match.fullmatch("REASONING: Next steps.\nCATEGORY: DECISION\nANSWER: Yes! Let's try it.")
+    assert not no_match.fullmatch("REASONING: History.\nCATEGORY: PAST\nANSWER: No. Never.")
     assert not no_match.fullmatch("REASONING: History.\nCATEGORY: HISTORY\nANSWER: ...")
+    # The method's polarity: a history question is not answered "Yes", a decision not "No".
+    assert not no_match.fullmatch("REASONING: History.\nCATEGORY: HISTORY\nANSWER: Yes. My mother had it.")
+    assert not no_match.fullmatch("REASONING: Feelings.\nCATEGORY: EMOTION\nANSWER: No. I feel fine.")
     extraction = compiled("case_extraction")
     assert not extraction.fullmatch(
         "RATIONALE: x\nVITAL FACTS:\n- NONE\nFACTS:\n- I sleep badly.\nINTENT: cure\nGOAL: comfort")

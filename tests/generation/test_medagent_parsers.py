@@ -63,6 +63,27 @@ def test_patient_answers():
         parsers.parse_no_match_reply("CATEGORY: OTHER\nANSWER: Yes.")
 
 
+@pytest.mark.parametrize(("category", "answer", "ok"), [
+    ("HISTORY", "No, not that I know of.", True),
+    ("HISTORY", "I'm not sure. Nobody ever told me.", True),
+    ("HISTORY", "It's hard to explain, but no, I don't think so.", True),  # a persona's lead-in
+    ("HISTORY", "Yes, my mother had it too.", False),
+    ("HISTORY", "My mother had it too.", False),
+    ("HISTORY", "No. Yes, actually.", True),  # judged on the first sentence
+    ("DECISION", "Yes, I'd like to try that.", True),
+    ("EMOTION", "Clinically speaking, yes, I feel understood.", True),
+    ("DECISION", "No, I'd rather not.", False),
+    ("EMOTION", "I feel fine.", False),
+])
+def test_no_match_answers_have_the_methods_polarity(category, answer, ok):
+    reply = f"REASONING: x\nCATEGORY: {category}\nANSWER: {answer}"
+    if ok:
+        assert parsers.parse_no_match_reply(reply).answer == answer
+    else:
+        with pytest.raises(ParseError, match=parsers.POLARITY_ERROR):
+            parsers.parse_no_match_reply(reply)
+
+
 def test_new_facts():
     assert parsers.parse_new_facts("NEW FACTS: NONE") == []
     assert parsers.parse_new_facts("NEW FACTS:\n# The patient sleeps badly.\n# The patient drinks coffee.") == [

@@ -1,6 +1,7 @@
 """The MedAgent pipeline's rules, exercised with the offline simulator through real litellm.completion
 (and, for scripted model behaviour, through the loopback OpenAI-compatible server)."""
 import json
+import re
 
 import pytest
 
@@ -13,9 +14,12 @@ from generation.medagent import (
     PersonaInput,
     extract_case,
     load_prompts,
+    parsers,
     run_conversation,
 )
+from generation.medagent.engine import RULE_BREACHES, VIOLATION_KINDS
 from generation.medagent.prompts import parse_marker
+from generation.medagent.simulator import simulate_reply
 from tests.generation.medagent_cases import ALL, DEPRESSION, PANIC
 from tests.generation.medagent_helpers import RecordingClient, make_case, scripted
 
@@ -367,3 +371,120 @@ def test_a_reply_that_parses_on_retry_is_used_and_the_retry_recorded(fake_llm):
     assert len(retries) == 1 and len(retries[0]["errors"]) == 2
     assert retries[0]["prompt_kind"] == "patient_first_message"
     assert result.usage["calls"] == fake_llm.hits  # the two unusable replies are paid for and counted
+
+
+# --- the method's rules on polarity, confidence and questions -------------------------------------
+def test_the_simulator_keeps_the_methods_rules(corpus):
+    """Counted per conversation in the trace; the simulator breaks none of them."""
+    for entry in corpus:
+        result = entry["result"]
+        assert result.trace["rule_violations"] == dict.fromkeys(VIOLATION_KINDS, 0)
+        for turn in result.trace["turns"][1:]:
+            patient = turn["patient"]
+            if patient["no_match"]:
+                answer = result.messages[patient["message_index"]].text
+                assert parsers.no_match_polarity_problem(patient["no_match_category"], answer) is None
+        for turn in result.trace["turns"]:
+            decision = turn["sensemaker"]["stage_decision"]
+            if decision["mode"] == "model":
+                assert decision["confidence_consistent"] is True
+
+
+def _with_prompt(transform):
+    """A scripted model that answers like the simulator, then edits the reply knowing the prompt."""
+    return lambda messages, model: transform(messages[0]["content"], simulate_reply(messages, model))
+
+
+def _break_candidates(which, stage_three_only=False):
+    def transform(prompt, reply):
+        stage = int(re.search(r"now in stage (\d) of 6", prompt).group(1))
+        if stage_three_only and stage != 3:
+            return reply
+        lines = reply.split("\n")
+        numbered = [i for i, line in enumerate(lines) if line.startswith("# ")]
+        for n in which:
+            # stage 3 must ask nothing; elsewhere one question is the most a message may ask
+            lines[numbered[n]] += " Does that make sense?" if stage == 3 else " What else? And since when?"
+        return "\n".join(lines)
+    return transform
+
+
+def test_candidates_breaking_the_question_rules_are_passed_over(fake_llm):
+    fake_llm.responder = scripted({("asks-too-much", "sensemaker_candidates"): _with_prompt(_break_candidates([0, 1]))})
+    result = run_conversation(make_case("depression", DEPRESSION), PersonaInput("openness", "basic"),
+                              http_models(fake_llm, sensemaker="asks-too-much"), seed=4, client=LLMClient(timeout=10))
+    breaches = {"more_than_one_question": 0, "question_in_providing_information": 0}
+    fallbacks = kept = 0
+    for _, _, round_ in all_rounds(result):
+        assert all(set(flags) & set(RULE_BREACHES) for flags in round_["rule_flags"][:2])
+        for flags in round_["rule_flags"]:
+            for breach in breaches:
+                breaches[breach] += breach in flags
+        if round_["chosen_index"] is None:
+            continue
+        usable = [i for i, redundant in enumerate(round_["redundant"]) if not redundant]
+        compliant = [i for i in usable if not set(round_["rule_flags"][i]) & set(RULE_BREACHES)]
+        if compliant:
+            assert round_["chosen_index"] in compliant and round_["eligible"] == compliant, \
+                "a candidate breaking a rule was chosen over one that keeps them"
+            kept += 1
+        else:
+            fallbacks += 1
+            assert round_["eligible"] == usable
+    violations = result.trace["rule_violations"]
+    assert violations["more_than_one_question"] == breaches["more_than_one_question"] > 0
+    assert violations["question_in_providing_information"] == breaches["question_in_providing_information"] == 2
+    assert violations["chosen_despite_rule_breach"] == fallbacks and kept > fallbacks
+    stage_three = [m.text for m in sensemaker_messages(result) if m.stage == 3]
+    assert stage_three and "?" not in stage_three[0]
+
+
+def test_when_every_candidate_breaks_a_rule_one_is_still_said_and_counted(fake_llm):
+    fake_llm.responder = scripted({
+        ("always-asks", "sensemaker_candidates"): _with_prompt(_break_candidates([0, 1, 2], stage_three_only=True)),
+    })
+    result = run_conversation(make_case("depression", DEPRESSION), PersonaInput("agreeableness", "advanced"),
+                              http_models(fake_llm, sensemaker="always-asks"), seed=4, client=LLMClient(timeout=10))
+    stage_three = [m for m in sensemaker_messages(result) if m.stage == 3]
+    assert len(stage_three) == 1 and stage_three[0].text.endswith("Does that make sense?")
+    assert stage_three[0].trace["rule_flags"] == ["question_in_providing_information"]
+    assert result.trace["rule_violations"]["question_in_providing_information"] == 3
+    assert result.trace["rule_violations"]["chosen_despite_rule_breach"] == 1
+    assert result.messages[-1].stage == 6, "the conversation still reaches Exit"
+
+
+def test_a_confidence_that_contradicts_the_decision_is_counted_and_the_decision_kept(fake_llm):
+    fake_llm.responder = scripted({
+        ("contradicts", "stage_decision"): "REASONING: Let us go on.\nCONFIDENCE: 2\nDECISION: MOVE_NEXT",
+    })
+    result = run_conversation(make_case("panic", PANIC), PersonaInput("extraversion", "basic"),
+                              http_models(fake_llm, sensemaker="contradicts"), seed=6, client=LLMClient(timeout=10))
+    decisions = [t["sensemaker"]["stage_decision"] for t in result.trace["turns"]]
+    model_made = [d for d in decisions if d["mode"] == "model"]
+    assert model_made and all(d["decision"] == "MOVE_NEXT" and d["to_stage"] == d["from_stage"] + 1
+                              and d["confidence_consistent"] is False for d in model_made)
+    assert result.trace["rule_violations"]["confidence_contradicts_decision"] == len(model_made)
+
+
+def test_a_no_match_answer_of_the_wrong_polarity_is_asked_again(fake_llm):
+    """History questions get "No" / "I'm not sure", decision and emotion questions "Yes" (method.md)."""
+    def contrary_first(prompt, reply):
+        if "could not be used" in prompt:
+            return reply  # the retry, with the note saying what was wrong: answered properly
+        category = re.search(r"CATEGORY: (\w+)", reply).group(1)
+        answer = "Yes. My family has had all of that." if category == "HISTORY" else "No. I would rather not."
+        return re.sub(r"ANSWER: .*", f"ANSWER: {answer}", reply)
+
+    fake_llm.responder = scripted({("contrary", "patient_no_match_reply"): _with_prompt(contrary_first)})
+    result = run_conversation(make_case("vague", ALL["vague"]), PersonaInput("neuroticism", "basic"),
+                              http_models(fake_llm, patient="contrary"), seed=2, client=LLMClient(timeout=10))
+    no_match_turns = [t["patient"] for t in result.trace["turns"][1:] if t["patient"]["no_match"]]
+    retries = [e for e in result.trace["events"] if e["kind"] == "parse_retry"
+               and e["prompt_kind"] == "patient_no_match_reply"]
+    assert no_match_turns and len(retries) == len(no_match_turns)
+    assert all(e["errors"][0].startswith(parsers.POLARITY_ERROR) for e in retries)
+    assert result.trace["rule_violations"]["no_match_polarity"] == len(no_match_turns)
+    for patient in no_match_turns:
+        text = result.messages[patient["message_index"]].text
+        assert parsers.no_match_polarity_problem(patient["no_match_category"], text) is None
+        assert "My family has had all of that" not in text and "I would rather not" not in text
