@@ -2,10 +2,13 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from mhsd_platform.admin_base import ReadOnlyMixin, ReadOnlyModelAdmin
+
 from .models import (
     Assignment,
     AxisScore,
     Campaign,
+    CampaignItem,
     MessageNote,
     Rating,
     Rubric,
@@ -13,16 +16,8 @@ from .models import (
     SafetyFlag,
 )
 
-
-class ReadOnlyMixin:
-    """View only: nothing added or changed here. What changes these rows lives in rating/ (services,
-    campaigns, rubric files), which validates and audits; the Django admin would bypass both."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+# View only (ReadOnlyMixin): what changes these rows lives in rating/ (services, campaigns, rubric
+# files), which validates and audits; the Django admin would bypass both.
 
 
 class RubricAxisInline(ReadOnlyMixin, admin.StackedInline):
@@ -58,7 +53,8 @@ class CampaignAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def conversations(self, obj):
         items = obj.items.count()
         gold = obj.items.filter(is_gold=True).count()
-        return f"{items} ({gold} gold)"
+        listing = reverse("admin:rating_campaignitem_changelist") + f"?campaign__id__exact={obj.pk}"
+        return format_html('<a href="{}">{} ({} gold)</a>', listing, items, gold)
 
     @admin.display(description="Manage")
     def campaign_page(self, obj):
@@ -67,6 +63,16 @@ class CampaignAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # its ratings and audit trail depend on it
+
+
+@admin.register(CampaignItem)
+class CampaignItemAdmin(ReadOnlyModelAdmin):
+    """The conversations of each campaign, filterable by campaign (too many for an inline)."""
+
+    list_display = ("campaign", "conversation", "is_gold")
+    list_filter = ("campaign", "is_gold")
+    search_fields = ("conversation__id",)
+    list_select_related = ("campaign", "conversation")
 
 
 class AxisScoreInline(ReadOnlyMixin, admin.TabularInline):

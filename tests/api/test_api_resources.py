@@ -7,6 +7,7 @@ from statistics import mean
 
 import numpy as np
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from api import agreement as api_agreement
@@ -414,7 +415,10 @@ def test_raters_see_their_own_assignments_and_no_model_identity(rated, raters):
 
 
 def test_throttled_requests_get_429_in_the_json_shape(researcher_api, rated, monkeypatch):
-    monkeypatch.setattr(api_views.ExportThrottle, "rate", "2/min")
+    # The rate comes from settings (API_THROTTLE_EXPORT); DRF keeps the rates dict on the class.
+    rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    assert api_views.ExportThrottle.THROTTLE_RATES["export"] == rates["export"]
+    monkeypatch.setitem(api_views.ExportThrottle.THROTTLE_RATES, "export", "2/min")
     url = f"/api/v1/campaigns/{rated.pk}/datasheet"
     export = f"/api/v1/campaigns/{rated.pk}/export"
     for _ in range(2):

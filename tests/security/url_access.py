@@ -195,7 +195,7 @@ URL_ACCESS: dict[str, Access] = {
     ),
     "results:figure": Access(
         {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
-        kwargs=lambda w: {"pk": w.objects["campaign"].pk, "name": "alpha-over-time"},
+        kwargs=lambda w: {"pk": w.objects["campaign"].pk, "name": "means-1-to-4"},
     ),
     # Recompute now: admins only (researchers read results but do not trigger work).
     "results:recompute": staff_only(method="POST", kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
