@@ -1,6 +1,8 @@
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from mhsd_platform.accounts.access import capability_required
 from mhsd_platform.accounts.roles import Capability
@@ -40,7 +42,12 @@ def job_launch(request):
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Job launched: {job.conversations.count()} conversations queued.")
+            if request.htmx:
+                return HttpResponseClientRedirect(reverse("generation:job_detail", args=[job.pk]))
             return redirect("generation:job_detail", pk=job.pk)
+    if request.htmx and request.method == "POST":
+        # Only the form, errors included, replaces the one on the page; what the admin chose stays.
+        return render(request, "generation/job_launch.html#launch-form", {"form": form})
     return render(request, "generation/job_launch.html", {"form": form})
 
 

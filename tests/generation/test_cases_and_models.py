@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from generation import services
 from generation.case_import import import_cases
-from generation.models import CaseStudy, ModelConfig
+from generation.models import CaseStudy, GenerationJob, ModelConfig
 from mhsd_platform.accounts.roles import Role
 from tests.factories import make_case, make_model, make_user
 
@@ -250,6 +250,41 @@ def test_launch_page_validates_and_launches(client):
     assert len(seeds) == 2, "each cell gets its own derived seed"
     page = client.get(reverse("generation:job_detail", args=[job.pk]))
     assert b'hx-trigger="every 2s"' in page.content and b"0 of 2 finished" in page.content
+
+
+def test_launch_page_with_htmx_shows_errors_in_place_and_opens_the_launched_job(client):
+    client.force_login(make_user(Role.ADMIN))
+    ready = make_case()
+    models = {r: make_model(f"simulator/{r}") for r in ("patient", "sensemaker", "helper")}
+    url = reverse("generation:job_launch")
+    page = client.get(url).content.decode()
+    assert f'hx-post="{url}"' in page and 'method="post"' in page, "htmx-enhanced, and a plain form without JS"
+    data = {"name": "J", "cases": [ready.pk], "traits": ["openness"], "literacies": ["basic"],
+            "sensemaker_model": models["sensemaker"].pk, "patient_model": models["patient"].pk,
+            "helper_model": models["helper"].pk, "seed": 1, "max_concurrent_calls": 4}
+    htmx = {"HX-Request": "true", "HX-Target": "launch-form"}
+    invalid = client.post(url, {**data, "cases": [], "max_concurrent_calls": 999}, headers=htmx)
+    body = invalid.content.decode()
+    # Only the form comes back, with its errors and with what the admin had chosen.
+    assert invalid.status_code == 200 and "<html" not in body and body.lstrip().startswith("<form")
+    assert 'data-testid="launch-errors"' in body and "correct the 2 fields" in body
+    assert "This field is required" in body and "less than or equal to 256" in body
+    assert 'value="openness"' in body and 'name="name" value="J"' in body
+    assert not GenerationJob.objects.exists()
+    # A model deactivated while the page was open is refused in the form too.
+    models["helper"].is_active = False
+    models["helper"].save()
+    refused = client.post(url, data, headers=htmx)
+    assert refused.status_code == 200 and "<html" not in refused.content.decode()
+    assert b"Select a valid choice" in refused.content and not GenerationJob.objects.exists()
+    models["helper"].is_active = True
+    models["helper"].save()
+    launched = client.post(url, data, headers=htmx)
+    job = GenerationJob.objects.get()
+    assert launched.status_code == 200
+    assert launched.headers["HX-Redirect"] == reverse("generation:job_detail", args=[job.pk])
+    assert job.conversations.count() == 1
+    assert b"Job launched: 1 conversations queued." in client.get(launched.headers["HX-Redirect"]).content
 
 
 def test_launch_refuses_unready_cases_and_inactive_models():

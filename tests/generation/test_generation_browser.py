@@ -1,4 +1,6 @@
 """An admin launches a job in the browser and watches the progress bar reach 100% (real worker)."""
+import re
+
 import pytest
 
 from generation.models import GenerationJob
@@ -21,13 +23,20 @@ def test_admin_launches_a_job_and_watches_it_finish(live_server, page):
         login(page, live_server, admin.username)
         page.goto(f"{live_server.url}/generation/jobs/new/")
         page.fill("#id_name", "Browser job")
-        for case in cases:
-            page.check(f"input[name=cases][value='{case.pk}']")
         page.select_option("#id_sensemaker_model", label="Sim under test (simulator/sensemaker-a)")
         page.select_option("#id_patient_model", label="Sim patient (simulator/patient)")
         page.select_option("#id_helper_model", label="Sim helper (simulator/helper)")
+        # No case chosen: htmx brings the form back with the error, in place, without a page load.
+        page.evaluate("window.__notReloaded = true")
         page.click("button[type=submit]")
-        page.wait_for_url("**/generation/jobs/*/")
+        page.get_by_test_id("launch-errors").wait_for()
+        assert page.evaluate("window.__notReloaded === true")
+        assert "This field is required" in page.locator(".field-cases").inner_text()
+        assert page.input_value("#id_name") == "Browser job", "what was typed is kept"
+        for case in cases:
+            page.check(f"input[name=cases][value='{case.pk}']")
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r"/generation/jobs/\d+/$"))  # htmx's HX-Redirect to the job's page
         # htmx polls the progress fragment; the page itself is never reloaded.
         page.wait_for_function(
             "document.querySelector('[data-testid=progress-percent]').textContent.trim() === '100%'",
