@@ -403,14 +403,13 @@ class LiveUsage:
     are throttled, and the totals are written again, in full, when the conversation ends. Only the
     attempt that owns the row writes (a lost worker's stray thread cannot)."""
 
-    def __init__(self, conversation_id: int, attempt: int, interval: float | None = None):
+    def __init__(self, conversation_id: int, attempt: int):
         import threading
 
         from .medagent import Usage
 
         self.conversation_id = conversation_id
         self.attempt = attempt
-        self.interval = LIVE_USAGE_INTERVAL if interval is None else interval
         self._usage = Usage()
         self._lock = threading.Lock()
         self._last_write = float("-inf")
@@ -419,7 +418,7 @@ class LiveUsage:
         with self._lock:
             self._usage.add(delta)
             now = time.monotonic()
-            if now - self._last_write < self.interval:
+            if now - self._last_write < LIVE_USAGE_INTERVAL:
                 return
             self._last_write = now
             totals = self._usage.as_dict()
