@@ -237,6 +237,14 @@ def to_third_person(sentence: str) -> str:
     return s if s.endswith((".", "!", "?")) else s + "."
 
 
+# Third-person verbs that, after "and"/"but"/"or" in a fact about the patient, share its subject.
+_COORDINATED_VERBS = {
+    "takes": "take", "has": "have", "is": "are", "was": "were", "does": "do", "drinks": "drink",
+    "uses": "use", "smokes": "smoke", "works": "work", "lives": "live", "feels": "feel", "sleeps": "sleep",
+    "eats": "eat", "reports": "report", "denies": "deny", "avoids": "avoid", "wakes": "wake",
+}
+
+
 def to_second_person(fact: str) -> str:
     s = fact.strip().rstrip(".")
     s = re.sub(r"^The patient is\b", "you are", s, flags=re.IGNORECASE)
@@ -256,8 +264,20 @@ def to_second_person(fact: str) -> str:
         return "you " + v
 
     s = re.sub(r"^The patient ([a-z]+)\b", verb, s, flags=re.IGNORECASE)
-    s = re.sub(r"\bthe patient (?:is)\b", "you are", s, flags=re.IGNORECASE)
-    s = re.sub(r"\bthe patient (?:has)\b", "you have", s, flags=re.IGNORECASE)
+    if s.startswith("you "):
+        # A second verb of the same subject: "uses no drugs and takes no medication".
+        third_person = r"\b(?:" + "|".join(_COORDINATED_VERBS) + r")\b"
+
+        def coordinated(m: re.Match) -> str:
+            # Only when no other subject's verb came first ("her mother has diabetes and takes insulin").
+            if re.search(third_person, s[:m.start()]):
+                return m.group(0)
+            return f"{m.group(1)} {_COORDINATED_VERBS[m.group(2)]}"
+
+        s = re.sub(r"\b((?:and|but|or)(?: (?:otherwise|also|still|rarely|often|never|sometimes|usually|only))*) ("
+                   + "|".join(_COORDINATED_VERBS) + r")\b", coordinated, s)
+    s = re.sub(r"\bthe patient (" + "|".join(_COORDINATED_VERBS) + r")\b",
+               lambda m: "you " + _COORDINATED_VERBS[m.group(1).lower()], s, flags=re.IGNORECASE)
     s = re.sub(r"\bthe patient\b", "you", s, flags=re.IGNORECASE)
     s = re.sub(r"\btheir\b", "your", s, flags=re.IGNORECASE)
     s = re.sub(r"\bthemselves\b", "yourself", s)
