@@ -397,3 +397,14 @@ def test_a_job_is_labelled_simulated_when_any_role_is_the_simulator(client):
     mixed_row = next(row for row in overview.split("<tr>") if ">mixed</a>" in row)
     real_row = next(row for row in overview.split("<tr>") if ">all real</a>" in row)
     assert "badge sim" in mixed_row and "badge sim" not in real_row
+
+
+def test_overview_links_admins_to_cases_and_models_and_researchers_to_neither(client):
+    client.force_login(make_user(Role.ADMIN))
+    page = client.get(reverse("generation:overview")).content.decode()
+    for name in ("generation:case_list", "generation:model_list", "generation:job_launch"):
+        assert 'class="button' in page and f'href="{reverse(name)}"' in page
+    client.force_login(make_user(Role.RESEARCHER))
+    page = client.get(reverse("generation:overview")).content.decode()
+    for name in ("generation:case_list", "generation:model_list", "generation:job_launch"):
+        assert f'href="{reverse(name)}"' not in page
