@@ -31,8 +31,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.services import record
 from generation.models import Conversation, Message
-from mhsd_platform.audit.services import record
 
 DEFAULT_SOURCE = "import"
 ROLE_MAP = {"user": "patient", "assistant": "sensemaker", "patient": "patient", "sensemaker": "sensemaker"}

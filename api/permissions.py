@@ -1,8 +1,8 @@
-"""Who may call what in the API. The decision itself lives in mhsd_platform/accounts/roles.py."""
+"""Who may call what in the API. The decision itself lives in accounts/roles.py."""
 from rest_framework.permissions import BasePermission
 
-from mhsd_platform.accounts.access import api_capability
-from mhsd_platform.accounts.roles import Capability, can
+from accounts.access import api_capability
+from accounts.roles import Capability, can
 
 # Schema and Swagger UI are for people who hold API rights (researchers and admins).
 CanUseApi = api_capability(Capability.USE_API)

@@ -5,6 +5,7 @@ from django.db.models import Count
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.models import User
 from generation.models import (
     Conversation,
     GenerationJob,
@@ -16,7 +17,6 @@ from generation.models import (
     Stage,
     Trait,
 )
-from mhsd_platform.accounts.models import User
 from rating.models import Assignment, Campaign, CampaignStatus, Rating, Rubric
 from rating.selectors import conversation_label
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from audit.services import record
 from generation.models import Conversation
-from mhsd_platform.audit.services import record
 from rating import campaigns as campaign_ops
 from rating.models import Campaign, CampaignItem, Rubric
 

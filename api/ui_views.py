@@ -4,8 +4,8 @@ import service as POST /api/v1/conversations/import."""
 from django import forms
 from django.shortcuts import render
 
-from mhsd_platform.accounts.access import capability_required
-from mhsd_platform.accounts.roles import Capability
+from accounts.access import capability_required
+from accounts.roles import Capability
 
 from . import importer
 from .serializers import campaign_queryset

@@ -1,8 +1,8 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularSwaggerView
 
-from mhsd_platform.accounts.access import capability_required
-from mhsd_platform.accounts.roles import Capability
+from accounts.access import capability_required
+from accounts.roles import Capability
 
 from . import views
 

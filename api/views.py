@@ -17,10 +17,10 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 from rest_framework.views import APIView
 
+from accounts.roles import ROLE_CAPABILITIES, Capability, can
+from audit.services import record
 from generation import services as generation_services
 from generation.models import Conversation, GenerationJob
-from mhsd_platform.accounts.roles import ROLE_CAPABILITIES, Capability, can
-from mhsd_platform.audit.services import record
 from rating import campaigns as campaign_ops
 from rating.models import Campaign, Rubric
 from rating.rubric_files import default_rubric

@@ -131,8 +131,8 @@ def fill_database(rng: np.random.Generator) -> dict:
 
     from django.utils import timezone
 
+    from accounts.models import User
     from generation.models import CaseStudy, Conversation, GenerationJob, Message, ModelConfig, Persona
-    from mhsd_platform.accounts.models import User
     from rating.models import Assignment, AxisScore, Campaign, CampaignItem, Rating
     from rating.rubric_files import DEFAULT_RUBRIC_FILE, load_rubric
 
@@ -230,7 +230,7 @@ def db_benchmark(runs: int) -> dict:
     from django.db import connection
     from django.test import Client
 
-    from mhsd_platform.accounts.models import User
+    from accounts.models import User
     from results import selectors, services
 
     t0 = time.perf_counter()

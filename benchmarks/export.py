@@ -88,9 +88,9 @@ def fill(n_conversations: int) -> dict:
     from django.db import connection
     from django.utils import timezone
 
+    from accounts.models import User
+    from accounts.roles import Role
     from generation.models import GenerationJob, ModelConfig, Persona
-    from mhsd_platform.accounts.models import User
-    from mhsd_platform.accounts.roles import Role
     from rating.models import Campaign
     from rating.rubric_files import default_rubric
 
@@ -245,8 +245,8 @@ def child_export(campaign_id: int, researcher_id: int) -> dict:
     setup_django(migrate=False)
     from rest_framework.test import APIRequestFactory, force_authenticate
 
+    from accounts.models import User
     from api.views import CampaignExportView
-    from mhsd_platform.accounts.models import User
 
     user = User.objects.get(pk=researcher_id)
     request = APIRequestFactory().get(f"/api/v1/campaigns/{campaign_id}/export", {"format": "jsonl"},

@@ -97,8 +97,8 @@ def main():
     from django.conf import settings
     from fakellm import FakeLLMServer
 
-    from mhsd_platform import demo
-    from mhsd_platform.redis_client import get_redis
+    from core.redis_client import get_redis
+    from demo import loader as demo
 
     assert settings.REDIS_URL == REDIS_URL
     get_redis().flushdb()

@@ -53,9 +53,9 @@ def build_data():
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
 
+    from accounts.models import User
+    from accounts.roles import Role
     from generation.models import Conversation, Message
-    from mhsd_platform.accounts.models import User
-    from mhsd_platform.accounts.roles import Role
     from rating.models import Campaign, CampaignItem
     from rating.rubric_files import default_rubric
 

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from mhsd_platform.admin_base import ReadOnlyTabularInline
+from core.admin_base import ReadOnlyTabularInline
 
 from .models import CaseStudy, Conversation, GenerationJob, Message, ModelConfig, Persona
 

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 
-from mhsd_platform.redis_client import get_redis
+from core.redis_client import get_redis
 
 _ACQUIRE = """
 local key, now, stale, limit, token = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]

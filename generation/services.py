@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from mhsd_platform.audit.services import record
+from audit.services import record
 
 from .models import CaseStudy, Conversation, GenerationJob, Literacy, Message, ModelConfig, Persona, Trait
 

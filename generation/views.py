@@ -4,8 +4,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from mhsd_platform.accounts.access import capability_required
-from mhsd_platform.accounts.roles import Capability
+from accounts.access import capability_required
+from accounts.roles import Capability
 
 from . import local_llm, services
 from .case_import import import_cases

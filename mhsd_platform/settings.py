@@ -23,7 +23,7 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-# A recognisable development key; the deploy check (mhsd_platform/checks.py) refuses it.
+# A recognisable development key; the deploy check (core/checks.py) refuses it.
 INSECURE_DEV_SECRET_KEY = "insecure-dev-key-do-not-use-in-production-3f9b2c"
 SECRET_KEY = os.environ.get("SECRET_KEY") or INSECURE_DEV_SECRET_KEY
 DEBUG = env_bool("DEBUG", False)
@@ -59,12 +59,14 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
-    "mhsd_platform.accounts",
-    "mhsd_platform.audit",
+    "core",
+    "accounts",
+    "audit",
     "generation",
     "rating",
     "results",
     "api",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -92,7 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "mhsd_platform.accounts.context_processors.role",
+                "accounts.context_processors.role",
             ],
         },
     },
@@ -227,7 +229,7 @@ GENERATION_MAX_ATTEMPTS = int(os.environ.get("GENERATION_MAX_ATTEMPTS", "3"))
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "mhsd_platform.accounts.authentication.ApiTokenAuthentication",
+        "accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -1,15 +1,17 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from core.views import healthz
+
 from . import views
 
 admin.site.site_header = "MHSD rating platform: admin"
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", healthz, name="healthz"),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("accounts/", include("mhsd_platform.accounts.urls")),
+    path("accounts/", include("accounts.urls")),
     path("generation/", include("generation.urls")),
     path("rate/", include("rating.urls")),
     path("campaigns/", include("rating.campaign_urls")),

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from mhsd_platform.admin_base import ReadOnlyMixin, ReadOnlyModelAdmin
+from core.admin_base import ReadOnlyMixin, ReadOnlyModelAdmin
 
 from .models import (
     Assignment,

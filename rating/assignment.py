@@ -77,7 +77,7 @@ from django.db.models import CharField, Count, Exists, OuterRef, Q, Value
 from django.db.models.functions import MD5, Cast, Concat
 from django.utils import timezone
 
-from mhsd_platform.audit.services import record
+from audit.services import record
 
 from .models import Assignment, Campaign, CampaignItem, Rating
 

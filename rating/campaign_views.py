@@ -12,8 +12,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from mhsd_platform.accounts.access import capability_required
-from mhsd_platform.accounts.roles import Capability, can
+from accounts.access import capability_required
+from accounts.roles import Capability, can
 
 from . import campaigns, selectors, services
 from .assignment import release

@@ -15,9 +15,9 @@ from django.db.models import CharField, Value
 from django.db.models.functions import MD5, Cast, Concat
 from django.utils import timezone
 
+from accounts.roles import Role
+from audit.services import record
 from generation.models import Conversation, GenerationJob, Persona
-from mhsd_platform.accounts.roles import Role
-from mhsd_platform.audit.services import record
 
 from . import assignment as assigning
 from .models import Assignment, Campaign, CampaignItem, Rubric

@@ -2,9 +2,9 @@ import json
 
 from django import forms
 
+from accounts.models import User
+from accounts.roles import Role
 from generation.models import Conversation, GenerationJob, Goal, Intent, Literacy, Trait
-from mhsd_platform.accounts.models import User
-from mhsd_platform.accounts.roles import Role
 
 from .models import Campaign, Rubric, SafetyFlag
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import record
 from generation.models import Message
-from mhsd_platform.audit.services import record
 
 from . import assignment as assigning
 from .models import Assignment, AxisScore, Campaign, MessageNote, Rating, RubricAxis, SafetyFlag

@@ -9,8 +9,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from mhsd_platform.accounts.access import capability_required
-from mhsd_platform.accounts.roles import Capability
+from accounts.access import capability_required
+from accounts.roles import Capability
 
 from . import assignment as assigning
 from . import selectors, services

@@ -1,7 +1,7 @@
 """Agreement snapshots in the Django admin: read-only, they are computed results, never edited."""
 from django.contrib import admin
 
-from mhsd_platform.admin_base import ReadOnlyModelAdmin, ReadOnlyTabularInline
+from core.admin_base import ReadOnlyModelAdmin, ReadOnlyTabularInline
 
 from .models import AgreementSnapshot, AxisAgreement
 

@@ -14,8 +14,8 @@ import numpy as np
 from django.db.models import Count, FloatField, Max
 from django.db.models.functions import Cast, Extract
 
+from accounts.models import User
 from generation.models import Conversation, Message
-from mhsd_platform.accounts.models import User
 from rating.models import AxisScore, Campaign, CampaignItem, Rating, RubricAxis
 from rating.rubric_files import LEVEL_FOR_KIND
 

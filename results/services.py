@@ -16,7 +16,7 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from mhsd_platform.redis_client import get_redis
+from core.redis_client import get_redis
 from rating.models import Campaign
 
 from . import reporting, selectors

@@ -8,10 +8,10 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from mhsd_platform.accounts.access import capability_required
-from mhsd_platform.accounts.models import User
-from mhsd_platform.accounts.roles import Capability, can
-from mhsd_platform.audit.services import record
+from accounts.access import capability_required
+from accounts.models import User
+from accounts.roles import Capability, can
+from audit.services import record
 from rating.models import Campaign
 from rating.selectors import campaign_overview
 

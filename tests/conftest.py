@@ -24,7 +24,7 @@ def browser_type_launch_args(browser_type_launch_args):
 def _fresh_test_redis():
     """The test Redis database is ours alone: drop tasks and locks left by an earlier run, whose ids
     could otherwise point at rows of this run's fresh test database."""
-    from mhsd_platform.redis_client import get_redis
+    from core.redis_client import get_redis
 
     get_redis().flushdb()
     yield

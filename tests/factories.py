@@ -5,9 +5,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from accounts.models import ApiToken, User
+from accounts.roles import Role
 from generation.models import CaseStudy, Conversation, GenerationJob, Message, ModelConfig, Persona
-from mhsd_platform.accounts.models import ApiToken, User
-from mhsd_platform.accounts.roles import Role
 from rating.models import Assignment, Campaign, CampaignItem, Rating, SafetyFlag
 from rating.rubric_files import default_rubric
 

@@ -4,11 +4,11 @@ from django.apps import apps
 from django.contrib import admin
 from django.urls import reverse
 
+from accounts.models import ApiToken
+from accounts.roles import Role
+from audit.models import AuditEvent
+from audit.services import record
 from generation.models import CaseStudy
-from mhsd_platform.accounts.models import ApiToken
-from mhsd_platform.accounts.roles import Role
-from mhsd_platform.audit.models import AuditEvent
-from mhsd_platform.audit.services import record
 from tests.factories import make_case, make_conversation, make_token, make_user
 
 PLATFORM_APPS = ("accounts", "audit", "generation", "rating", "results", "api")

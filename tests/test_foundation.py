@@ -11,10 +11,10 @@ from django.core.management import call_command
 from django.db import IntegrityError, connection
 from django.urls import reverse
 
-from mhsd_platform import demo
-from mhsd_platform.accounts.models import ApiToken, User, hash_token
-from mhsd_platform.accounts.roles import Capability, Role, can
-from mhsd_platform.audit.models import AuditEvent
+from accounts.models import ApiToken, User, hash_token
+from accounts.roles import Capability, Role, can
+from audit.models import AuditEvent
+from demo import loader as demo
 from tests.factories import make_token, make_user
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,7 @@ import math
 
 from django import template
 
-from mhsd_platform.accounts.roles import Capability, can
+from accounts.roles import Capability, can
 
 register = template.Library()
 

@@ -4,7 +4,7 @@ import json
 import pytest
 from django.test import Client
 
-from mhsd_platform.accounts.roles import Role
+from accounts.roles import Role
 from rating import campaigns as campaign_ops
 from rating import services as rating_services
 from rating.models import Campaign

@@ -363,7 +363,7 @@ def test_wide_csv_counts_its_rater_columns_in_the_snapshot_it_exports(monkeypatc
     number of rater columns and the rows come from one REPEATABLE READ snapshot."""
     import threading
 
-    from mhsd_platform.accounts.roles import Role
+    from accounts.roles import Role
     from tests.api.rated import rate_everything
     from tests.factories import make_campaign, make_conversation, make_user
 

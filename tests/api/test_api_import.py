@@ -6,9 +6,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from api import importer
+from audit.models import AuditEvent
 from generation.models import Conversation, Message
 from generation.readability import smog_grade, smog_grade_texts
-from mhsd_platform.audit.models import AuditEvent
 from tests.api.conftest import assert_error
 
 pytestmark = pytest.mark.django_db

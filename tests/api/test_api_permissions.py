@@ -7,9 +7,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from accounts.roles import Role
 from api import urls as api_urls
 from generation.models import CaseStudy
-from mhsd_platform.accounts.roles import Role
 from tests.factories import build_world, make_case, make_user
 
 pytestmark = pytest.mark.django_db

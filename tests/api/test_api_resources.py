@@ -10,11 +10,11 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from accounts.roles import Role
 from api import agreement as api_agreement
 from api import views as api_views
+from audit.models import AuditEvent
 from generation.models import Conversation, GenerationJob, Message
-from mhsd_platform.accounts.roles import Role
-from mhsd_platform.audit.models import AuditEvent
 from rating import services as rating_services
 from rating.models import Assignment, AxisScore, Campaign, Rating
 from results.stats import compute_agreement

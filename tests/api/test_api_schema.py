@@ -30,7 +30,7 @@ def test_schema_validates_without_warnings(tmp_path):
 
 
 def test_schema_is_served_as_json_to_api_users(client):
-    from mhsd_platform.accounts.roles import Role
+    from accounts.roles import Role
     from tests.factories import make_user
 
     client.force_login(make_user(Role.RESEARCHER))

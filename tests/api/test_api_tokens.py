@@ -8,9 +8,9 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from mhsd_platform.accounts.models import ApiToken
-from mhsd_platform.accounts.roles import Role
-from mhsd_platform.audit.models import AuditEvent
+from accounts.models import ApiToken
+from accounts.roles import Role
+from audit.models import AuditEvent
 from tests.api.conftest import ApiClient, assert_error
 from tests.factories import make_user
 

@@ -5,10 +5,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from accounts.roles import Role
 from generation import services
 from generation.case_import import import_cases
 from generation.models import CaseStudy, GenerationJob, ModelConfig
-from mhsd_platform.accounts.roles import Role
 from tests.factories import make_case, make_model, make_user
 
 pytestmark = pytest.mark.django_db

@@ -3,8 +3,8 @@ import re
 
 import pytest
 
+from accounts.roles import Role
 from generation.models import GenerationJob
-from mhsd_platform.accounts.roles import Role
 from tests.browser_support import login, require_chromium
 from tests.factories import make_case, make_model, make_user
 from tests.worker_support import worker_thread

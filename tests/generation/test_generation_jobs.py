@@ -9,10 +9,10 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
+from accounts.roles import Role
 from generation import services
 from generation.models import Conversation, GenerationJob, Message, ModelConfig
 from generation.selectors import job_progress
-from mhsd_platform.accounts.roles import Role
 from tests.factories import make_case, make_user
 from tests.worker_support import wait_for, worker_process, worker_thread
 
@@ -84,8 +84,8 @@ def test_the_key_reaches_the_provider_and_nowhere_else(fake_llm, caplog, client)
 
     from django.db import connection
 
+    from audit.models import AuditEvent
     from generation.medagent.litellm_setup import import_litellm
-    from mhsd_platform.audit.models import AuditEvent
 
     key = "sk-test-secret-value-123"
     fake_llm.push_faults("401")  # the first call is refused, and the provider's message quotes the key

@@ -1,5 +1,5 @@
 """Builders shared by the rating tests."""
-from mhsd_platform.accounts.roles import Role
+from accounts.roles import Role
 from tests.factories import make_campaign, make_conversation, make_job, make_user
 
 

@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from mhsd_platform.accounts.roles import Role
+from accounts.roles import Role
 from rating import assignment as assigning
 from rating import services
 from rating.models import Campaign, MessageNote, Rubric, SafetyFlag

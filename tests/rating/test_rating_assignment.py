@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from mhsd_platform.audit.models import AuditEvent
+from audit.models import AuditEvent
 from rating import assignment as assigning
 from rating import services
 from rating.models import Assignment, Campaign, CampaignItem, Rating
@@ -289,7 +289,7 @@ def test_gold_items_are_served_like_the_others():
 @pytest.mark.django_db
 def test_closed_or_foreign_campaign_gives_nothing(small_campaign):
     campaign, (r1, *_) = small_campaign
-    from mhsd_platform.accounts.roles import Role
+    from accounts.roles import Role
     from tests.factories import make_user
 
     stranger = make_user(Role.RATER)

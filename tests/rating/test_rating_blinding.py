@@ -15,8 +15,8 @@ import pytest
 from django.test import Client
 from django.urls import NoReverseMatch, reverse
 
+from accounts.roles import Role
 from generation.models import Conversation
-from mhsd_platform.accounts.roles import Role
 from rating import assignment as assigning
 from rating import services
 from rating.models import Campaign, CampaignItem

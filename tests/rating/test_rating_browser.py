@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from mhsd_platform.accounts.roles import Role
+from accounts.roles import Role
 from rating import assignment as assigning
 from rating.models import Assignment, Rating, SafetyFlag
 from tests.browser_support import login, require_chromium

@@ -8,9 +8,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.roles import Role
+from audit.models import AuditEvent
 from generation.models import Conversation
-from mhsd_platform.accounts.roles import Role
-from mhsd_platform.audit.models import AuditEvent
 from rating import assignment as assigning
 from rating import services
 from rating.models import Assignment, Campaign, Rubric, SafetyFlag

@@ -10,8 +10,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from mhsd_platform.accounts.roles import Role
-from mhsd_platform.audit.models import AuditEvent
+from accounts.roles import Role
+from audit.models import AuditEvent
 from rating import assignment as assigning
 from rating import selectors, services
 from rating.campaigns import close_campaign, update_campaign

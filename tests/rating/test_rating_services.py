@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from mhsd_platform.audit.models import AuditEvent
+from audit.models import AuditEvent
 from rating import assignment as assigning
 from rating import services
 from rating.campaigns import close_campaign

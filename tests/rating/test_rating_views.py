@@ -4,8 +4,8 @@ import re
 import pytest
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from generation.models import Conversation, Message
-from mhsd_platform.audit.models import AuditEvent
 from rating import assignment as assigning
 from rating import services
 from rating.campaigns import close_campaign

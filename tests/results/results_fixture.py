@@ -18,7 +18,7 @@ make_conversation gives message i the stage [1, 1, 2, 2, 3, 3, 4, 4, ...][i].
 
 from dataclasses import dataclass
 
-from mhsd_platform.accounts.roles import Role
+from accounts.roles import Role
 from rating import services as rating_services
 from rating.models import CampaignItem
 from tests.factories import (

@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 import pytest
 from django.urls import reverse
 
-from mhsd_platform.accounts.roles import Role
-from mhsd_platform.audit.models import AuditEvent
-from mhsd_platform.redis_client import get_redis
+from accounts.roles import Role
+from audit.models import AuditEvent
+from core.redis_client import get_redis
 from rating.models import Rating
 from results import figures, services
 from results.models import AgreementSnapshot

@@ -10,9 +10,9 @@ import pytest
 from django.template import Context, Template
 from django.test import RequestFactory, override_settings
 
-from mhsd_platform.accounts.roles import Role
+from accounts.roles import Role
+from core.redis_client import get_redis
 from mhsd_platform.celery import app
-from mhsd_platform.redis_client import get_redis
 from results import selectors, services
 from results.models import AgreementSnapshot, AxisAgreement
 from results.stats import compute_agreement

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from mhsd_platform.accounts.services import revoke_token
+from accounts.services import revoke_token
 
 from .url_access import DENY, GONE, LOGIN, NOPE, OK, ROLES, UNAUTH, URL_ACCESS
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from django.db import transaction
 
+from accounts.models import User
+from accounts.roles import Role
 from generation.case_import import import_cases
 from generation.models import (
     CaseStudy,
@@ -21,8 +23,6 @@ from generation.models import (
     Persona,
     Trait,
 )
-from mhsd_platform.accounts.models import User
-from mhsd_platform.accounts.roles import Role
 from rating.rubric_files import DEFAULT_RUBRIC_FILE, RUBRIC_DIR, load_rubric_file
 
 

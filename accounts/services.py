@@ -4,7 +4,7 @@ import secrets
 from django.db import transaction
 from django.utils import timezone
 
-from mhsd_platform.audit.services import record
+from audit.services import record
 
 from .models import ApiToken, User
 

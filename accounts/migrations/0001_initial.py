@@ -3,7 +3,7 @@
 import django.contrib.auth.validators
 import django.db.models.deletion
 import django.utils.timezone
-import mhsd_platform.accounts.models
+import accounts.models
 from django.conf import settings
 from django.db import migrations, models
 
@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
                 ('user_permissions', models.ManyToManyField(blank=True, help_text='Specific permissions for this user.', related_name='user_set', related_query_name='user', to='auth.permission', verbose_name='user permissions')),
             ],
             managers=[
-                ('objects', mhsd_platform.accounts.models.PlatformUserManager()),
+                ('objects', accounts.models.PlatformUserManager()),
             ],
         ),
         migrations.CreateModel(

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from mhsd_platform.admin_base import ReadOnlyModelAdmin
+from core.admin_base import ReadOnlyModelAdmin
 
 from .models import AuditEvent
 
