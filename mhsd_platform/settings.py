@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "audit",
     "generation",
     "rating",
+    "judging",
     "results",
     "api",
     "demo",

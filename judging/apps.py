@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class JudgingConfig(AppConfig):
+    """LLM-as-judge: judge runs over a campaign's conversations and the judge's scores.
+
+    Sits between rating (whose rubrics and campaigns it judges) and results (which compares the
+    judge with the clinicians). Judge scores live here, never in rating.Rating, so a judge is
+    never counted as a clinician."""
+
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "judging"
+    verbose_name = "LLM judge"

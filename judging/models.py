@@ -1,0 +1,114 @@
+"""Judge runs, their items (one conversation x one sample) and the per-axis scores they produced."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from generation.models import Conversation, JobStatus, ModelConfig
+from rating.models import Campaign, Rubric, RubricAxis
+
+
+class JudgeRun(models.Model):
+    """One judge model scoring a set of conversations on one rubric, n samples each."""
+
+    Status = JobStatus
+
+    name = models.CharField(max_length=200)
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.PROTECT, related_name="judge_runs",
+        help_text="The campaign whose conversations are judged; empty when a filter chose them.",
+    )
+    rubric = models.ForeignKey(Rubric, on_delete=models.PROTECT, related_name="judge_runs")
+    judge_model = models.ForeignKey(ModelConfig, on_delete=models.PROTECT, related_name="judge_runs")
+    # The judge model's settings at launch, so later edits of the configuration do not rewrite history.
+    model_snapshot = models.JSONField(default=dict, blank=True)
+    prompt_version = models.CharField(max_length=20, default="judge-v1")
+    samples = models.PositiveSmallIntegerField(default=1, help_text="Judge replies per conversation (n >= 1).")
+    seed = models.BigIntegerField(default=0)
+    max_concurrent_calls = models.PositiveSmallIntegerField(default=8)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    # How the conversations were chosen (campaign id or API filter), kept for provenance.
+    selection = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(samples__gte=1), name="judge_run_samples_positive"),
+            models.CheckConstraint(condition=Q(max_concurrent_calls__gte=1), name="judge_run_concurrency_positive"),
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="judge_run_status_valid"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_simulated(self) -> bool:
+        return str(self.model_snapshot.get("model", "")).startswith("simulator/")
+
+
+class JudgeItemStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class JudgeItem(models.Model):
+    """One judge call (with its retries) for one conversation and one sample index."""
+
+    Status = JudgeItemStatus
+
+    run = models.ForeignKey(JudgeRun, on_delete=models.CASCADE, related_name="items")
+    conversation = models.ForeignKey(Conversation, on_delete=models.PROTECT, related_name="judge_items")
+    sample_index = models.PositiveSmallIntegerField(default=0)
+    seed = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    failure_reason = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # The judge's reply exactly as received (the last one, when a malformed reply was retried).
+    raw_reply = models.TextField(blank=True)
+    calls = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "conversation", "sample_index"], name="judge_item_unique"),
+            models.CheckConstraint(condition=Q(status__in=JudgeItemStatus.values), name="judge_item_status_valid"),
+            models.CheckConstraint(
+                condition=~Q(status="failed") | ~Q(failure_reason=""), name="failed_judge_item_has_reason"
+            ),
+        ]
+        indexes = [models.Index(fields=["run", "status"], name="judge_item_run_status")]
+
+    def __str__(self):
+        return f"{self.run} on conversation {self.conversation_id} (sample {self.sample_index})"
+
+
+class JudgeScore(models.Model):
+    """The judge's score for one axis, with the rationale and the message numbers it cited."""
+
+    item = models.ForeignKey(JudgeItem, on_delete=models.CASCADE, related_name="scores")
+    axis = models.ForeignKey(RubricAxis, on_delete=models.PROTECT, related_name="judge_scores")
+    value = models.FloatField()
+    rationale = models.TextField(blank=True)
+    cited_messages = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "axis"], name="judge_score_unique")]
+
+    def __str__(self):
+        return f"{self.axis.key}={self.value}"
