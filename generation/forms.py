@@ -39,15 +39,12 @@ class CaseReviewForm(forms.ModelForm):
     def clean_vital_facts_text(self):
         return [line.strip() for line in self.cleaned_data["vital_facts_text"].splitlines() if line.strip()]
 
-    def save(self, commit=True):
-        case = super().save(commit=False)
-        case.facts = self.cleaned_data["facts_text"]
-        case.vital_facts = self.cleaned_data["vital_facts_text"]
-        case.facts_status = CaseStudy.FactsStatus.REVIEWED
-        case.facts_error = ""
-        if commit:
-            case.save()
-        return case
+    def review_values(self) -> dict:
+        """The reviewed fields for generation.services.review_case (the form itself never saves)."""
+        data = self.cleaned_data
+        return {"ground_truth_diagnosis": data["ground_truth_diagnosis"], "condition": data["condition"],
+                "intent": data["intent"], "goal": data["goal"], "facts": data["facts_text"],
+                "vital_facts": data["vital_facts_text"]}
 
 
 class ModelConfigForm(forms.ModelForm):

@@ -560,3 +560,56 @@ def cases_needing_facts():
     return CaseStudy.objects.filter(Q(facts=[]) | Q(intent="") | Q(goal="")).exclude(
         facts_status=CaseStudy.FactsStatus.REVIEWED
     )
+
+
+# --- audited edits of the study's inputs ----------------------------------------------------------
+# Ground truth and model settings decide the study data, so every edit leaves an audit event with
+# the old and new values of the fields that changed.
+
+CASE_REVIEW_FIELDS = ("ground_truth_diagnosis", "condition", "intent", "goal", "facts", "vital_facts")
+MODEL_CONFIG_FIELDS = ("name", "model", "temperature", "max_tokens", "api_base", "api_key_env", "extra_params",
+                       "is_active")
+
+
+def _changed_fields(obj, values: dict, fields) -> tuple[dict, dict]:
+    old, new = {}, {}
+    for field in fields:
+        if field in values and getattr(obj, field) != values[field]:
+            old[field], new[field] = getattr(obj, field), values[field]
+    return old, new
+
+
+@transaction.atomic
+def review_case(actor, case: CaseStudy, values: dict) -> CaseStudy:
+    """Save a clinician's review of a case: its ground truth, intent, goal and the patient's facts."""
+    # Re-read under a lock: a bound ModelForm has already written its values onto the instance.
+    case = CaseStudy.objects.select_for_update().get(pk=case.pk)
+    old, new = _changed_fields(case, values, CASE_REVIEW_FIELDS)
+    for field, value in new.items():
+        setattr(case, field, value)
+    previous_status = case.facts_status
+    case.facts_status = CaseStudy.FactsStatus.REVIEWED
+    case.facts_error = ""
+    case.save()
+    record(actor, "case.review", case, old={**old, "facts_status": previous_status},
+           new={**new, "facts_status": case.facts_status})
+    return case
+
+
+@transaction.atomic
+def save_model_config(actor, config: ModelConfig | None, values: dict) -> ModelConfig:
+    """Create a model configuration (config None) or edit one. Validation is ModelConfig.clean()'s,
+    so the admin site, the pages and this service apply the same rules."""
+    creating = config is None or config.pk is None
+    # Re-read under a lock: a bound ModelForm has already written its values onto the instance.
+    config = ModelConfig() if creating else ModelConfig.objects.select_for_update().get(pk=config.pk)
+    old, new = _changed_fields(config, values, MODEL_CONFIG_FIELDS)
+    for field, value in new.items():
+        setattr(config, field, value)
+    config.full_clean()
+    config.save()
+    if creating:
+        record(actor, "model_config.create", config, new={f: getattr(config, f) for f in MODEL_CONFIG_FIELDS})
+    elif new:
+        record(actor, "model_config.edit", config, old=old, new=new)
+    return config

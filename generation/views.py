@@ -121,7 +121,7 @@ def case_review(request, pk):
     case = get_object_or_404(CaseStudy, pk=pk)
     form = CaseReviewForm(request.POST or None, instance=case)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        services.review_case(request.user, case, form.review_values())
         messages.success(request, f"{case.external_id} reviewed.")
         return redirect("generation:case_list")
     return render(request, "generation/case_review.html", {"case": case, "form": form})
@@ -156,7 +156,7 @@ def model_edit(request, pk=None):
     instance = get_object_or_404(ModelConfig, pk=pk) if pk else None
     form = ModelConfigForm(request.POST or None, instance=instance)
     if request.method == "POST" and form.is_valid():
-        config = form.save()
+        config = services.save_model_config(request.user, instance, form.cleaned_data)
         messages.success(request, f"Saved {config.name}.")
         return redirect("generation:model_list")
     return render(request, "generation/model_form.html", {"form": form, "instance": instance})

@@ -408,3 +408,42 @@ def test_overview_links_admins_to_cases_and_models_and_researchers_to_neither(cl
     page = client.get(reverse("generation:overview")).content.decode()
     for name in ("generation:case_list", "generation:model_list", "generation:job_launch"):
         assert f'href="{reverse(name)}"' not in page
+
+
+def test_case_review_is_audited_with_old_and_new_ground_truth(client):
+    from audit.models import AuditEvent
+
+    case = make_case(ground_truth_diagnosis="Generalised anxiety disorder")
+    admin = make_user(Role.ADMIN)
+    client.force_login(admin)
+    client.post(reverse("generation:case_review", args=[case.pk]), {
+        "ground_truth_diagnosis": "Panic disorder", "condition": case.condition,
+        "intent": case.intent or "lifestyle_literacy",
+        "goal": case.goal or "comfort", "facts_text": "I get sudden fear\nMy heart races", "vital_facts_text": "",
+    })
+    event = AuditEvent.objects.get(action="case.review", object_id=str(case.pk))
+    assert event.actor == admin
+    assert event.data["old"]["ground_truth_diagnosis"] == "Generalised anxiety disorder"
+    assert event.data["new"]["ground_truth_diagnosis"] == "Panic disorder"
+    assert event.data["new"]["facts"] == ["I get sudden fear", "My heart races"]
+
+
+def test_model_configuration_create_and_edit_are_audited_with_the_changed_fields(client):
+    from audit.models import AuditEvent
+
+    admin = make_user(Role.ADMIN)
+    client.force_login(admin)
+    base = {"name": "judge-ish", "model": "openai/gpt-4o-mini", "temperature": "0", "is_active": "on"}
+    client.post(reverse("generation:model_create"), base)
+    config = ModelConfig.objects.get(name="judge-ish")
+    created = AuditEvent.objects.get(action="model_config.create", object_id=str(config.pk))
+    assert created.actor == admin and created.data["new"]["model"] == "openai/gpt-4o-mini"
+    client.post(reverse("generation:model_edit", args=[config.pk]), {**base, "temperature": "0.7"})
+    edited = AuditEvent.objects.get(action="model_config.edit", object_id=str(config.pk))
+    assert edited.data == {"old": {"temperature": 0.0}, "new": {"temperature": 0.7}}
+    # A refused edit (a key in the parameters) changes nothing and records nothing.
+    page = client.post(reverse("generation:model_edit", args=[config.pk]), {**base, "extra_params": '{"api_key": "x"}'})
+    assert page.status_code == 200
+    config.refresh_from_db()
+    assert config.temperature == 0.7 and config.extra_params == {}
+    assert AuditEvent.objects.filter(object_id=str(config.pk), object_type="generation.modelconfig").count() == 2
