@@ -114,7 +114,7 @@ class JobRequest:
 
 
 def validate_job_request(req: JobRequest) -> None:
-    from .medagent.prompts import PROMPT_VERSION, load_prompts
+    from .medagent.prompt_set import PROMPT_VERSION, load_prompts
 
     if not req.cases:
         raise GenerationError("Choose at least one case study.")
@@ -143,7 +143,7 @@ def validate_job_request(req: JobRequest) -> None:
 def launch_job(actor, req: JobRequest, *, enqueue_tasks: bool = True) -> GenerationJob:
     """Create the job and one queued conversation per case x persona; enqueue them after commit
     (or not, when the caller runs them in-process with `run_inline`)."""
-    from .medagent.prompts import PROMPT_VERSION
+    from .medagent.prompt_set import PROMPT_VERSION
 
     validate_job_request(req)
     job = GenerationJob.objects.create(

@@ -6,7 +6,7 @@ import LiteLLM; the first LLM call does.
 """
 from .engine import CaseExtraction, extract_case, run_conversation
 from .llm import LLMClient
-from .prompts import PROMPT_VERSION, load_prompts
+from .prompt_set import PROMPT_VERSION, load_prompts
 from .simulator import SIMULATOR_LABEL, is_simulated_model, register_simulator, simulate_reply
 from .types import (
     GOALS,

@@ -50,7 +50,7 @@ from typing import Any, NamedTuple
 from . import parsers
 from .grammar import GrammarError, load_grammars, render_grammar
 from .llm import LLMClient
-from .prompts import PROMPT_VERSION, PromptSet, load_prompts, numbered
+from .prompt_set import PROMPT_VERSION, PromptSet, load_prompts, numbered
 from .simulator import is_simulated_model
 from .types import (
     EXIT_STAGE,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from string import Template
 
-from .prompts import PROMPT_DIR, PROMPT_KINDS
+from .prompt_set import PROMPT_DIR, PROMPT_KINDS
 
 MAX_FACT_NUMBER = 200  # the alternation grows with the list; no real case has this many facts
 

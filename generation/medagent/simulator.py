@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Any
 
-from .prompts import parse_marker
+from .prompt_set import parse_marker
 
 PROVIDER = "simulator"
 SIMULATOR_LABEL = "Offline simulator (rule-based text, not a language model)"

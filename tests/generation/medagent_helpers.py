@@ -3,7 +3,7 @@ import re
 import threading
 
 from generation.medagent import CaseInput, LLMClient, ModelSpec, extract_case
-from generation.medagent.prompts import parse_marker
+from generation.medagent.prompt_set import parse_marker
 from generation.medagent.simulator import simulate_reply
 
 

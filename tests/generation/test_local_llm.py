@@ -10,7 +10,7 @@ import pytest
 
 from generation import local_llm, services
 from generation.medagent.grammar import load_grammars
-from generation.medagent.prompts import PROMPT_VERSION
+from generation.medagent.prompt_set import PROMPT_VERSION
 from generation.models import Conversation, ModelConfig
 from tests.factories import make_case
 

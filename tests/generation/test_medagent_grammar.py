@@ -32,7 +32,7 @@ from generation.medagent.grammar import (
     parse_gbnf,
     render_grammar,
 )
-from generation.medagent.prompts import PROMPT_KINDS, PROMPT_VERSION
+from generation.medagent.prompt_set import PROMPT_KINDS, PROMPT_VERSION
 from tests.generation.medagent_cases import ALL
 from tests.generation.medagent_helpers import make_case, prompt_kind
 

@@ -18,7 +18,7 @@ from generation.medagent import (
     run_conversation,
 )
 from generation.medagent.engine import RULE_BREACHES, VIOLATION_KINDS
-from generation.medagent.prompts import parse_marker
+from generation.medagent.prompt_set import parse_marker
 from generation.medagent.simulator import simulate_reply
 from tests.generation.medagent_cases import ALL, DEPRESSION, PANIC
 from tests.generation.medagent_helpers import RecordingClient, make_case, scripted

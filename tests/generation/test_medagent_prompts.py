@@ -6,7 +6,7 @@ import pytest
 
 from generation.medagent import ModelSpec, is_simulated_model, load_prompts, register_simulator, simulate_reply
 from generation.medagent.litellm_setup import import_litellm
-from generation.medagent.prompts import PROMPT_KINDS, PromptError, parse_marker
+from generation.medagent.prompt_set import PROMPT_KINDS, PromptError, parse_marker
 from generation.medagent.simulator import PROVIDER
 
 
