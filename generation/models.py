@@ -1,5 +1,4 @@
 """Case studies, personas, model configurations, generation jobs and the conversations they make."""
-import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -112,30 +111,12 @@ key_env_validator = RegexValidator(
 )
 
 
-# Names of parameters that carry credentials (extra_headers' Authorization, aws_secret_access_key,
-# x-api-key, access_token, ...), judged by their parts ("max_tokens" is not one).
-_SECRET_PARTS = {"key", "apikey", "secret", "password", "passwd", "authorization", "credential", "credentials", "token"}
-
-
 def validate_api_base(value: str) -> None:
     from .medagent.types import api_base_problem
 
     problem = api_base_problem(value)
     if problem:
         raise ValidationError(problem, code="api_base_credentials")
-
-
-def _is_secret_name(name: str) -> bool:
-    return bool(_SECRET_PARTS & set(re.split(r"[_\-.\s]+", name.lower())))
-
-
-def _flat_keys(value) -> list[str]:
-    """Every key of a JSON value, nested ones too."""
-    if isinstance(value, dict):
-        return [k for key, item in value.items() for k in (str(key), *_flat_keys(item))]
-    if isinstance(value, list):
-        return [k for item in value for k in _flat_keys(item)]
-    return []
 
 
 class ModelConfig(models.Model):
@@ -178,39 +159,39 @@ class ModelConfig(models.Model):
         return f"{self.name} ({self.model})"
 
     def clean(self):
-        """Checked by every form, the Django admin included: extra parameters are copied into job
-        snapshots, conversation provenance and exports, so they must never carry a credential, and
-        must not shadow the dedicated fields."""
-        from .medagent.types import _RESERVED_EXTRA
+        """Checked by every form, the Django admin included. The rules are ModelSpec's (one schema):
+        extra parameters are copied into job snapshots, conversation provenance and exports, so
+        they must never carry a credential, and must not shadow the dedicated fields."""
+        from .medagent.types import ModelSpecError
 
         super().clean()
-        if not isinstance(self.extra_params, dict):
-            raise ValidationError({"extra_params": "Give a JSON object."})
-        reserved = sorted(set(self.extra_params) & _RESERVED_EXTRA)
-        if reserved:
-            raise ValidationError(
-                {"extra_params": f"Use the dedicated fields, not extra parameters, for: {', '.join(reserved)}."})
-        secret_like = sorted(name for name in _flat_keys(self.extra_params) if _is_secret_name(name))
-        if secret_like:
-            raise ValidationError({"extra_params": (
-                f"Extra parameters are stored and exported in the clear; no credentials ({', '.join(secret_like)}). "
-                "Put the key in an environment variable and give its name in the key variable field.")})
+        if not self.model:
+            return  # the required-field error already says it
+        try:
+            self.to_spec()
+        except ModelSpecError as exc:
+            raise ValidationError({exc.field: str(exc)}) from exc
+
+    def to_spec(self):
+        """This configuration as the engine's ModelSpec (raises ModelSpecError if it breaks a rule)."""
+        from .medagent.types import ModelSpec
+
+        return ModelSpec(
+            model=self.model,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            api_base=self.api_base or None,
+            api_key_env=self.api_key_env or None,
+            extra_params=dict(self.extra_params) if isinstance(self.extra_params, dict) else self.extra_params,
+        )
 
     @property
     def is_simulator(self) -> bool:
         return self.model.startswith("simulator/")
 
     def provenance(self) -> dict:
-        """What is recorded with each conversation: everything but the key itself."""
-        return {
-            "name": self.name,
-            "model": self.model,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "api_base": self.api_base or None,
-            "api_key_env": self.api_key_env or None,
-            "extra_params": self.extra_params,
-        }
+        """What is recorded with each job and conversation: the spec's to_dict() and the name, never the key."""
+        return {"name": self.name, **self.to_spec().to_dict()}
 
 
 class JobStatus(models.TextChoices):

@@ -31,32 +31,6 @@ class GenerationError(ValueError):
 # --- building engine inputs from rows -------------------------------------------------------------
 
 
-def model_spec(config: ModelConfig):
-    from .medagent import ModelSpec
-
-    return ModelSpec(
-        model=config.model,
-        temperature=config.temperature,
-        max_tokens=config.max_tokens,
-        api_base=config.api_base or None,
-        api_key_env=config.api_key_env or None,
-        extra=dict(config.extra_params or {}),
-    )
-
-
-def spec_from_snapshot(snapshot: dict):
-    from .medagent import ModelSpec
-
-    return ModelSpec(
-        model=snapshot["model"],
-        temperature=snapshot["temperature"],
-        max_tokens=snapshot.get("max_tokens"),
-        api_base=snapshot.get("api_base"),
-        api_key_env=snapshot.get("api_key_env"),
-        extra=dict(snapshot.get("extra_params") or {}),
-    )
-
-
 def case_input(case: CaseStudy):
     from .medagent import CaseInput
 
@@ -342,7 +316,7 @@ def run_conversation_attempt(conversation_id: int) -> str:
     """Generate one conversation end to end. Idempotent: a redelivered or duplicate task is a no-op
     while another worker holds the conversation's lease, and once it is finished."""
     from .concurrency import ConversationLease, JobCallSlots
-    from .medagent import ConversationCancelled, ConversationFailed, MedAgentError, run_conversation
+    from .medagent import ConversationCancelled, ConversationFailed, MedAgentError, ModelSpec, run_conversation
 
     lease = ConversationLease(conversation_id, ttl=settings.GENERATION_LEASE_SECONDS)
     if not lease.acquire():
@@ -355,7 +329,7 @@ def run_conversation_attempt(conversation_id: int) -> str:
         conv = Conversation.objects.select_related("job", "case", "persona").get(pk=conversation_id)
         job = conv.job
         snapshot = job.settings_snapshot
-        models = {role: spec_from_snapshot(snapshot[role]) for role in ("patient", "sensemaker", "helper")}
+        models = {role: ModelSpec.from_dict(snapshot[role]) for role in ("patient", "sensemaker", "helper")}
         live = LiveUsage(conversation_id, attempt)
         client = llm_client(call_slot=JobCallSlots(job.pk, job.max_concurrent_calls), on_call=live)
         # Celery's threads pool does not enforce task time limits, so the conversation keeps its own
@@ -530,7 +504,7 @@ def extract_case_facts(case: CaseStudy, helper: ModelConfig) -> CaseStudy:
     from .medagent import MedAgentError, extract_case
 
     try:
-        extraction = extract_case(case.text, model_spec(helper), llm_client())
+        extraction = extract_case(case.text, helper.to_spec(), llm_client())
     except (MedAgentError, ValueError) as exc:
         CaseStudy.objects.filter(pk=case.pk).update(
             facts_status=CaseStudy.FactsStatus.FAILED, facts_error=getattr(exc, "reason", None) or str(exc)

@@ -496,7 +496,7 @@ class _Conversation:
             "seed": self.seed,
             "max_iterations": self.max_iterations,
             "simulated": any(is_simulated_model(spec.model) for spec in self.models.values()),
-            "models": {role: spec.public_dict() for role, spec in self.models.items()},
+            "models": {role: spec.to_dict() for role, spec in self.models.items()},
             "grammar": self.grammar_provenance(),
             "case": {
                 "case_id": self.case.case_id,

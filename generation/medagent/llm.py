@@ -205,11 +205,11 @@ class LLMClient:
             "timeout": self.timeout,
             "num_retries": 0,  # LiteLLM's retry layer: off, ours is the only one
             "max_retries": 0,  # the OpenAI SDK's retry layer: off
-            **{k: v for k, v in spec.extra.items() if k not in CLIENT_OPTIONS},
+            **{k: v for k, v in spec.extra_params.items() if k not in CLIENT_OPTIONS},
         }
         if grammar is not None and spec.grammar_format == "gbnf":
             # Not an OpenAI parameter: LiteLLM passes extra_body fields through to the JSON body.
-            kwargs["extra_body"] = {**(spec.extra.get("extra_body") or {}), "grammar": grammar}
+            kwargs["extra_body"] = {**(spec.extra_params.get("extra_body") or {}), "grammar": grammar}
         if spec.max_tokens is not None:
             kwargs["max_tokens"] = spec.max_tokens
         if spec.api_base:

@@ -86,65 +86,132 @@ class ConversationCancelled(MedAgentError):
     """The caller asked to stop (via `should_continue`); raised between turns, nothing half-done."""
 
 
+class ModelSpecError(ValueError):
+    """A model setting that breaks a rule; `field` names the setting, so forms can show it in place."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+# Names of parameters that carry credentials (extra_headers' Authorization, aws_secret_access_key,
+# x-api-key, access_token, ...), judged by their parts ("max_tokens" is not one).
+_SECRET_PARTS = {"key", "apikey", "secret", "password", "passwd", "authorization", "credential", "credentials", "token"}
+
+
+def _is_secret_name(name: str) -> bool:
+    return bool(_SECRET_PARTS & set(re.split(r"[_\-.\s]+", name.lower())))
+
+
+def _flat_keys(value) -> list[str]:
+    """Every key of a JSON value, nested ones too."""
+    if isinstance(value, dict):
+        return [k for key, item in value.items() for k in (str(key), *_flat_keys(item))]
+    if isinstance(value, list):
+        return [k for item in value for k in _flat_keys(item)]
+    return []
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model role. `api_key_env` is the NAME of the variable holding the key, never the key."""
+    """One model role: the single schema of a model setting.
+
+    ModelConfig rows become specs (ModelConfig.to_spec), job snapshots and conversation provenance
+    are `to_dict()` and are read back with `from_dict()`, and every rule lives in __post_init__, so
+    the pages, the Django admin, the API and the engine check the same things once.
+    `api_key_env` is the NAME of the variable holding the key, never the key.
+    """
 
     model: str
     temperature: float = 0.0
     max_tokens: int | None = None
     api_base: str | None = None
     api_key_env: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra_params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip() or self.model != self.model.strip():
-            raise ValueError(f"model must be a LiteLLM model string such as 'openai/gpt-4o', got {self.model!r}")
-        if not isinstance(self.temperature, (int, float)) or not 0 <= self.temperature <= 2:
-            raise ValueError(f"temperature must be between 0 and 2, got {self.temperature!r}")
+            raise ModelSpecError(
+                "model", f"model must be a LiteLLM model string such as 'openai/gpt-4o', got {self.model!r}")
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) \
+                or not 0 <= self.temperature <= 2:
+            raise ModelSpecError("temperature", f"temperature must be between 0 and 2, got {self.temperature!r}")
         if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):
-            raise ValueError(f"max_tokens must be a positive integer or None, got {self.max_tokens!r}")
+            raise ModelSpecError(
+                "max_tokens", f"max_tokens must be a positive integer or None, got {self.max_tokens!r}")
         if self.api_base is not None and (problem := api_base_problem(self.api_base)):
-            raise ValueError(f"api_base: {problem}")
+            raise ModelSpecError("api_base", f"api_base: {problem}")
         if self.api_key_env is not None and not _ENV_NAME.match(self.api_key_env):
-            raise ValueError("api_key_env must be the name of an environment variable, not a key")
-        bad = sorted(set(self.extra) & _RESERVED_EXTRA)
-        if bad:
-            raise ValueError(f"extra may not set {', '.join(bad)}; use the dedicated fields")
-        grammar = self.extra.get(GRAMMAR_OPTION)
+            raise ModelSpecError("api_key_env", "api_key_env must be the name of an environment variable, not a key")
+        self._check_extra_params()
+
+    def _check_extra_params(self) -> None:
+        extra = self.extra_params
+        if not isinstance(extra, dict):
+            raise ModelSpecError("extra_params", "Give a JSON object.")
+        reserved = sorted(set(extra) & _RESERVED_EXTRA)
+        if reserved:
+            raise ModelSpecError(
+                "extra_params", f"Use the dedicated fields, not extra parameters, for: {', '.join(reserved)}.")
+        # Extra parameters are copied into job snapshots, provenance and exports.
+        secret_like = sorted(name for name in _flat_keys(extra) if _is_secret_name(name))
+        if secret_like:
+            raise ModelSpecError("extra_params", (
+                f"Extra parameters are stored and exported in the clear; no credentials ({', '.join(secret_like)}). "
+                "Put the key in an environment variable and give its name in the key variable field."))
+        grammar = extra.get(GRAMMAR_OPTION)
         if grammar is not None and grammar not in GRAMMAR_FORMATS:
-            raise ValueError(f"{GRAMMAR_OPTION} must be one of {', '.join(GRAMMAR_FORMATS)}, got {grammar!r}")
-        extra_body = self.extra.get("extra_body")
+            raise ModelSpecError(
+                "extra_params", f"{GRAMMAR_OPTION} must be one of {', '.join(GRAMMAR_FORMATS)}, got {grammar!r}")
+        extra_body = extra.get("extra_body")
         if extra_body is not None and not isinstance(extra_body, dict):
-            raise ValueError("extra_body must be a JSON object")
+            raise ModelSpecError("extra_params", "extra_body must be a JSON object")
         if grammar is not None and extra_body and "grammar" in extra_body:
-            raise ValueError(f"extra_body may not set grammar when {GRAMMAR_OPTION} is on: the engine sets it per call")
-        context = self.extra.get(CONTEXT_OPTION)
+            raise ModelSpecError(
+                "extra_params",
+                f"extra_body may not set grammar when {GRAMMAR_OPTION} is on: the engine sets it per call")
+        context = extra.get(CONTEXT_OPTION)
         if context is not None and (isinstance(context, bool) or not isinstance(context, int) or context < 512):
-            raise ValueError(f"{CONTEXT_OPTION} must be a whole number of tokens, at least 512, got {context!r}")
+            raise ModelSpecError(
+                "extra_params", f"{CONTEXT_OPTION} must be a whole number of tokens, at least 512, got {context!r}")
         if context is not None and self.max_tokens is not None and self.max_tokens >= context // 2:
-            raise ValueError(f"max_tokens must be under half of {CONTEXT_OPTION}, or no room is left for the prompt")
+            raise ModelSpecError(
+                "max_tokens", f"max_tokens must be under half of {CONTEXT_OPTION}, or no room is left for the prompt")
 
     @property
     def grammar_format(self) -> str | None:
         """"gbnf" when replies should be grammar-constrained (see medagent/grammar.py), else None."""
-        return self.extra.get(GRAMMAR_OPTION)
+        return self.extra_params.get(GRAMMAR_OPTION)
 
     @property
     def context_tokens(self) -> int | None:
         """The model's context window when declared (prompt plus reply must fit in it), else None."""
-        return self.extra.get(CONTEXT_OPTION)
+        return self.extra_params.get(CONTEXT_OPTION)
 
-    def public_dict(self) -> dict[str, Any]:
-        """What may be stored with a conversation (the env var name, never its value)."""
+    def to_dict(self) -> dict[str, Any]:
+        """What is stored in job snapshots and conversation provenance (the env var name, never its value)."""
         return {
             "model": self.model,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "api_base": self.api_base,
             "api_key_env": self.api_key_env,
-            "extra": dict(self.extra),
+            "extra_params": dict(self.extra_params),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        """Read a `to_dict()` back. Snapshots stored before the schema was unified are readable too:
+        traces named the parameters "extra", and a configuration's "name" rides along unused."""
+        extra = data.get("extra_params", data.get("extra")) or {}
+        return cls(
+            model=data.get("model", ""),
+            temperature=data.get("temperature", 0.0),
+            max_tokens=data.get("max_tokens"),
+            api_base=data.get("api_base") or None,
+            api_key_env=data.get("api_key_env") or None,
+            extra_params=dict(extra) if isinstance(extra, dict) else extra,
+        )
 
 
 @dataclass

@@ -97,14 +97,14 @@ def test_the_local_configuration_opts_into_grammar_constrained_decoding(settings
     """No server needed: what ensure_config() offers, and how it upgrades its own old defaults."""
     settings.LOCAL_LLM_API_BASE = "http://127.0.0.1:8081/v1/"
     config, created = local_llm.ensure_config()
-    spec = services.model_spec(config)
+    spec = config.to_spec()
     assert created and spec.grammar_format == "gbnf" and spec.api_base == "http://127.0.0.1:8081/v1"
-    assert spec.max_tokens == 600 and spec.temperature == 0.8 and spec.extra["seed"] == 1234
+    assert spec.max_tokens == 600 and spec.temperature == 0.8 and spec.extra_params["seed"] == 1234
     assert spec.context_tokens == 4096  # llama.cpp's --n_ctx in scripts/local-llm.sh
     config.extra_params, config.temperature, config.max_tokens = {}, 0.0, 400  # as created before grammars
     config.save()
     upgraded, created = local_llm.ensure_config()
-    assert not created and upgraded.pk == config.pk and services.model_spec(upgraded).grammar_format == "gbnf"
+    assert not created and upgraded.pk == config.pk and upgraded.to_spec().grammar_format == "gbnf"
     upgraded.extra_params, upgraded.temperature = {"top_p": 0.5}, 0.3  # an admin's own choices stay
     upgraded.save()
     kept, _ = local_llm.ensure_config()

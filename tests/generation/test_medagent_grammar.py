@@ -244,9 +244,9 @@ class GrammarRecorder(LLMClient):
 def _simulated_calls():
     """Every prompt kind answered by the simulator, across cases, personas and seeds."""
     client = GrammarRecorder()
-    helper = ModelSpec("simulator/helper", extra=GRAMMAR)
-    models = {"patient": ModelSpec("simulator/patient", extra=GRAMMAR),
-              "sensemaker": ModelSpec("simulator/under-test", extra=GRAMMAR), "helper": helper}
+    helper = ModelSpec("simulator/helper", extra_params=GRAMMAR)
+    models = {"patient": ModelSpec("simulator/patient", extra_params=GRAMMAR),
+              "sensemaker": ModelSpec("simulator/under-test", extra_params=GRAMMAR), "helper": helper}
     personas = [PersonaInput("neuroticism", "advanced"), PersonaInput("extraversion", "basic"),
                 PersonaInput("openness", "functional")]
     for seed, (name, text) in enumerate(ALL.items()):
@@ -270,15 +270,15 @@ def test_simulator_replies_are_accepted_by_the_grammar_of_their_kind():
 def test_a_model_that_opts_in_gets_the_grammar_in_the_http_body(fake_llm):
     """Through LiteLLM's real openai/ path: `grammar` is a top-level field of the JSON body."""
     client = GrammarRecorder(timeout=10)
-    local = ModelSpec("openai/local-model", api_base=fake_llm.base_url, max_tokens=300, extra=GRAMMAR)
-    plain = ModelSpec("openai/other-model", api_base=fake_llm.base_url, extra={"top_p": 0.9})
+    local = ModelSpec("openai/local-model", api_base=fake_llm.base_url, max_tokens=300, extra_params=GRAMMAR)
+    plain = ModelSpec("openai/other-model", api_base=fake_llm.base_url, extra_params={"top_p": 0.9})
     case = make_case("panic", ALL["panic"], helper=local, client=client)
     models = {"patient": local, "sensemaker": local, "helper": plain}
     result = run_conversation(case, PersonaInput("agreeableness", "basic"), models, 3, client)
     assert result.messages[-1].stage == 6
     assert result.trace["grammar"]["roles"] == ["patient", "sensemaker"]
     assert result.trace["grammar"]["digest"] == load_grammars(PROMPT_VERSION).digest
-    assert result.trace["models"]["sensemaker"]["extra"] == GRAMMAR  # recorded as provenance
+    assert result.trace["models"]["sensemaker"]["extra_params"] == GRAMMAR  # recorded as provenance
     assert len(fake_llm.requests) == len(client.calls) > 10
     for request, call in zip(fake_llm.requests, client.calls, strict=True):
         body = request["body"]
@@ -298,9 +298,9 @@ def test_a_grammar_reaches_the_body_only_for_opted_in_models(fake_llm):
     messages = [{"role": "user", "content": "[medagent:v1:redundancy_check]\nLabel them."}]
     grammar = render_grammar(PROMPT_VERSION, "redundancy_check")
     client.complete(ModelSpec("openai/plain", api_base=fake_llm.base_url), messages, grammar=grammar)
-    client.complete(ModelSpec("openai/local", api_base=fake_llm.base_url, extra=GRAMMAR), messages)
+    client.complete(ModelSpec("openai/local", api_base=fake_llm.base_url, extra_params=GRAMMAR), messages)
     client.complete(ModelSpec("openai/local", api_base=fake_llm.base_url,
-                              extra={**GRAMMAR, "extra_body": {"mirostat_mode": 0}}), messages, grammar=grammar)
+                              extra_params={**GRAMMAR, "extra_body": {"mirostat_mode": 0}}), messages, grammar=grammar)
     bodies = [r["body"] for r in fake_llm.requests]
     assert "grammar" not in bodies[0] and "grammar" not in bodies[1]
     assert bodies[2]["grammar"] == grammar and bodies[2]["mirostat_mode"] == 0
@@ -308,14 +308,14 @@ def test_a_grammar_reaches_the_body_only_for_opted_in_models(fake_llm):
 
 
 def test_model_spec_checks_the_grammar_option():
-    assert ModelSpec("openai/x", extra=GRAMMAR).grammar_format == "gbnf"
+    assert ModelSpec("openai/x", extra_params=GRAMMAR).grammar_format == "gbnf"
     assert ModelSpec("openai/x").grammar_format is None
     with pytest.raises(ValueError, match="medagent_grammar must be one of gbnf"):
-        ModelSpec("openai/x", extra={"medagent_grammar": "json"})
+        ModelSpec("openai/x", extra_params={"medagent_grammar": "json"})
     with pytest.raises(ValueError, match="extra_body must be a JSON object"):
-        ModelSpec("openai/x", extra={"extra_body": "grammar"})
+        ModelSpec("openai/x", extra_params={"extra_body": "grammar"})
     with pytest.raises(ValueError, match="engine sets it per call"):
-        ModelSpec("openai/x", extra={**GRAMMAR, "extra_body": {"grammar": 'root ::= "a"'}})
+        ModelSpec("openai/x", extra_params={**GRAMMAR, "extra_body": {"grammar": 'root ::= "a"'}})
 
 
 def test_a_broken_grammar_fails_the_conversation_with_a_reason(monkeypatch, sim_models):
@@ -325,7 +325,7 @@ def test_a_broken_grammar_fails_the_conversation_with_a_reason(monkeypatch, sim_
         raise GrammarError(f"{version}/grammars/{kind}.gbnf, line 1: expected '::='")
 
     monkeypatch.setattr(engine, "render_grammar", broken)
-    models = {**sim_models, "patient": ModelSpec("simulator/patient", extra=GRAMMAR)}
+    models = {**sim_models, "patient": ModelSpec("simulator/patient", extra_params=GRAMMAR)}
     case = make_case("panic", ALL["panic"])
     with pytest.raises(ConversationFailed, match="patient_first_message: no usable grammar for simulator/patient"):
         run_conversation(case, PersonaInput("agreeableness", "basic"), models, 1, LLMClient())
@@ -346,9 +346,9 @@ def test_a_declared_context_window_leaves_old_entries_out_instead_of_overflowing
     from generation.medagent import engine
 
     budget, reply = 1100, 200
-    small = ModelSpec("simulator/small-context", max_tokens=reply, extra={"medagent_context_tokens": budget})
+    small = ModelSpec("simulator/small-context", max_tokens=reply, extra_params={"medagent_context_tokens": budget})
     models = {**sim_models, "sensemaker": small, "helper": ModelSpec("simulator/helper-small", max_tokens=reply,
-                                                                    extra={"medagent_context_tokens": budget})}
+                                                                    extra_params={"medagent_context_tokens": budget})}
     client = PromptRecorder()
     case = make_case("alcohol", ALL["alcohol"])
     result = run_conversation(case, PersonaInput("extraversion", "advanced"), models, 5, client)
@@ -371,24 +371,24 @@ def test_a_declared_context_window_leaves_old_entries_out_instead_of_overflowing
 def test_a_context_too_small_for_the_prompt_fails_with_a_reason(sim_models):
     from generation.medagent import ConversationFailed
 
-    tiny = ModelSpec("simulator/tiny", max_tokens=200, extra={"medagent_context_tokens": 512})
+    tiny = ModelSpec("simulator/tiny", max_tokens=200, extra_params={"medagent_context_tokens": 512})
     case = make_case("panic", ALL["panic"])
     with pytest.raises(ConversationFailed, match="does not fit simulator/tiny's context of 512 tokens"):
         run_conversation(case, PersonaInput("agreeableness", "basic"), {**sim_models, "helper": tiny}, 1, LLMClient())
 
 
 def test_model_spec_checks_the_context_option():
-    assert ModelSpec("openai/x", max_tokens=600, extra={"medagent_context_tokens": 4096}).context_tokens == 4096
+    assert ModelSpec("openai/x", max_tokens=600, extra_params={"medagent_context_tokens": 4096}).context_tokens == 4096
     for bad in (100, "4096", True, 4.5):
         with pytest.raises(ValueError, match="medagent_context_tokens must be a whole number"):
-            ModelSpec("openai/x", extra={"medagent_context_tokens": bad})
+            ModelSpec("openai/x", extra_params={"medagent_context_tokens": bad})
     with pytest.raises(ValueError, match="no room is left for the prompt"):
-        ModelSpec("openai/x", max_tokens=3000, extra={"medagent_context_tokens": 4096})
+        ModelSpec("openai/x", max_tokens=3000, extra_params={"medagent_context_tokens": 4096})
 
 
 def test_the_context_option_is_never_sent(fake_llm):
     spec = ModelSpec("openai/local", api_base=fake_llm.base_url, max_tokens=100,
-                     extra={"medagent_context_tokens": 4096, "seed": 7})
+                     extra_params={"medagent_context_tokens": 4096, "seed": 7})
     LLMClient(timeout=10).complete(spec, [{"role": "user", "content": "hello"}])
     body = fake_llm.requests[0]["body"]
     assert "medagent_context_tokens" not in body and body["seed"] == 7

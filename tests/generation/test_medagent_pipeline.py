@@ -296,7 +296,7 @@ def test_input_validation():
     with pytest.raises(ValueError):
         PersonaInput("openness", "expert")
     with pytest.raises(ValueError):
-        ModelSpec("openai/x", extra={"api_key": "sk-123"})
+        ModelSpec("openai/x", extra_params={"api_key": "sk-123"})
     with pytest.raises(ValueError):
         ModelSpec("openai/x", api_key_env="sk-live key")
     with pytest.raises(ValueError):

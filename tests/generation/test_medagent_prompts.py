@@ -69,7 +69,31 @@ def test_register_simulator_is_idempotent_and_serves_sync_and_async():
     assert sync.model == "simulator/x" and sync.usage.total_tokens > 0
 
 
-def test_model_spec_public_dict_never_holds_a_key():
-    spec = ModelSpec("openai/gpt-4o-mini", api_key_env="OPENAI_API_KEY", extra={"top_p": 0.9})
-    assert spec.public_dict() == {"model": "openai/gpt-4o-mini", "temperature": 0.0, "max_tokens": None,
-                                  "api_base": None, "api_key_env": "OPENAI_API_KEY", "extra": {"top_p": 0.9}}
+def test_model_spec_dict_never_holds_a_key_and_round_trips():
+    spec = ModelSpec("openai/gpt-4o-mini", api_key_env="OPENAI_API_KEY", extra_params={"top_p": 0.9})
+    assert spec.to_dict() == {"model": "openai/gpt-4o-mini", "temperature": 0.0, "max_tokens": None,
+                              "api_base": None, "api_key_env": "OPENAI_API_KEY", "extra_params": {"top_p": 0.9}}
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_model_spec_reads_snapshots_stored_before_the_schema_was_unified():
+    # Job snapshots carried the configuration's name; conversation traces called the parameters "extra".
+    old_snapshot = {"name": "gpt", "model": "openai/gpt-4o-mini", "temperature": 0.2, "max_tokens": None,
+                    "api_base": None, "api_key_env": None, "extra_params": {"seed": 3}}
+    old_trace = {"model": "openai/gpt-4o-mini", "temperature": 0.2, "max_tokens": None, "api_base": None,
+                 "api_key_env": None, "extra": {"seed": 3}}
+    assert ModelSpec.from_dict(old_snapshot) == ModelSpec.from_dict(old_trace) == ModelSpec(
+        "openai/gpt-4o-mini", temperature=0.2, extra_params={"seed": 3})
+
+
+def test_model_spec_rules_name_the_setting_they_concern():
+    from generation.medagent.types import ModelSpecError
+
+    cases = [({"temperature": 3}, "temperature"), ({"api_key_env": "sk live"}, "api_key_env"),
+             ({"extra_params": {"headers": {"Authorization": "x"}}}, "extra_params"),
+             ({"extra_params": {"stream": True}}, "extra_params"),
+             ({"max_tokens": 2000, "extra_params": {"medagent_context_tokens": 2048}}, "max_tokens")]
+    for values, field in cases:
+        with pytest.raises(ModelSpecError) as info:
+            ModelSpec("openai/x", **values)
+        assert info.value.field == field, values
