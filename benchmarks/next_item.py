@@ -261,15 +261,17 @@ def ratio(a, b):
 def run_size(args, db_name, n_conversations, n_raters, seconds):
     """Set up a fresh database of this size, serve it, measure; returns the figures."""
     import redis
-    from django.db import connections
+    from django.apps import apps
 
     t0 = time.perf_counter()
-    connections.close_all()
+    if apps.ready:  # a second size: let go of the previous database (before that, touching it would read settings)
+        from django.db import connections
+
+        connections.close_all()
     redis.Redis.from_url(REDIS_URL).flushdb()  # this benchmark's own Redis database (cache, broker)
     fresh_database(db_name)
     setup_django()
     campaign_id, sessions, values = build_data(n_conversations, n_raters)
-    connections.close_all()
     setup_seconds = time.perf_counter() - t0
     print(f"set-up: {n_conversations} conversations, {n_raters} raters, k={K} in {setup_seconds:.1f}s", flush=True)
 
