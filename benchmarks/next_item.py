@@ -1,8 +1,10 @@
 """Benchmark: concurrent "next conversation" / "submit" cycles against a running server.
 
-Set-up (its own database, mhsd_bench_next_item): 10,000 finished conversations (6 messages each), 50 raters,
-one open MultiSenseEval campaign with overlap k = 3. A real gunicorn (gthread workers) serves the project on
-a loopback port; client threads drive logged-in rater sessions over HTTP:
+Set-up (its own database, <your DATABASE_URL's name>_bench_next_item): 10,000 finished conversations (6 messages
+each), 50 raters, one open MultiSenseEval campaign with overlap k = 3. Then the same again at scale (a fresh
+database): 100,000 conversations and 200 raters (--scale-seconds of cycles; --no-scale skips it). A real
+gunicorn (gthread workers) serves the project on a loopback port; client threads drive logged-in rater
+sessions over HTTP:
 
     POST /rate/campaigns/<id>/next/   ("next": reclaim + choose + lock + recount + assign; answers 302)
     GET  /rate/a/<pk>/                (the rating page, reported as "page")
@@ -16,8 +18,9 @@ Afterwards the database is checked: no conversation may have more than k active-
 ("over_assigned_conversations", must be 0) and no rater may hold two rows for one conversation.
 
     .venv/bin/python benchmarks/next_item.py [--seconds 60] [--clients 8] [--workers 2] [--threads 6]
+                                             [--scale-seconds 30] [--no-scale]
 
-The last line of output is one JSON object with the figures.
+The last line of output is one JSON object with the figures; the scale run's are under "scale".
 """
 import argparse
 import json
@@ -34,10 +37,11 @@ from collections import defaultdict
 import requests
 from _support import ROOT, fresh_database, setup_django, stop
 
-DB_NAME = "mhsd_bench_next_item"
 REDIS_URL = "redis://127.0.0.1:6379/13"
 N_CONVERSATIONS = 10_000
 N_RATERS = 50
+SCALE_CONVERSATIONS = 100_000
+SCALE_RATERS = 200
 K = 3
 MESSAGES = [
     ("patient", 1, "Hi. I have not been sleeping and I feel on edge most days."),
@@ -49,7 +53,13 @@ MESSAGES = [
 ]
 
 
-def build_data():
+def database_name() -> str:
+    """This benchmark's own database, named after the caller's DATABASE_URL so parallel checkouts don't collide."""
+    base = os.environ.get("DATABASE_URL", "").rsplit("/", 1)[-1].split("?")[0] or "mhsd"
+    return f"{base}_bench_next_item"
+
+
+def build_data(n_conversations, n_raters):
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
 
@@ -62,7 +72,7 @@ def build_data():
     convs = Conversation.objects.bulk_create(
         [Conversation(source="imported", source_label="bench", external_id=str(i), status="done",
                       ground_truth_diagnosis="Post-traumatic stress disorder", sensemaker_message_count=3)
-         for i in range(N_CONVERSATIONS)], batch_size=2000,
+         for i in range(n_conversations)], batch_size=2000,
     )
     batch = []
     for conv in convs:
@@ -73,7 +83,7 @@ def build_data():
             batch = []
     Message.objects.bulk_create(batch)
     raters = []
-    for i in range(N_RATERS):
+    for i in range(n_raters):
         user = User(username=f"bench-rater-{i}", role=Role.RATER)
         user.set_unusable_password()
         user.save()
@@ -223,7 +233,7 @@ def run_cycles(base, clients, seconds, campaign_id, sessions, values):
     return lat, errors, cycles[0], exhausted, time.perf_counter() - started
 
 
-def check_database(campaign_id):
+def check_database(campaign_id, k=K):
     from django.db.models import Count, Q
     from django.utils import timezone
 
@@ -232,13 +242,13 @@ def check_database(campaign_id):
     now = timezone.now()
     occupying = Q(status="submitted") | Q(status="active", lease_expires_at__gt=now)
     over = (Assignment.objects.filter(campaign_id=campaign_id).filter(occupying).values("item_id")
-            .annotate(n=Count("id")).filter(n__gt=K).count())
+            .annotate(n=Count("id")).filter(n__gt=k).count())
     dupes = (Assignment.objects.values("item_id", "rater_id").annotate(n=Count("id")).filter(n__gt=1).count())
     submitted = Assignment.objects.filter(campaign_id=campaign_id, status="submitted").count()
     ratings = Rating.objects.filter(status="submitted", assignment__campaign_id=campaign_id).count()
     items_started = Assignment.objects.filter(campaign_id=campaign_id).values("item_id").distinct().count()
     complete = (Assignment.objects.filter(campaign_id=campaign_id, status="submitted").values("item_id")
-                .annotate(n=Count("id")).filter(n=K).count())
+                .annotate(n=Count("id")).filter(n=k).count())
     return {"over_assigned_conversations": over, "duplicate_rater_item_rows": dupes,
             "submitted_assignments": submitted, "submitted_ratings": ratings,
             "conversations_started": items_started, "conversations_complete": complete}
@@ -248,27 +258,22 @@ def ratio(a, b):
     return round(a / b, 2) if a is not None and b else None
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=60, help="duration of the next/submit phase")
-    parser.add_argument("--baseline-seconds", type=float, default=15)
-    parser.add_argument("--solo-seconds", type=float, default=10, help="the one-client phase")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=6, help="threads per gunicorn worker")
-    args = parser.parse_args()
-
-    os.environ["REDIS_URL"] = REDIS_URL
-    os.environ["STATIC_MANIFEST"] = "0"
-    t0 = time.perf_counter()
+def run_size(args, db_name, n_conversations, n_raters, seconds):
+    """Set up a fresh database of this size, serve it, measure; returns the figures."""
     import redis
+    from django.apps import apps
 
+    t0 = time.perf_counter()
+    if apps.ready:  # a second size: let go of the previous database (before that, touching it would read settings)
+        from django.db import connections
+
+        connections.close_all()
     redis.Redis.from_url(REDIS_URL).flushdb()  # this benchmark's own Redis database (cache, broker)
-    fresh_database(DB_NAME)
+    fresh_database(db_name)
     setup_django()
-    campaign_id, sessions, values = build_data()
+    campaign_id, sessions, values = build_data(n_conversations, n_raters)
     setup_seconds = time.perf_counter() - t0
-    print(f"set-up: {N_CONVERSATIONS} conversations, {N_RATERS} raters, k={K} in {setup_seconds:.1f}s", flush=True)
+    print(f"set-up: {n_conversations} conversations, {n_raters} raters, k={K} in {setup_seconds:.1f}s", flush=True)
 
     log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall the server
     proc, base = start_server(free_port(), args.workers, args.threads, log)
@@ -278,7 +283,7 @@ def main():
         run_cycles(base, args.clients, 3, campaign_id, sessions, values)
         base_lat, base_errors = run_baseline(base, args.clients, args.baseline_seconds)
         print(f"baseline: {len(base_lat)} GET /healthz", flush=True)
-        lat, errors, cycles, exhausted, elapsed = run_cycles(base, args.clients, args.seconds, campaign_id,
+        lat, errors, cycles, exhausted, elapsed = run_cycles(base, args.clients, seconds, campaign_id,
                                                              sessions, values)
         print(f"cycles: {cycles} in {elapsed:.1f}s, errors: {len(errors)} {errors[:5]}", flush=True)
         # One client: what each request costs the server without queueing behind others.
@@ -291,9 +296,8 @@ def main():
         stop(proc)
     db = check_database(campaign_id)
     nxt, sub, page, hz = summary(lat["next"]), summary(lat["submit"]), summary(lat["page"]), summary(base_lat)
-    result = {
-        "benchmark": "next_item",
-        "conversations": N_CONVERSATIONS, "raters": N_RATERS, "overlap_k": K,
+    return {
+        "conversations": n_conversations, "raters": n_raters, "overlap_k": K,
         "server": f"gunicorn gthread {args.workers} workers x {args.threads} threads", "client_threads": args.clients,
         "cpu_count": os.cpu_count(), "duration_s": round(elapsed, 1),
         "cycles": cycles, "throughput_cycles_per_s": round(cycles / elapsed, 2),
@@ -314,8 +318,34 @@ def main():
         **db,
         "setup_s": round(setup_seconds, 1),
     }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60, help="duration of the next/submit phase")
+    parser.add_argument("--scale-seconds", type=float, default=30, help="the same at 100,000 conversations")
+    parser.add_argument("--no-scale", action="store_true", help="skip the 100,000-conversation run")
+    parser.add_argument("--baseline-seconds", type=float, default=15)
+    parser.add_argument("--solo-seconds", type=float, default=10, help="the one-client phase")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=6, help="threads per gunicorn worker")
+    args = parser.parse_args()
+
+    os.environ["REDIS_URL"] = REDIS_URL
+    os.environ["STATIC_MANIFEST"] = "0"
+    name = database_name()  # before fresh_database points DATABASE_URL at it
+    result = {"benchmark": "next_item", "database": name,
+              **run_size(args, name, N_CONVERSATIONS, N_RATERS, args.seconds)}
+    if not args.no_scale:
+        scale = run_size(args, name, SCALE_CONVERSATIONS, SCALE_RATERS, args.scale_seconds)
+        result["scale"] = scale
+        result["scale_ratio_next_p95_to_baseline_p95"] = scale["ratio_next_p95_to_baseline_p95"]
+        result["scale_ratio_submit_p95_to_baseline_p95"] = scale["ratio_submit_p95_to_baseline_p95"]
     print(json.dumps(result))
-    if db["over_assigned_conversations"] or db["duplicate_rater_item_rows"]:
+    bad = [r for r in (result, result.get("scale") or {}) if r.get("over_assigned_conversations")
+           or r.get("duplicate_rater_item_rows")]
+    if bad:
         sys.exit(1)
 
 

@@ -37,9 +37,11 @@ two shifts would share nothing at all. Four rules decide which conversation a ra
    new one, which then waits for partners Y has not worked with enough: on shift A that means it waits
    for shift B. Only when nothing fresh is left does Y take over-budget conversations (least shared
    first), so the campaign always finishes.
-4. *Randomised but reproducible order.* Fresh conversations are opened in an order given by
-   md5(campaign, rater pseudonym, item id): different for every rater (no shared order effects, no two
-   raters contending for the same next row) and the same on every call, so the sequence can be audited.
+4. *Randomised but reproducible order.* Every item gets a random position (``CampaignItem.shuffle``)
+   when it joins the campaign; each rater walks those positions upwards from their own starting point,
+   md5(campaign, rater pseudonym), wrapping around: a different sequence for every rater (no two raters
+   contending for the same next row) and the same on every call, so the sequence can be audited. The walk
+   reads the (campaign, shuffle) index and stops after a batch, instead of sorting every item per request.
 
 What that guarantees: while fresh conversations remain, no pair of raters gets more than its budget
 from the rater who completes a conversation, so the k-1 partner places of each rater's work are spread
@@ -73,13 +75,12 @@ import hashlib
 from datetime import timedelta
 
 from django.db import connection, transaction
-from django.db.models import CharField, Count, Exists, OuterRef, Q, Value
-from django.db.models.functions import MD5, Cast, Concat
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from audit.services import record
 
-from .models import Assignment, Campaign, CampaignItem, Rating
+from .models import SHUFFLE_SPACE, Assignment, Campaign, CampaignItem, Rating
 
 # Fresh candidates fetched per round; more rounds follow if all of them are locked or full.
 FRESH_BATCH = 20
@@ -117,9 +118,15 @@ def occupancy(item_id: int, now, *, exclude_rater_id=None) -> int:
     return qs.count()
 
 
-def order_key(campaign_id: int, pseudonym: str, item_id: int) -> str:
-    """The per-rater shuffle key; the SQL in `_fresh_candidates` computes the same md5."""
-    return hashlib.md5(f"{campaign_id}:{pseudonym}:{item_id}".encode()).hexdigest()  # noqa: S324 - not security
+def start_position(campaign_id: int, pseudonym: str) -> int:
+    """Where the rater's walk through the items' shuffle positions starts (rule 4)."""
+    digest = hashlib.md5(f"{campaign_id}:{pseudonym}".encode()).hexdigest()  # noqa: S324 - not security
+    return int(digest[:8], 16) % SHUFFLE_SPACE
+
+
+def order_key(campaign_id: int, pseudonym: str, shuffle: int) -> int:
+    """The item's place in the rater's order: its shuffle position, counted from the rater's start."""
+    return (shuffle - start_position(campaign_id, pseudonym)) % SHUFFLE_SPACE
 
 
 def _lease_end(campaign: Campaign, now):
@@ -208,7 +215,7 @@ def _started_candidates(campaign: Campaign, rater, now) -> tuple[list[int], list
     ranked: fullest first, then least shared with the item's raters, then the rater's own shuffle order."""
     rows = (
         Assignment.objects.filter(campaign=campaign).filter(occupying(now))
-        .values("item_id")
+        .values("item_id", "item__shuffle")
         .annotate(n=Count("id"), mine=Count("id", filter=Q(rater=rater)))
         .filter(n__lt=campaign.overlap_k, mine=0)
     )
@@ -234,7 +241,7 @@ def _started_candidates(campaign: Campaign, rater, now) -> tuple[list[int], list
     def rank(row):
         partners = raters_on.get(row["item_id"], [])
         return (-row["n"], sum(shared.get(r, 0) for r in partners), order_key(campaign.pk, rater.pseudonym,
-                                                                               row["item_id"]))
+                                                                               row["item__shuffle"]), row["item_id"])
 
     within, over = [], []
     for row in sorted(rows, key=rank):
@@ -244,20 +251,24 @@ def _started_candidates(campaign: Campaign, rater, now) -> tuple[list[int], list
 
 
 def _fresh_candidates(campaign: Campaign, rater, now, exclude: set[int]) -> list[int]:
-    """Unoccupied items the rater has not skipped, in the rater's own shuffle order."""
+    """Unoccupied items the rater has not skipped, in the rater's own order: from the rater's start position
+    up, then from the bottom (the wrap-around). Each half is an ordered walk of the (campaign, shuffle)
+    index that stops at FRESH_BATCH hits."""
     blocked = Assignment.objects.filter(item_id=OuterRef("pk")).filter(
         occupying(now) | Q(rater=rater, status=Assignment.Status.SKIPPED)
     )
-    salt = f"{campaign.pk}:{rater.pseudonym}:"
-    qs = (
+    start = start_position(campaign.pk, rater.pseudonym)
+    base = (
         CampaignItem.objects.filter(campaign=campaign)
         .exclude(Exists(blocked))
         .exclude(pk__in=exclude)
-        .annotate(shuffle=MD5(Concat(Value(salt), Cast("pk", CharField()), output_field=CharField())))
-        .order_by("shuffle")
+        .order_by("shuffle", "pk")
         .values_list("pk", flat=True)
     )
-    return list(qs[:FRESH_BATCH])
+    found = list(base.filter(shuffle__gte=start)[:FRESH_BATCH])
+    if len(found) < FRESH_BATCH:
+        found += list(base.filter(shuffle__lt=start)[:FRESH_BATCH - len(found)])
+    return found
 
 
 def _activate(campaign: Campaign, item: CampaignItem, rater, existing: Assignment | None, now) -> Assignment:

@@ -1,4 +1,6 @@
 """Rubrics (versioned data), campaigns, assignments with leases, ratings, notes and safety flags."""
+import secrets
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -131,6 +133,13 @@ class Campaign(models.Model):
         return self.name
 
 
+SHUFFLE_SPACE = 2**31
+
+
+def random_shuffle() -> int:
+    return secrets.randbelow(SHUFFLE_SPACE)
+
+
 class CampaignItem(models.Model):
     """A conversation in a campaign; gold items carry the expected scores for calibration."""
 
@@ -139,9 +148,14 @@ class CampaignItem(models.Model):
     is_gold = models.BooleanField(default=False)
     gold_scores = models.JSONField(default=dict, blank=True)
     added_at = models.DateTimeField(default=timezone.now)
+    # A random position, fixed at creation: each rater walks the campaign from their own starting point in
+    # this order (rating.assignment, rule 4), read from the (campaign, shuffle) index instead of sorting
+    # every item per request.
+    shuffle = models.IntegerField(default=random_shuffle)
 
     class Meta:
         ordering = ["campaign", "id"]
+        indexes = [models.Index(fields=["campaign", "shuffle", "id"], name="campaignitem_shuffle")]
         constraints = [
             models.UniqueConstraint(fields=["campaign", "conversation"], name="campaign_conversation_unique"),
             models.CheckConstraint(condition=Q(is_gold=True) | Q(gold_scores={}), name="gold_scores_only_on_gold"),

@@ -176,19 +176,24 @@ def test_pair_balancing_prefers_partners_shared_least():
 @pytest.mark.django_db
 def test_order_is_random_per_rater_but_reproducible():
     campaign, raters = build_campaign(n_items=12, n_raters=6, k=1)
-    all_items = set(campaign.items.values_list("pk", flat=True))
+    shuffle = dict(campaign.items.values_list("pk", "shuffle"))
+    all_items = set(shuffle)
+
+    def place(rater):
+        return lambda pk: (assigning.order_key(campaign.pk, rater.pseudonym, shuffle[pk]), pk)
+
     firsts = []
     for rater in raters:
-        # k = 1: fresh items only, in the rater's own md5 order (skipping ones taken by earlier raters).
+        # k = 1: fresh items only, in the rater's own order (skipping ones taken by earlier raters).
         taken = set(Assignment.objects.values_list("item_id", flat=True))
-        expected = min(all_items - taken, key=lambda pk, r=rater: assigning.order_key(campaign.pk, r.pseudonym, pk))
+        expected = min(all_items - taken, key=place(rater))
         # Asked twice from the same state (the first answer rolled back): the same conversation.
         sid = transaction.savepoint()
         first = assigning.next_assignment(campaign, rater).item_id
         transaction.savepoint_rollback(sid)
         again = assigning.next_assignment(campaign, rater).item_id
         assert first == again == expected
-        firsts.append(min(all_items, key=lambda pk, r=rater: assigning.order_key(campaign.pk, r.pseudonym, pk)))
+        firsts.append(min(all_items, key=place(rater)))
     assert len(set(firsts)) > 1, "every rater would start on the same conversation"
 
 
