@@ -1,5 +1,5 @@
 """REST API views, under /api/v1/. Thin: queries are in selectors.py, use cases in the apps' services,
-exports in export.py, imports in importer.py. Every error leaves in the one JSON shape (errors.py)."""
+exports, datasheets and imports in the study_data app. Every error leaves in the one JSON shape (errors.py)."""
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -24,8 +24,11 @@ from generation.models import Conversation, GenerationJob
 from rating import campaigns as campaign_ops
 from rating.models import Campaign, Rubric
 from rating.rubric_files import default_rubric
+from results import agreement
+from study_data import datasheet, export, importer
+from study_data.selectors import campaign_queryset
 
-from . import agreement, datasheet, export, filters, importer, selectors
+from . import filters, selectors
 from . import serializers as s
 from .errors import error_body
 from .pagination import ApiCursorPagination
@@ -212,28 +215,9 @@ class ConversationImportView(ApiView):
 
     def post(self, request):
         params = ImportParams.parse(request)
-        limit = importer.max_import_bytes()
         try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        # Refuse before reading: multipart adds a little framing around the file.
-        if length > limit + 64 * 1024:
-            raise PayloadTooLarge(importer.too_large_message(length))
-        data = request.data
-        raw_types = (JSONLinesParser.media_type, JSONLParser.media_type)
-        if not isinstance(data, bytes) and request.content_type.split(";")[0].strip() in raw_types:
-            data = b""  # an empty body: DRF hands parsers nothing to parse
-        if not isinstance(data, bytes):
-            upload = data.get("file") if hasattr(data, "get") else None
-            if upload is None or isinstance(upload, str):
-                raise exceptions.ValidationError({"file": [
-                    "Send the JSONL as the request body (Content-Type: application/x-ndjson) or upload it in the "
-                    "'file' field of a multipart form."]})
-            if upload.size > limit:
-                raise PayloadTooLarge(importer.too_large_message(upload.size))
-            data = upload.read()
-        try:
+            importer.check_declared_length(request.META)  # before the body is read at all
+            data = self._jsonl_bytes(request)
             result = importer.import_conversations(
                 request.user, data, default_source=params.get("source", importer.DEFAULT_SOURCE),
                 on_duplicate=params.get("on_duplicate", "error"),
@@ -243,6 +227,22 @@ class ConversationImportView(ApiView):
             return Response(error_body(exc.status, exc.code, exc.message, details), status=exc.status)
         code = status.HTTP_201_CREATED if result.imported else status.HTTP_200_OK
         return Response(result.as_dict(), status=code)
+
+    @staticmethod
+    def _jsonl_bytes(request) -> bytes:
+        """The JSONL: the raw body (read by the JSONL parsers up to the limit) or the multipart file."""
+        data = request.data
+        raw_types = (JSONLinesParser.media_type, JSONLParser.media_type)
+        if not isinstance(data, bytes) and request.content_type.split(";")[0].strip() in raw_types:
+            return b""  # an empty body: DRF hands parsers nothing to parse
+        if isinstance(data, bytes):
+            return data
+        upload = data.get("file") if hasattr(data, "get") else None
+        if upload is None or isinstance(upload, str):
+            raise exceptions.ValidationError({"file": [
+                "Send the JSONL as the request body (Content-Type: application/x-ndjson) or upload it in the "
+                "'file' field of a multipart form."]})
+        return importer.read_upload(upload)
 
 
 # --- rubrics and campaigns ------------------------------------------------------------------------
@@ -269,7 +269,7 @@ class CampaignListView(ApiSchemaMixin, generics.ListAPIView):
 
     def get_queryset(self):
         self.params = filters.CampaignFilter.parse(self.request)
-        return filters.CampaignFilter.apply(s.campaign_queryset(), self.params)
+        return filters.CampaignFilter.apply(campaign_queryset(), self.params)
 
     def cursor_ordering(self):
         order = self.params.get("ordering", "-created_at")
@@ -298,7 +298,7 @@ class CampaignListView(ApiSchemaMixin, generics.ListAPIView):
                 campaign = campaign_ops.create_campaign(request.user, selection=selection, **common)
         except campaign_ops.CampaignError as exc:
             raise _campaign_error(exc) from None
-        return Response(s.CampaignSerializer(s.campaign_queryset().get(pk=campaign.pk)).data, status=201)
+        return Response(s.CampaignSerializer(campaign_queryset().get(pk=campaign.pk)).data, status=201)
 
 
 class CampaignDetailView(ApiView):
@@ -306,7 +306,7 @@ class CampaignDetailView(ApiView):
 
     @extend_schema(responses=s.CampaignSerializer, summary="One campaign")
     def get(self, request, pk):
-        return Response(s.CampaignSerializer(get_object_or_404(s.campaign_queryset(), pk=pk)).data)
+        return Response(s.CampaignSerializer(get_object_or_404(campaign_queryset(), pk=pk)).data)
 
     @extend_schema(request=s.CampaignPatchSerializer, responses=s.CampaignSerializer,
                    summary="Change a campaign (admins)")
@@ -333,7 +333,7 @@ class CampaignDetailView(ApiView):
                 campaign_ops.close_campaign(request.user, campaign)
         except campaign_ops.CampaignError as exc:
             raise _campaign_error(exc) from None
-        return Response(s.CampaignSerializer(s.campaign_queryset().get(pk=pk)).data)
+        return Response(s.CampaignSerializer(campaign_queryset().get(pk=pk)).data)
 
 
 @extend_schema(parameters=[filters.RatingFilter], summary="Ratings of a campaign (raters pseudonymised)")

@@ -21,7 +21,7 @@ LAYERS = [
     ["rating"],
     ["judging"],
     ["results"],
-    ["datasets"],
+    ["study_data"],
     ["api"],
     ["demo", "mhsd_platform"],
 ]

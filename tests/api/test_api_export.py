@@ -13,10 +13,10 @@ from django.apps import apps
 from django.db import connection
 from django.http import StreamingHttpResponse
 
-from api import export
-from api.export import LONG_COLUMNS, arrow_schema
 from generation.models import Message
 from rating.models import Campaign, Rating
+from study_data import export
+from study_data.export import LONG_COLUMNS, arrow_schema
 from tests.api.conftest import ApiClient, assert_error
 from tests.api.rated import TRICKY, truth
 from tests.factories import make_token

@@ -11,12 +11,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.roles import Role
-from api import agreement as api_agreement
 from api import views as api_views
 from audit.models import AuditEvent
 from generation.models import Conversation, GenerationJob, Message
 from rating import services as rating_services
 from rating.models import Assignment, AxisScore, Campaign, Rating
+from results import agreement as results_agreement
 from results.stats import compute_agreement
 from tests.api.conftest import ApiClient, assert_error
 from tests.factories import (
@@ -301,8 +301,8 @@ def test_agreement_equals_the_statistics_on_the_same_matrix(researcher_api, rate
 
 def test_agreement_is_cached_until_a_rating_changes(researcher_api, rated, monkeypatch):
     calls = []
-    real = api_agreement.compute_campaign_agreement
-    monkeypatch.setattr(api_agreement, "compute_campaign_agreement",
+    real = results_agreement.compute_campaign_agreement
+    monkeypatch.setattr(results_agreement, "compute_campaign_agreement",
                         lambda campaign, n_boot: calls.append(n_boot) or real(campaign, n_boot))
     url = f"/api/v1/campaigns/{rated.pk}/agreement"
     first = researcher_api.get(url, {"n_boot": 20}).json()
@@ -341,7 +341,7 @@ def test_agreement_prefers_the_results_snapshot_while_it_is_current(researcher_a
     rating_services.apply_changes(assignment, assignment.rater, rating_services.DraftChanges(
         values={"flow": str(int(current % 4) + 1)}))
     fresh = researcher_api.get(url).json()
-    assert fresh["source"] == "computed" and fresh["n_boot"] == api_agreement.DEFAULT_N_BOOT
+    assert fresh["source"] == "computed" and fresh["n_boot"] == results_agreement.DEFAULT_N_BOOT
 
 
 # --- jobs -----------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ Memory stays flat however large the campaign: every table is read through a Post
 time. All cursors run inside one REPEATABLE READ, READ ONLY transaction, so a campaign that is being
 rated while it is exported still yields one consistent snapshot.
 
-One record per conversation (field meanings in api/datasheet.py RECORD_FIELDS; Parquet types in
+One record per conversation (field meanings in study_data/datasheet.py RECORD_FIELDS; Parquet types in
 `arrow_schema()`; both are served by the datasheet): conversation metadata and provenance, the
 messages, every SUBMITTED rating (drafts are work in progress, not data) with per-axis values and
 comments, time on task and rubric version, the per-conversation aggregate per axis, and every safety

@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from generation.models import Conversation, GenerationJob, Message
 from rating.models import Campaign, CampaignItem, Rating, SafetyFlag
+from results.agreement import agreement_summary, campaign_agreement
 
 from . import export
-from .agreement import agreement_summary, campaign_agreement
 
 RECORD_FIELDS = {
     "conversation_id": "Platform id of the conversation (stable).",
