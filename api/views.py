@@ -34,7 +34,6 @@ from .errors import error_body
 from .pagination import ApiCursorPagination
 from .permissions import CampaignAccess, ExportAccess, ImportAccess, JobAccess, OwnAssignments, ReadApi
 from .schema import ApiAutoSchema, ErrorSerializer
-from .services import add_conversations, create_campaign_from_ids
 
 
 class ExportThrottle(UserRateThrottle):
@@ -290,12 +289,12 @@ class CampaignListView(ApiSchemaMixin, generics.ListAPIView):
             rubric=data.get("rubric") or default_rubric(), raters=data["raters"], overlap_k=data["overlap_k"],
             lease_minutes=data["lease_minutes"],
         )
+        if "conversations" in data:
+            common["conversation_ids"] = data["conversations"]
+        else:
+            common["selection"] = campaign_ops.Selection(**data["selection"])
         try:
-            if "conversations" in data:
-                campaign = create_campaign_from_ids(request.user, conversation_ids=data["conversations"], **common)
-            else:
-                selection = campaign_ops.Selection(**data["selection"])
-                campaign = campaign_ops.create_campaign(request.user, selection=selection, **common)
+            campaign = campaign_ops.create_campaign(request.user, **common)
         except campaign_ops.CampaignError as exc:
             raise _campaign_error(exc) from None
         return Response(s.CampaignSerializer(campaign_queryset().get(pk=campaign.pk)).data, status=201)
@@ -326,7 +325,7 @@ class CampaignDetailView(ApiView):
                     overlap_k=data.get("overlap_k"),
                 )
             if data.get("add_conversations"):
-                add_conversations(request.user, campaign, data["add_conversations"])
+                campaign_ops.add_conversations(request.user, campaign, data["add_conversations"])
             if data.get("status") == Campaign.Status.OPEN:
                 campaign_ops.open_campaign(request.user, campaign)
             elif data.get("status") == Campaign.Status.CLOSED:
