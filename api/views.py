@@ -403,8 +403,8 @@ class CampaignAgreementView(ApiView):
 
 
 class ExportParams(filters.QueryFilter):
-    format = serializers.ChoiceField(choices=export.FORMATS, required=False, default="jsonl")
-    layout = serializers.ChoiceField(choices=export.LAYOUTS, required=False, default="long",
+    format = serializers.ChoiceField(choices=export.FORMAT_NAMES, required=False, default=export.FORMAT_NAMES[0])
+    layout = serializers.ChoiceField(choices=export.LAYOUTS, required=False, default=export.LAYOUTS[0],
                                      help_text="CSV only: long (conversation x rater x axis) or wide.")
 
 
@@ -417,9 +417,8 @@ def _datasheet_links(request, campaign) -> str:
 @extend_schema(
     parameters=[ExportParams],
     responses={
-        (200, "application/x-ndjson"): OpenApiTypes.STR,
-        (200, "text/csv"): OpenApiTypes.STR,
-        (200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY,
+        (200, f.content_type.split(";")[0]): OpenApiTypes.BINARY if f.binary else OpenApiTypes.STR
+        for f in export.EXPORT_FORMATS
     },
     summary="Export a scored campaign (streamed)",
 )
@@ -434,14 +433,15 @@ class CampaignExportView(ApiView):
     def get(self, request, pk):
         params = ExportParams.parse(request)
         campaign = get_object_or_404(Campaign, pk=pk)
-        fmt, layout = params.get("format", "jsonl"), params.get("layout", "long")
-        response = StreamingHttpResponse(export.export_stream(campaign, fmt, layout),
-                                         content_type=export.CONTENT_TYPES[fmt])
-        response["Content-Disposition"] = f'attachment; filename="{export.filename(campaign, fmt, layout)}"'
+        fmt = export.export_format(params.get("format", export.FORMAT_NAMES[0]),
+                                   params.get("layout", export.LAYOUTS[0]))
+        response = StreamingHttpResponse(fmt.stream(campaign), content_type=fmt.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{fmt.filename(campaign)}"'
         response["Link"] = _datasheet_links(request, campaign)
         response["X-Export-Schema-Version"] = export.EXPORT_SCHEMA_VERSION
         response["Cache-Control"] = "no-store"
-        record(request.user, "campaign.export", campaign, new={"format": fmt, "layout": layout})
+        record(request.user, "campaign.export", campaign,
+               new={"format": fmt.name, "layout": params.get("layout", export.LAYOUTS[0])})
         return response
 
 

@@ -7,14 +7,16 @@ from django.shortcuts import render
 from accounts.access import capability_required
 from accounts.roles import Capability
 
-from . import importer
+from . import export, importer
 from .selectors import campaign_queryset
 
 
 @capability_required(Capability.EXPORT_DATA)
 def exports(request):
     campaigns = campaign_queryset().order_by("-created_at")
-    return render(request, "study_data/exports.html", {"campaigns": campaigns})
+    return render(request, "study_data/exports.html", {
+        "campaigns": campaigns, "formats": export.EXPORT_FORMATS, "format_names": export.FORMAT_NAMES,
+    })
 
 
 class ImportForm(forms.Form):
