@@ -314,22 +314,12 @@ class CampaignDetailView(ApiView):
         payload = s.CampaignPatchSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
+        settings_fields = {"name", "description", "overlap_k", "lease_minutes", "raters"}
         try:
-            edits = {"name", "description", "overlap_k", "lease_minutes", "raters"} & set(data)
-            if edits:
-                campaign_ops.update_campaign(
-                    request.user, campaign, name=data.get("name", campaign.name),
-                    description=data.get("description", campaign.description),
-                    raters=data["raters"] if "raters" in data else list(campaign.raters.all()),
-                    lease_minutes=data.get("lease_minutes", campaign.lease_minutes),
-                    overlap_k=data.get("overlap_k"),
-                )
-            if data.get("add_conversations"):
-                campaign_ops.add_conversations(request.user, campaign, data["add_conversations"])
-            if data.get("status") == Campaign.Status.OPEN:
-                campaign_ops.open_campaign(request.user, campaign)
-            elif data.get("status") == Campaign.Status.CLOSED:
-                campaign_ops.close_campaign(request.user, campaign)
+            campaign_ops.change_campaign(
+                request.user, campaign, settings={k: v for k, v in data.items() if k in settings_fields},
+                add_conversation_ids=data.get("add_conversations") or [], status=data.get("status"),
+            )
         except campaign_ops.CampaignError as exc:
             raise _campaign_error(exc) from None
         return Response(s.CampaignSerializer(campaign_queryset().get(pk=pk)).data)

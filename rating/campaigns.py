@@ -338,6 +338,29 @@ def add_conversations(actor, campaign: Campaign, conversation_ids: list[int]) ->
     return len(new)
 
 
+@transaction.atomic
+def change_campaign(actor, campaign: Campaign, *, settings: dict | None = None, add_conversation_ids=(),
+                    status: str | None = None) -> Campaign:
+    """Several changes at once (the API's PATCH), all or none: new settings (any of name, description,
+    raters, lease_minutes, overlap_k; the rest stay), then added conversations, then the status. Each
+    step is its own audited service; a CampaignError in any step rolls back the steps before it."""
+    if settings:
+        update_campaign(
+            actor, campaign, name=settings.get("name", campaign.name),
+            description=settings.get("description", campaign.description),
+            raters=settings["raters"] if "raters" in settings else list(campaign.raters.all()),
+            lease_minutes=settings.get("lease_minutes", campaign.lease_minutes),
+            overlap_k=settings.get("overlap_k"),
+        )
+    if add_conversation_ids:
+        add_conversations(actor, campaign, add_conversation_ids)
+    if status == Campaign.Status.OPEN:
+        campaign = open_campaign(actor, campaign)
+    elif status == Campaign.Status.CLOSED:
+        campaign = close_campaign(actor, campaign)
+    return campaign
+
+
 def reclaim(actor, campaign: Campaign) -> int:
     return assigning.reclaim_expired(campaign, actor=actor)
 
