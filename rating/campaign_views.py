@@ -216,7 +216,9 @@ def rubrics(request):
     form = RubricUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            rubric, created = load_rubric(form.cleaned_data["file"], make_default=form.cleaned_data["make_default"])
+            rubric, created = load_rubric(form.cleaned_data["file"], actor=request.user,
+                                          origin=f"upload {request.FILES['file'].name}",
+                                          make_default=form.cleaned_data["make_default"])
         except RubricFileError as exc:
             form.add_error("file", f"{request.FILES['file'].name}: {exc}")
         else:

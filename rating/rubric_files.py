@@ -11,6 +11,8 @@ from pathlib import Path
 from django.db import transaction
 from django.db.models import Max
 
+from audit.services import record
+
 from .models import Rubric, RubricAxis
 
 RUBRIC_DIR = Path(__file__).resolve().parent / "rubrics"
@@ -134,8 +136,13 @@ def content_hash(data: dict) -> str:
 
 
 @transaction.atomic
-def load_rubric(data: dict, *, make_default: bool = False) -> tuple[Rubric, bool]:
-    """Create the rubric version for `data` unless identical content is already loaded."""
+def load_rubric(data: dict, *, actor=None, origin: str = "", make_default: bool = False) -> tuple[Rubric, bool]:
+    """Create the rubric version for `data` unless identical content is already loaded; (rubric, created).
+
+    Every upload path (the Rubrics page, `manage.py load_rubric`, the demo seed) comes through here, and
+    every change is audited: "rubric.load" for a new version, "rubric.make_default" when an existing
+    one becomes the default. `actor` is None for commands; `origin` says where the content came from
+    (a file name, the command). Loading content that is already there changes nothing and records nothing."""
     axes = _validate(data)
     digest = content_hash(data)
     slug = data["slug"]
@@ -174,21 +181,29 @@ def load_rubric(data: dict, *, make_default: bool = False) -> tuple[Rubric, bool
                 order=order,
             )
         created = True
-    if make_default and not rubric.is_default:
+    became_default = make_default and not rubric.is_default
+    if became_default:
         Rubric.objects.filter(is_default=True).update(is_default=False)
         rubric.is_default = True
         rubric.save(update_fields=["is_default"])
+    if created:
+        record(actor, "rubric.load", rubric, origin=origin, new={
+            "slug": rubric.slug, "version": rubric.version, "name": rubric.name, "sha256": digest,
+            "axes": [axis["key"] for axis in axes], "default": rubric.is_default})
+    elif became_default:
+        record(actor, "rubric.make_default", rubric, origin=origin, new={"default": True})
     return rubric, created
 
 
-def load_rubric_file(path, *, make_default: bool = False) -> tuple[Rubric, bool]:
+def load_rubric_file(path, *, actor=None, origin: str = "", make_default: bool = False) -> tuple[Rubric, bool]:
+    """load_rubric for a JSON file; errors name the file."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise RubricFileError(f"{path.name}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
     try:
-        return load_rubric(data, make_default=make_default)
+        return load_rubric(data, actor=actor, origin=origin or path.name, make_default=make_default)
     except RubricFileError as exc:
         raise RubricFileError(f"{path.name}: {exc}") from exc
 
@@ -196,5 +211,6 @@ def load_rubric_file(path, *, make_default: bool = False) -> tuple[Rubric, bool]
 def default_rubric() -> Rubric:
     rubric = Rubric.objects.filter(is_default=True).first()
     if rubric is None:
-        rubric, _ = load_rubric_file(DEFAULT_RUBRIC_FILE, make_default=True)
+        rubric, _ = load_rubric_file(DEFAULT_RUBRIC_FILE, origin=f"{DEFAULT_RUBRIC_FILE.name} (first use)",
+                                     make_default=True)
     return rubric
