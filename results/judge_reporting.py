@@ -144,27 +144,28 @@ def _points(x: np.ndarray, y: np.ndarray, span: float) -> list[list]:
 
 
 def figure_data(axes: list[AxisInfo], humans: dict[str, np.ndarray], judge: dict[str, np.ndarray],
-                statistics: dict[str, dict]) -> dict:
+                statistics: dict[str, dict]) -> list[dict]:
     """Per axis: scatter points (clinicians' mean, judge value, count) and Bland-Altman points (mean of the
     two, judge - clinicians, count), with the bias and limits of agreement."""
-    out = {}
+    out = []  # a list, in axis order: JSON objects in Postgres (jsonb) do not keep key order
     for a in axes:
         s = statistics.get(a.key)
-        if not s or not s["paired"].get("n_units"):
+        if not s:
             continue
         h, j = unit_means(humans[a.key]), unit_means(judge[a.key])
-        lo = 0.0 if a.is_binary else float(a.scale_min if a.scale_min is not None else np.nanmin([h, j]))
-        hi = 1.0 if a.is_binary else float(a.scale_max if a.scale_max is not None else np.nanmax([h, j]))
+        seen = np.concatenate([h[~np.isnan(h)], j[~np.isnan(j)]]) if h.size else np.array([0.0, 1.0])
+        lo = 0.0 if a.is_binary else float(a.scale_min if a.scale_min is not None else seen.min(initial=0.0))
+        hi = 1.0 if a.is_binary else float(a.scale_max if a.scale_max is not None else seen.max(initial=1.0))
         p = s["paired"]
-        out[a.key] = {
-            "name": a.name, "lo": lo, "hi": hi, "n": p["n_units"],
+        out.append({
+            "key": a.key, "name": a.name, "lo": lo, "hi": hi, "n": p["n_units"],
             "scatter": _points(h, j, hi - lo),
             "bland_altman": _points((h + j) / 2.0, j - h, hi - lo),
             "bias": (p.get("bias") or {}).get("value"),
             "loa_low": (p.get("loa_low") or {}).get("value"),
             "loa_high": (p.get("loa_high") or {}).get("value"),
             "alpha": (p.get("alpha") or {}).get("value"),
-        }
+        })
     return out
 
 

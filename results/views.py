@@ -15,7 +15,7 @@ from audit.services import record
 from rating.models import Campaign
 from rating.selectors import campaign_overview
 
-from . import figures, selectors, services
+from . import figures, judge_views, selectors, services
 from .reporting import bootstrap_note
 from .reporting import table as make_table
 from .stats import DEFINITIONS, DRIFT_RULE
@@ -84,6 +84,7 @@ def campaign_results(request, pk):
             rater_names=_rater_names(request.user, snapshot),
             bootstrap_note=bootstrap_note(snapshot.n_boot, snapshot.seed),
         )
+        judge_views.add_judge_context(request, context, campaign, snapshot)
     return render(request, "results/campaign.html", context)
 
 
@@ -113,8 +114,13 @@ def table_csv(request, pk, name):
         data = (snapshot.tables.get("tables", {}) if snapshot else {}).get(name)
     if data is None:
         raise Http404("No such table for this campaign (or results not computed yet).")
+    return table_csv_response(data, f"campaign-{campaign.pk}-{name}.csv")
+
+
+def table_csv_response(data: dict, filename: str) -> HttpResponse:
+    """A stored table as a CSV download (floats at full precision, empty cells for missing values)."""
     response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-{name}.csv"'
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     writer = csv.writer(response)
     writer.writerow([c["label"] for c in data["columns"]])
     for row in data["rows"]:
