@@ -174,8 +174,9 @@ def test_judge_tables_download_as_csv_with_the_stored_numbers(judged_page):
     sus = next(r for r in rows if r[0] == "Perceived susceptibility")
     bias = JudgeAgreement.objects.get(judge_run=run).statistics["susceptibility"]["paired"]["bias"]["value"]
     assert float(sus[rows[0].index("Bias (judge - clinicians)")]) == bias
-    assert client.get(f"/results/campaigns/{fixed.campaign.pk}/judge/{run.pk}/tables/nope.csv").status_code == 404
-    assert client.get(f"/results/campaigns/{fixed.campaign.pk}/judge/999999/tables/judge_as_rater.csv").status_code == 404
+    base = f"/results/campaigns/{fixed.campaign.pk}/judge"
+    assert client.get(f"{base}/{run.pk}/tables/nope.csv").status_code == 404
+    assert client.get(f"{base}/999999/tables/judge_as_rater.csv").status_code == 404
 
 
 def test_judge_figures_are_svg_with_n_points_and_the_bias_lines(judged_page):
