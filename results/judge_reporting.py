@@ -10,8 +10,10 @@ import numpy as np
 
 from . import judge_selectors, reporting
 from .reporting import AxisInfo, table
+from .stats import DEFAULT_N_BOOT as N_BOOT
+from .stats import DEFAULT_SEED as SEED
 from .stats import to_jsonable, unit_means
-from .stats.judge import judge_agreement
+from .stats.judge import JUDGE_DEFINITIONS, judge_agreement
 
 # The per-model tables (the paper's Table 1 and 2 layouts) that can also be built from a judge run.
 PER_MODEL_TABLES = ["summary", "by_model", "trait_literacy"]
@@ -169,27 +171,34 @@ def figure_data(axes: list[AxisInfo], humans: dict[str, np.ndarray], judge: dict
     return out
 
 
+def run_statistics(campaign, run, data, infos: list[AxisInfo], n_boot: int, seed: int):
+    """One judge run's scores, its matrices aligned on the clinicians' conversations, and its statistics per
+    axis (axes it never scored are left out)."""
+    from . import selectors
+
+    scores = judge_selectors.judge_scores(campaign, run, data.axes)
+    statistics, aligned = {}, {}
+    for axis, info in zip(data.axes, infos, strict=True):
+        aligned[axis.key] = scores.aligned(axis.key, data.conversation_ids)
+        if np.isnan(scores.matrices[axis.key]).all():
+            continue
+        statistics[axis.key] = to_jsonable(judge_agreement(
+            data.matrices[axis.key], aligned[axis.key], info.level, selectors.axis_categories(axis),
+            n_boot=n_boot, seed=seed, judge_all=scores.matrices[axis.key],
+        ))
+    return scores, aligned, statistics
+
+
 def compute_judges(campaign, data, facts, stage_counts, infos: list[AxisInfo], human_tables: dict, n_boot: int,
                    seed: int) -> list[dict]:
     """Everything judge-related of the campaign, one entry per finished judge run (see module docstring).
 
     data: the clinicians' CampaignRatings; facts/stage_counts: as for reporting.build_results; human_tables:
     the clinicians' stored tables (for the side-by-side table)."""
-    from . import selectors
-
     out = []
     for run in judge_selectors.campaign_judge_runs(campaign):
-        scores = judge_selectors.judge_scores(campaign, run, data.axes)
+        scores, aligned, statistics = run_statistics(campaign, run, data, infos, n_boot, seed)
         provenance = judge_selectors.run_provenance(run)
-        statistics, aligned = {}, {}
-        for axis, info in zip(data.axes, infos, strict=True):
-            aligned[axis.key] = scores.aligned(axis.key, data.conversation_ids)
-            if np.isnan(scores.matrices[axis.key]).all():
-                continue
-            statistics[axis.key] = to_jsonable(judge_agreement(
-                data.matrices[axis.key], aligned[axis.key], info.level, selectors.axis_categories(axis),
-                n_boot=n_boot, seed=seed, judge_all=scores.matrices[axis.key],
-            ))
         tables = agreement_tables(infos, statistics, provenance, n_boot, seed)
         per_model = reporting.build_results(
             infos, {k: unit_means(m) for k, m in scores.matrices.items()}, scores.matrices, facts,
@@ -233,3 +242,63 @@ def compact(snapshot_ids: list[int]) -> None:
     from .models import JudgeAgreement
 
     JudgeAgreement.objects.filter(snapshot_id__in=snapshot_ids).update(tables={})
+
+
+# --- for the API: the snapshot's figures when current, else computed now and cached ---------------------
+
+API_CACHE_SECONDS = 24 * 3600
+
+
+def _run_payload(provenance: dict, n_conversations: int, input_hash: str, statistics: dict, axes) -> dict:
+    return {
+        "run": provenance,
+        "n_conversations": n_conversations,
+        "input_hash": input_hash,
+        "axes": [{"axis": a.key, "name": a.name, "level": a.level, "statistics": statistics.get(a.key)}
+                 for a in axes],
+    }
+
+
+def campaign_judge_agreement(campaign, run_pk: int | None = None) -> dict | None:
+    """Judge-vs-clinician statistics of the campaign's finished judge runs (or of one run: None when it has
+    none for this campaign), as the API serves them. From the newest snapshot when it matches the current
+    ratings and judge scores; otherwise computed with the platform's seed and resamples and cached in
+    Redis under the campaign's fingerprint, so any new rating or finished run makes the next request fresh."""
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from . import selectors
+
+    rubric = campaign.rubric
+    base = {"campaign": campaign.pk,
+            "rubric": {"id": rubric.pk, "slug": rubric.slug, "version": rubric.version, "name": rubric.name},
+            "definitions": dict(JUDGE_DEFINITIONS)}
+    axes = [AxisInfo.from_axis(a, selectors.axis_level(a)) for a in selectors.rated_axes(campaign)]
+    snapshot = selectors.latest_snapshot(campaign)
+    if snapshot is not None and not snapshot.compacted and not selectors.is_stale(snapshot):
+        rows = snapshot.judge_agreements.order_by("judge_run_id")
+        if run_pk is not None:
+            rows = rows.filter(judge_run_id=run_pk)
+        runs = [_run_payload(r.provenance, r.n_conversations, r.input_hash, r.statistics, axes) for r in rows]
+        payload = {"source": "precomputed", "snapshot_id": snapshot.pk, "computed_at": snapshot.computed_at,
+                   "n_boot": snapshot.n_boot, "seed": snapshot.seed, "runs": runs}
+    else:
+        key = f"results:judge-agreement:v1:{campaign.pk}:{run_pk}:{selectors.ratings_fingerprint(campaign.pk)[:32]}"
+        payload = cache.get(key)
+        if payload is None:
+            data = selectors.campaign_ratings(campaign)
+            runs = []
+            for run in judge_selectors.campaign_judge_runs(campaign):
+                if run_pk is not None and run.pk != run_pk:
+                    continue
+                scores, _, statistics = run_statistics(campaign, run, data, axes, N_BOOT, SEED)
+                runs.append(_run_payload(judge_selectors.run_provenance(run), int(scores.conversation_ids.size),
+                                         scores.input_hash(), statistics, axes))
+            payload = {"source": "computed", "computed_at": timezone.now(), "n_boot": N_BOOT, "seed": SEED,
+                       "runs": runs}
+            cache.set(key, payload, API_CACHE_SECONDS)
+        else:
+            payload = {**payload, "source": "cache"}
+    if run_pk is not None and not payload["runs"]:
+        return None
+    return {**base, **payload}

@@ -15,6 +15,7 @@ from rating.models import Campaign
 from . import judge_figures, selectors
 from .judge_reporting import JUDGE_TABLES, PER_MODEL_TABLES
 from .models import JudgeAgreement
+from .page_tables import for_page, table_csv_response
 from .stats.judge import JUDGE_DEFINITIONS
 
 HUMANS = "humans"
@@ -31,9 +32,7 @@ def _csv_url(campaign_pk: int, run_pk: int, name: str) -> str:
 
 
 def _page_table(table: dict, url: str, html_id: str) -> dict:
-    from .views import _for_page
-
-    return {**_for_page(table), "csv_url": url, "html_id": html_id}
+    return {**for_page(table), "csv_url": url, "html_id": html_id}
 
 
 def source_choices(judges: list[JudgeAgreement]) -> list[tuple[str, str]]:
@@ -103,8 +102,6 @@ def _agreement(campaign_pk: int, run_pk: int) -> JudgeAgreement:
 @require_GET
 @capability_required(Capability.VIEW_RESULTS)
 def judge_table_csv(request, pk, run_pk, name):
-    from .views import table_csv_response
-
     agreement = _agreement(pk, run_pk)
     table = (agreement.tables.get("tables") or {}).get(name)
     if table is None:

@@ -274,3 +274,37 @@ def judge_agreement(humans, judge, level: str, categories=None, n_boot: int = 10
         "seed": int(seed),
         "min_units_for_ci": MIN_CI_UNITS,
     }
+
+
+def judge_agreement_from_csv(path_or_file, judge_raters: list[str], level: str, categories=None,
+                             n_boot: int = 1000, seed: int = 0) -> dict:
+    """`judge_agreement` on a CSV of item,rater,value in which the columns named in `judge_raters` are the
+    judge's samples (in that order: the first is the judge's "first sample") and every other rater is a
+    clinician. The clinicians' own agreement (results.stats.compute_agreement) is reported beside it."""
+    from .agreement import compute_agreement, read_ratings_csv
+
+    parsed = read_ratings_csv(path_or_file, level, categories)
+    names = parsed["raters"]
+    if not judge_raters:
+        raise ValueError("name the judge's rater column(s)")
+    unknown = [n for n in judge_raters if n not in names]
+    if unknown:
+        raise ValueError(f"no rater named {', '.join(map(repr, unknown))} in the file; raters are {names}")
+    if len(set(judge_raters)) != len(judge_raters):
+        raise ValueError("a judge rater is named twice")
+    clinicians = [n for n in names if n not in judge_raters]
+    if not clinicians:
+        raise ValueError("every rater is the judge: at least one clinician's column is needed")
+    matrix = parsed["matrix"]
+    humans = matrix[:, [names.index(n) for n in clinicians]]
+    judge = matrix[:, [names.index(n) for n in judge_raters]]
+    return {
+        "judge_raters": list(judge_raters),
+        "clinician_raters": clinicians,
+        "judge_agreement": judge_agreement(humans, judge, level, parsed["categories"], n_boot=n_boot, seed=seed),
+        "clinicians_agreement": compute_agreement(humans, level, parsed["categories"], n_boot=n_boot, seed=seed,
+                                                  rater_ids=clinicians),
+        "judge_definitions": dict(JUDGE_DEFINITIONS),
+        "input": {"items": len(parsed["items"]), "raters": len(names), "ratings": parsed["n_rows"],
+                  "missing_values_skipped": parsed["n_skipped_missing"], "category_labels": parsed["labels"]},
+    }

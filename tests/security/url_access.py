@@ -230,6 +230,10 @@ URL_ACCESS: dict[str, Access] = {
     "api:campaign_ratings": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
     "api:campaign_scores": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
     "api:campaign_agreement": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "api:campaign_judge_agreement": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "api:campaign_judge_run_agreement": api_readers(
+        kwargs=lambda w: {"pk": w.objects["campaign"].pk, "run_pk": w.objects["results_judge_run"].pk}
+    ),
     "api:campaign_export": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
     "api:campaign_datasheet": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
     "api:job_list": api_readers(),
