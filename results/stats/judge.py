@@ -66,9 +66,21 @@ JUDGE_DEFINITIONS = {
 
 
 def _unit_patterns(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows of `keys` (NaN allowed, compared as equal) and how many units have each."""
+    """Distinct rows of `keys` (NaN allowed, compared as equal) in lexicographic order, and how many units
+    have each: the rows as np.unique(axis=0) gives them, but through one integer per row (mixed radix of
+    the columns' value codes), which sorts ten times faster than rows."""
     coded = np.nan_to_num(keys, nan=np.inf)
-    patterns, freq = np.unique(coded, axis=0, return_counts=True)
+    key = np.zeros(coded.shape[0], dtype=np.int64)
+    radix = 1
+    for column in coded.T:
+        values, code = np.unique(column, return_inverse=True)
+        radix *= max(1, values.size)
+        if radix >= 2**62:  # too many distinct rows for one integer: sort the rows themselves
+            patterns, freq = np.unique(coded, axis=0, return_counts=True)
+            return np.where(np.isinf(patterns), np.nan, patterns), freq
+        key = key * values.size + code.reshape(-1)
+    _, first, freq = np.unique(key, return_index=True, return_counts=True)
+    patterns = coded[first]
     return np.where(np.isinf(patterns), np.nan, patterns), freq
 
 

@@ -207,3 +207,15 @@ def test_bootstrap_statistics_reports_each_statistic_from_the_same_resamples():
     out = bootstrap_statistics(keys, stats, 300, SEED)
     assert out["n_units"] == 60 and out["a"]["value"] == pytest.approx(keys[:, 0].mean())
     assert out["a"]["n_boot_defined"] == out["b"]["n_boot_defined"] == 300
+
+
+def test_unit_patterns_are_the_distinct_rows_in_order_with_their_counts():
+    from results.stats.judge import _unit_patterns
+
+    rng = np.random.default_rng(3)
+    rows = rng.integers(1, 5, (2000, 4)).astype(float)
+    rows[rng.random(rows.shape) < 0.2] = NAN
+    patterns, freq = _unit_patterns(rows)
+    expected, counts = np.unique(np.nan_to_num(rows, nan=np.inf), axis=0, return_counts=True)
+    assert np.array_equal(patterns, np.where(np.isinf(expected), NAN, expected), equal_nan=True)
+    assert np.array_equal(freq, counts) and freq.sum() == 2000
