@@ -145,7 +145,8 @@ def main() -> None:
                 for k, v in stored.statistics.items()}
     for key, h in headline.items():
         print(f"{key:15s} {h}")
-    print(f"recompute without judge {[round(t, 3) for t in baseline]} s; with judge {[round(t, 3) for t in with_judge]} s")
+    print(f"recompute without judge {[round(t, 3) for t in baseline]} s; "
+          f"with judge {[round(t, 3) for t in with_judge]} s")
     print(json.dumps({
         "benchmark": "judge_agreement_recompute",
         "units": N_UNITS,
