@@ -371,6 +371,38 @@ class AgreementSerializer(serializers.Serializer):
     axes = AxisAgreementSerializer(many=True)
 
 
+class JudgeAxisAgreementSerializer(serializers.Serializer):
+    axis = serializers.CharField()
+    name = serializers.CharField()
+    level = serializers.CharField(help_text="The axis's level; the paired comparison always uses the interval metric.")
+    statistics = serializers.JSONField(
+        allow_null=True, help_text="results.stats.judge.judge_agreement for this axis: 'paired' (judge's mean of "
+        "samples against the clinicians' mean: alpha, Gwet AC2, bias, limits of agreement), 'one_more_rater' (alpha "
+        "without and with the judge's first sample, paired difference), 'self_consistency' (n >= 2 samples). "
+        "null: the run did not score this axis.",
+    )
+
+
+class JudgeRunAgreementSerializer(serializers.Serializer):
+    run = serializers.JSONField(help_text="Provenance: run id, judge model, prompt version, rubric version, samples, "
+                                          "seed, status, item counts.")
+    n_conversations = serializers.IntegerField(help_text="Conversations of the campaign the run scored.")
+    input_hash = serializers.CharField(help_text="SHA-256 of the judge scores used.")
+    axes = JudgeAxisAgreementSerializer(many=True)
+
+
+class JudgeAgreementSerializer(serializers.Serializer):
+    campaign = serializers.IntegerField()
+    rubric = RubricRefSerializer()
+    source = serializers.CharField(help_text="'precomputed' (the current results snapshot), 'cache' or 'computed'.")
+    snapshot_id = serializers.IntegerField(required=False)
+    computed_at = serializers.DateTimeField()
+    n_boot = serializers.IntegerField(help_text="Bootstrap resamples behind every interval.")
+    seed = serializers.IntegerField(help_text="Seed of the bootstrap.")
+    definitions = serializers.DictField(child=serializers.CharField())
+    runs = JudgeRunAgreementSerializer(many=True)
+
+
 # --- jobs ----------------------------------------------------------------------------------------
 
 

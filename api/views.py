@@ -392,6 +392,30 @@ class CampaignAgreementView(ApiView):
         return Response(agreement.campaign_agreement(campaign, params.get("n_boot")))
 
 
+@extend_schema(responses=s.JudgeAgreementSerializer, summary="LLM judge against the clinicians, per judge run and axis")
+class CampaignJudgeAgreementView(ApiView):
+    """For every finished judge run that scored the campaign's conversations: Krippendorff's alpha and Gwet's
+    AC2 between the judge and the clinicians' mean, the judge as one more rater (alpha with and without it),
+    bias with limits of agreement and self-consistency, each with the platform's seeded bootstrap interval.
+    Judge scores never count as a clinician's rating."""
+
+    permission_classes = [ReadApi]
+
+    def get(self, request, pk, run_pk=None):
+        from results.judge_reporting import campaign_judge_agreement
+
+        campaign = get_object_or_404(Campaign.objects.select_related("rubric"), pk=pk)
+        payload = campaign_judge_agreement(campaign, run_pk)
+        if payload is None:
+            raise exceptions.NotFound("This judge run has no finished scores on this campaign's conversations.")
+        return Response(payload)
+
+
+@extend_schema(responses=s.JudgeAgreementSerializer, summary="One LLM judge run against the clinicians")
+class CampaignJudgeRunAgreementView(CampaignJudgeAgreementView):
+    """The same statistics for one judge run (404 if it scored none of the campaign's conversations)."""
+
+
 class ExportParams(filters.QueryFilter):
     format = serializers.ChoiceField(choices=export.FORMAT_NAMES, required=False, default=export.FORMAT_NAMES[0])
     layout = serializers.ChoiceField(choices=export.LAYOUTS, required=False, default=export.LAYOUTS[0],

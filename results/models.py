@@ -74,3 +74,29 @@ class AxisAgreement(models.Model):
 
     def __str__(self):
         return f"{self.axis_key} in snapshot {self.snapshot_id}"
+
+
+class JudgeAgreement(models.Model):
+    """One judge run against the clinicians within a snapshot: the statistics of results.stats.judge per
+    axis, and the judge's tables (per-model results from the judge, side by side with the clinicians')."""
+
+    snapshot = models.ForeignKey(AgreementSnapshot, on_delete=models.CASCADE, related_name="judge_agreements")
+    judge_run = models.ForeignKey("judging.JudgeRun", on_delete=models.CASCADE, related_name="agreements")
+    # Judge model, prompt version, rubric version, samples, item counts: see judge_selectors.run_provenance.
+    provenance = models.JSONField(default=dict)
+    # SHA-256 of exactly the judge scores used (the clinicians' side is the snapshot's input_hash).
+    input_hash = models.CharField(max_length=64)
+    n_conversations = models.PositiveIntegerField(help_text="Conversations of the campaign the judge scored.")
+    # {axis key: results.stats.judge.judge_agreement(...)}
+    statistics = models.JSONField(default=dict)
+    # {"tables": {name: table}, "figures": {...}}; emptied when the snapshot is compacted.
+    tables = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["snapshot", "judge_run_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "judge_run"], name="judge_agreement_once_per_snapshot")
+        ]
+
+    def __str__(self):
+        return f"Judge run {self.judge_run_id} in snapshot {self.snapshot_id}"

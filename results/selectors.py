@@ -19,6 +19,7 @@ from generation.models import Conversation, Message
 from rating.models import AxisScore, Campaign, CampaignItem, Rating, RubricAxis
 from rating.rubric_files import LEVEL_FOR_KIND
 
+from .judge_selectors import judge_fingerprint
 from .models import AgreementSnapshot, AxisAgreement
 
 
@@ -231,7 +232,8 @@ def stage_message_counts(campaign: Campaign) -> list[tuple[str, int | None, int]
 
 
 def ratings_fingerprint(campaign_id: int) -> str:
-    """Changes whenever a rating of the campaign is submitted or revised, or gold answers change.
+    """Changes whenever a rating of the campaign is submitted or revised, gold answers change, or a judge
+    run of the campaign finishes.
 
     A revision saves the Rating row (its updated_at moves); drafts are ignored, they are not results."""
     agg = Rating.objects.filter(assignment__campaign_id=campaign_id, status=Rating.Status.SUBMITTED).aggregate(
@@ -249,6 +251,8 @@ def ratings_fingerprint(campaign_id: int) -> str:
         agg["last_submit"].isoformat() if agg["last_submit"] else None,
         rubric_id,
         gold,
+        # Finished judge runs and their scores: a run finishing makes the snapshot stale too.
+        judge_fingerprint(campaign_id),
     ]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -20,7 +20,7 @@ from core import queue
 from core.redis_client import get_redis
 from rating.models import Campaign
 
-from . import reporting, selectors
+from . import judge_reporting, reporting, selectors
 from .models import AgreementSnapshot, AxisAgreement
 from .stats import DEFAULT_N_BOOT, DEFAULT_SEED, alpha_over_time, compute_agreement
 
@@ -148,6 +148,8 @@ def recompute_campaign(
     results["figures"]["kappa"] = heat
     results["figures"]["alpha_time"] = timeline_fig
     results["figures"]["drift"] = drift_fig
+    # Judge runs against the clinicians: the same rated conversations, seed and resamples.
+    judges = judge_reporting.compute_judges(campaign, data, facts, stage_counts, infos, results["tables"], n_boot, seed)
 
     with transaction.atomic():
         snapshot = AgreementSnapshot.objects.create(
@@ -180,6 +182,7 @@ def recompute_campaign(
             )
             for axis, info in zip(data.axes, infos, strict=True)
         ])
+        judge_reporting.store(snapshot, judges)
         snapshot.duration_seconds = time.perf_counter() - started
         snapshot.save(update_fields=["duration_seconds"])
         compact_old_snapshots(campaign_id)
@@ -187,6 +190,33 @@ def recompute_campaign(
         logger.warning("Campaign %s: agreement drifting down for %s", campaign_id,
                        ", ".join(f"{f['rater']} on {f['axis']}" for f in flagged))
     return snapshot
+
+
+def judge_scores_changed(campaign_id: int) -> bool:
+    """Call when a judge run of the campaign finishes (or its scores change): schedules the debounced
+    recomputation, which then includes the run's judge-vs-clinician statistics. Never raises."""
+    return schedule_recompute(campaign_id, delay=0)
+
+
+def judge_run_finished(run_id: int) -> list[int]:
+    """Call when a judge run finishes: schedules every campaign whose conversations it scored (a run
+    launched from a filter may cover several). Returns those campaign ids. Never raises."""
+    from judging.models import JudgeRun
+
+    try:
+        run = JudgeRun.objects.filter(pk=run_id).values("campaign_id", "rubric_id").first()
+        if run is None:
+            return []
+        ids = set(Campaign.objects.filter(rubric_id=run["rubric_id"], items__conversation__judge_items__run_id=run_id)
+                  .values_list("id", flat=True).distinct())
+        if run["campaign_id"]:
+            ids.add(run["campaign_id"])
+    except Exception:  # noqa: BLE001 - called from the judge run's task: results must not fail it
+        logger.exception("Could not find the campaigns of judge run %s", run_id)
+        return []
+    for campaign_id in sorted(ids):
+        judge_scores_changed(campaign_id)
+    return sorted(ids)
 
 
 def compact_old_snapshots(campaign_id: int, keep: int = KEEP_FULL_SNAPSHOTS) -> int:
@@ -201,6 +231,7 @@ def compact_old_snapshots(campaign_id: int, keep: int = KEEP_FULL_SNAPSHOTS) -> 
     if not old_ids:
         return 0
     AxisAgreement.objects.filter(snapshot_id__in=old_ids).update(statistics=None)
+    judge_reporting.compact(old_ids)
     return AgreementSnapshot.objects.filter(id__in=old_ids).update(
         compacted=True, rater_stats=[], tables={}, drift_flagged=[]
     )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import judge_views, views
 
 app_name = "results"
 
@@ -12,4 +12,8 @@ urlpatterns = [
     path("campaigns/<int:pk>/snapshot.json", views.snapshot_json, name="snapshot_json"),
     path("campaigns/<int:pk>/tables/<slug:name>.csv", views.table_csv, name="table_csv"),
     path("campaigns/<int:pk>/figures/<slug:name>.svg", views.figure_svg, name="figure"),
+    path("campaigns/<int:pk>/judge/<int:run_pk>/tables/<slug:name>.csv", judge_views.judge_table_csv,
+         name="judge_table_csv"),
+    path("campaigns/<int:pk>/judge/<int:run_pk>/figures/<slug:name>.svg", judge_views.judge_figure_svg,
+         name="judge_figure"),
 ]

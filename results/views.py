@@ -1,7 +1,5 @@
 """Results pages for admins and researchers. Everything shown is read from the newest snapshot; the
 only computation on request is drawing SVG and, for the staleness notice, one small aggregate query."""
-import csv
-
 from django.contrib import messages
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpResponse, JsonResponse
@@ -15,7 +13,9 @@ from audit.services import record
 from rating.models import Campaign
 from rating.selectors import campaign_overview
 
-from . import figures, selectors, services
+from . import figures, judge_views, selectors, services
+from .page_tables import for_page as _for_page
+from .page_tables import table_csv_response
 from .reporting import bootstrap_note
 from .reporting import table as make_table
 from .stats import DEFINITIONS, DRIFT_RULE
@@ -84,13 +84,8 @@ def campaign_results(request, pk):
             rater_names=_rater_names(request.user, snapshot),
             bootstrap_note=bootstrap_note(snapshot.n_boot, snapshot.seed),
         )
+        judge_views.add_judge_context(request, context, campaign, snapshot)
     return render(request, "results/campaign.html", context)
-
-
-def _for_page(table: dict) -> dict:
-    """The stored table with each value paired with its column's format, for the template."""
-    fmts = [c["fmt"] for c in table["columns"]]
-    return {**table, "cells": [list(zip(row, fmts, strict=False)) for row in table["rows"]]}
 
 
 def _rater_names(user, snapshot) -> dict:
@@ -113,13 +108,7 @@ def table_csv(request, pk, name):
         data = (snapshot.tables.get("tables", {}) if snapshot else {}).get(name)
     if data is None:
         raise Http404("No such table for this campaign (or results not computed yet).")
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-{name}.csv"'
-    writer = csv.writer(response)
-    writer.writerow([c["label"] for c in data["columns"]])
-    for row in data["rows"]:
-        writer.writerow(["" if v is None else (repr(v) if isinstance(v, float) else v) for v in row])
-    return response
+    return table_csv_response(data, f"campaign-{campaign.pk}-{name}.csv")
 
 
 @require_GET

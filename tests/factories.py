@@ -142,6 +142,12 @@ def build_world() -> World:
         researcher_token=world.researcher.api_tokens.first(), rubric=campaign.rubric,
         message=conv.messages.filter(role="sensemaker").first(),
     )
+    # A finished judge run over the campaign, so the judge results URLs have data.
+    from tests.judging.judge_fixture import make_judge_run
+
+    world.objects["results_judge_run"] = make_judge_run(
+        campaign, {(c, 0): {"susceptibility": 3} for c in (conv, conv2)}
+    )
     # Results: a real snapshot of the campaign (no submitted ratings yet), so results URLs have data.
     from results.services import recompute_campaign
 

@@ -190,6 +190,21 @@ def _ordinal_parts(patterns: np.ndarray, values: np.ndarray) -> tuple[Callable, 
     return aggregate, finish
 
 
+def alpha_parts(patterns: np.ndarray, values: np.ndarray, level: str) -> tuple[Callable, Callable, int]:
+    """(aggregate, finish, width) for alpha at `level` over rows of values (NaN = missing, each row a unit
+    or a pattern of units). aggregate(w) sums the rows' contributions with multiplicities w (b x rows);
+    finish turns those sums into b alphas; width is the number of floats one resample's sums occupy.
+    Rows need not be distinct, so callers may resample units on a finer key than the multiset of values."""
+    if level == "interval":
+        aggregate, finish = _interval_parts(patterns)
+        return aggregate, finish, 4
+    if level == "ordinal":
+        aggregate, finish = _ordinal_parts(patterns, values)
+        return aggregate, finish, values.size**2
+    aggregate, finish = _fixed_metric_parts(patterns, values, level)
+    return aggregate, finish, values.size
+
+
 def _alpha(n, observed_sum, expected_num):
     """1 - D_o/D_e with D_o = observed_sum/n and D_e = expected_num/(n(n-1)); NaN when D_e = 0."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -248,15 +263,7 @@ def krippendorff_alpha(
 
     patterns, freq = _patterns(x[pairable])
     result["n_patterns"] = int(freq.size)
-    if level == "interval":
-        aggregate, finish = _interval_parts(patterns)
-        width = 4
-    elif level == "ordinal":
-        aggregate, finish = _ordinal_parts(patterns, values)
-        width = values.size**2
-    else:
-        aggregate, finish = _fixed_metric_parts(patterns, values, level)
-        width = values.size
+    aggregate, finish, width = alpha_parts(patterns, values, level)
     result["alpha"] = float(finish(aggregate(freq[None, :].astype(np.float64)))[0])
 
     if n_boot > 0 and not np.isnan(result["alpha"]):

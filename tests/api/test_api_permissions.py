@@ -47,6 +47,8 @@ MATRIX = [
     ("api:campaign_ratings", {"pk": "campaign"}, "get", None, READ),
     ("api:campaign_scores", {"pk": "campaign"}, "get", None, READ),
     ("api:campaign_agreement", {"pk": "campaign"}, "get", None, READ),
+    ("api:campaign_judge_agreement", {"pk": "campaign"}, "get", None, READ),
+    ("api:campaign_judge_run_agreement", {"pk": "campaign", "run_pk": "results_judge_run"}, "get", None, READ),
     ("api:campaign_export", {"pk": "campaign"}, "get", None, READ),
     ("api:campaign_datasheet", {"pk": "campaign"}, "get", None, READ),
     ("api:job_list", {}, "get", None, READ),

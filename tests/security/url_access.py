@@ -197,6 +197,16 @@ URL_ACCESS: dict[str, Access] = {
         {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
         kwargs=lambda w: {"pk": w.objects["campaign"].pk, "name": "means-1-to-4"},
     ),
+    "results:judge_table_csv": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": w.objects["campaign"].pk, "run_pk": w.objects["results_judge_run"].pk,
+                          "name": "judge_vs_clinicians"},
+    ),
+    "results:judge_figure": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": w.objects["campaign"].pk, "run_pk": w.objects["results_judge_run"].pk,
+                          "name": "scatter-susceptibility"},
+    ),
     # Recompute now: admins only (researchers read results but do not trigger work).
     "results:recompute": staff_only(method="POST", kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
     # --- API ---
@@ -220,6 +230,10 @@ URL_ACCESS: dict[str, Access] = {
     "api:campaign_ratings": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
     "api:campaign_scores": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
     "api:campaign_agreement": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "api:campaign_judge_agreement": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "api:campaign_judge_run_agreement": api_readers(
+        kwargs=lambda w: {"pk": w.objects["campaign"].pk, "run_pk": w.objects["results_judge_run"].pk}
+    ),
     "api:campaign_export": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
     "api:campaign_datasheet": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
     "api:job_list": api_readers(),

@@ -2,15 +2,18 @@
 
 Reads `item,rater,value` rows (optional `time` column for the drift check) and prints one JSON object
 with every agreement statistic the platform computes, so researchers can check it against their tools.
-Needs no database.
+With `--judge-rater NAME` (repeatable: one per judge sample), the named rater columns are an LLM judge
+and the object holds the judge-vs-clinician statistics (results.stats.judge) and the clinicians' own
+agreement without the judge. Needs no database.
 """
 
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from results.stats import DEFAULT_N_BOOT, DEFAULT_SEED, agreement_from_csv
+from results.stats import DEFAULT_N_BOOT, DEFAULT_SEED, agreement_from_csv, to_jsonable
 from results.stats._matrix import LEVELS
+from results.stats.judge import judge_agreement_from_csv
 
 
 def parse_categories(raw: str | None, level: str):
@@ -41,6 +44,9 @@ class Command(BaseCommand):
                             help=f"bootstrap resamples for alpha's CI (default {DEFAULT_N_BOOT}, as on the platform)")
         parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
                             help=f"seed of the bootstrap (default {DEFAULT_SEED}, the platform's)")
+        parser.add_argument("--judge-rater", action="append", default=[], metavar="NAME",
+                            help="the rater column that is an LLM judge (repeat for each of its samples, first "
+                            "sample first); prints judge-vs-clinician statistics instead")
 
     def handle(self, *args, **options):
         if options["bootstrap"] < 0:
@@ -48,9 +54,15 @@ class Command(BaseCommand):
         level = options["level"]
         categories = parse_categories(options["categories"], level)
         try:
-            result = agreement_from_csv(
-                options["csv_file"], level, categories, n_boot=options["bootstrap"], seed=options["seed"]
-            )
+            if options["judge_rater"]:
+                result = to_jsonable(judge_agreement_from_csv(
+                    options["csv_file"], options["judge_rater"], level, categories, n_boot=options["bootstrap"],
+                    seed=options["seed"],
+                ))
+            else:
+                result = agreement_from_csv(
+                    options["csv_file"], level, categories, n_boot=options["bootstrap"], seed=options["seed"]
+                )
         except (OSError, ValueError) as exc:
             raise CommandError(f"{options['csv_file']}: {exc}") from exc
         self.stdout.write(json.dumps(result, allow_nan=False))
