@@ -48,6 +48,8 @@ SIMULATOR_MODELS = [
     ("Simulator helper", "simulator/helper"),
     ("Simulator sensemaker A", "simulator/sensemaker-a"),
     ("Simulator sensemaker B", "simulator/sensemaker-b"),
+    # A rule-based judge for the demo's campaigns (generation/medagent/simulator_judge.py): not a clinical judge.
+    ("Simulator judge", "simulator/judge"),
 ]
 
 

@@ -1,11 +1,13 @@
 """Limits shared by every worker process, kept in Redis.
 
-* `JobCallSlots`: at most `limit` LLM calls of one job in flight at once, across all workers and
-  threads, so a provider's rate limit is respected however many workers run. A holder that dies
-  (SIGKILL) cannot leak its slot: entries older than `stale_after` seconds are dropped.
-* `ConversationLease`: who is generating a conversation right now. It is renewed by a heartbeat
-  thread while the task runs; when a worker is killed, the lease lapses within `ttl` seconds and the
-  reaper (generation.tasks.requeue_orphaned_conversations) hands the conversation to another worker.
+* `JobCallSlots`: at most `limit` LLM calls of one job (a generation job, or another kind of run
+  named by `scope`, e.g. a judge run) in flight at once, across all workers and threads, so a
+  provider's rate limit is respected however many workers run. A holder that dies (SIGKILL) cannot
+  leak its slot: entries older than `stale_after` seconds are dropped.
+* `WorkLease`: who is working on one item (a conversation, a judge item) right now. It is renewed
+  by a heartbeat thread while the task runs; when a worker is killed, the lease lapses within `ttl`
+  seconds and a reaper (generation.work_items.reap_lost_items, run by the beat schedule) hands the
+  item to another worker. `ConversationLease` is the generation job's.
 """
 import threading
 import time
@@ -26,8 +28,9 @@ return 0
 
 
 class JobCallSlots:
-    def __init__(self, job_id: int, limit: int, *, stale_after: float = 600.0, poll: float = 0.02):
-        self.key = f"mhsd:job:{job_id}:call-slots"
+    def __init__(self, job_id: int, limit: int, *, scope: str = "job", stale_after: float = 600.0,
+                 poll: float = 0.02):
+        self.key = f"mhsd:{scope}:{job_id}:call-slots"
         self.limit = max(1, int(limit))
         self.stale_after = stale_after
         self.poll = poll
@@ -61,11 +64,11 @@ class _Slot:
         return False
 
 
-class ConversationLease:
-    """A Redis key `mhsd:conversation:<id>:lease` holding a random owner token with a TTL."""
+class WorkLease:
+    """A Redis key `mhsd:<kind>:<id>:lease` holding a random owner token with a TTL."""
 
-    def __init__(self, conversation_id: int, ttl: int = 60):
-        self.key = f"mhsd:conversation:{conversation_id}:lease"
+    def __init__(self, kind: str, item_id: int, ttl: int = 60):
+        self.key = self.key_for(kind, item_id)
         self.ttl = ttl
         self.token = uuid.uuid4().hex
         self._redis = get_redis()
@@ -98,5 +101,20 @@ class ConversationLease:
         )
 
     @staticmethod
-    def is_held(conversation_id: int) -> bool:
-        return bool(get_redis().exists(f"mhsd:conversation:{conversation_id}:lease"))
+    def key_for(kind: str, item_id: int) -> str:
+        return f"mhsd:{kind}:{item_id}:lease"
+
+    @classmethod
+    def held(cls, kind: str, item_id: int) -> bool:
+        return bool(get_redis().exists(cls.key_for(kind, item_id)))
+
+
+class ConversationLease(WorkLease):
+    KIND = "conversation"
+
+    def __init__(self, conversation_id: int, ttl: int = 60):
+        super().__init__(self.KIND, conversation_id, ttl)
+
+    @classmethod
+    def is_held(cls, conversation_id: int) -> bool:
+        return cls.held(cls.KIND, conversation_id)

@@ -6,7 +6,6 @@ wrappers around `run_conversation_attempt`. The tasks import this module, so it 
 import logging
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -17,6 +16,15 @@ from audit.services import record
 from core import queue
 
 from .models import CaseStudy, Conversation, GenerationJob, Literacy, Message, ModelConfig, Persona, Trait
+from .work_items import (
+    LiveUsage,
+    cancel_queued_items,
+    cost_decimal,
+    lost_item_ids,
+    reap_lost_items,
+    refresh_run_status,
+    requeue_failed_items,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +59,11 @@ def persona_input(persona: Persona):
     return PersonaInput(trait=persona.trait, literacy=persona.literacy, intent=persona.intent, goal=persona.goal)
 
 
-def llm_client(*, call_slot=None, on_call=None):
+def llm_client(*, call_slot=None, on_call=None, parse_attempts: int = 5):
     from .medagent import LLMClient
 
     return LLMClient(
+        parse_attempts=parse_attempts,
         timeout=settings.LLM_REQUEST_TIMEOUT,
         max_attempts=settings.LLM_MAX_ATTEMPTS,
         backoff_base=settings.LLM_BACKOFF_BASE,
@@ -217,13 +226,7 @@ def enqueue(conversation_ids) -> None:
 @transaction.atomic
 def cancel_job(job: GenerationJob, actor) -> int:
     """Queued conversations stop at once; running ones are allowed to finish cleanly."""
-    job = GenerationJob.objects.select_for_update().get(pk=job.pk)
-    if job.cancel_requested_at is None:
-        job.cancel_requested_at = timezone.now()
-        job.save(update_fields=["cancel_requested_at"])
-    cancelled = job.conversations.filter(status=Conversation.Status.QUEUED).update(
-        status=Conversation.Status.CANCELLED, failure_reason="Cancelled before it started."
-    )
+    cancelled = cancel_queued_items(GenerationJob, job, "conversations")
     record(actor, "job.cancel", job, new={"cancelled_queued": cancelled})
     refresh_job_status(job.pk)
     return cancelled
@@ -234,18 +237,9 @@ def retry_failed(job: GenerationJob, actor) -> int:
     """Re-run only the failed conversations (with their original seeds). Conversations still queued
     are sent to the queue again too: if the broker lost their messages (a Redis restart without
     persistence), this is how an admin gets them going; a duplicate task is a no-op."""
-    job = GenerationJob.objects.select_for_update().get(pk=job.pk)
-    failed = list(job.conversations.filter(status=Conversation.Status.FAILED).values_list("id", flat=True))
+    failed, still_queued = requeue_failed_items(GenerationJob, job, "conversations")
     if not failed:
         return 0
-    still_queued = list(job.conversations.filter(status=Conversation.Status.QUEUED).values_list("id", flat=True))
-    Conversation.objects.filter(id__in=failed).update(
-        status=Conversation.Status.QUEUED, failure_reason="", started_at=None, finished_at=None
-    )
-    job.cancel_requested_at = None
-    job.finished_at = None
-    job.status = GenerationJob.Status.QUEUED
-    job.save(update_fields=["cancel_requested_at", "finished_at", "status"])
     record(actor, "job.retry_failed", job, new={"conversations": len(failed)})
     transaction.on_commit(lambda: enqueue(failed + still_queued))
     return len(failed)
@@ -253,34 +247,7 @@ def retry_failed(job: GenerationJob, actor) -> int:
 
 def refresh_job_status(job_id: int) -> GenerationJob:
     """Derive the job's status from its conversations (one place, so it never drifts)."""
-    with transaction.atomic():
-        job = GenerationJob.objects.select_for_update().get(pk=job_id)
-        counts = {s: 0 for s in Conversation.Status.values}
-        for status in job.conversations.values_list("status", flat=True):
-            counts[status] += 1
-        unfinished = counts["queued"] + counts["running"]
-        if unfinished:
-            status = GenerationJob.Status.RUNNING if counts["running"] or counts["done"] or counts["failed"] else (
-                GenerationJob.Status.QUEUED)
-        elif job.cancel_requested_at is not None:
-            status = GenerationJob.Status.CANCELLED
-        elif counts["failed"]:
-            status = GenerationJob.Status.FAILED
-        else:
-            status = GenerationJob.Status.DONE
-        fields = []
-        if status != job.status:
-            job.status = status
-            fields.append("status")
-        if status == GenerationJob.Status.RUNNING and job.started_at is None:
-            job.started_at = timezone.now()
-            fields.append("started_at")
-        if not unfinished and job.finished_at is None:
-            job.finished_at = timezone.now()
-            fields.append("finished_at")
-        if fields:
-            job.save(update_fields=fields)
-        return job
+    return refresh_run_status(GenerationJob, job_id, "conversations")
 
 
 # --- one conversation -----------------------------------------------------------------------------
@@ -332,7 +299,7 @@ def run_conversation_attempt(conversation_id: int) -> str:
         job = conv.job
         snapshot = job.settings_snapshot
         models = {role: ModelSpec.from_dict(snapshot[role]) for role in ("patient", "sensemaker", "helper")}
-        live = LiveUsage(conversation_id, attempt)
+        live = _live_usage(conversation_id, attempt)
         client = llm_client(call_slot=JobCallSlots(job.pk, job.max_concurrent_calls), on_call=live)
         # Celery's threads pool does not enforce task time limits, so the conversation keeps its own
         # deadline, checked between turns (each LLM call has its own timeout).
@@ -369,53 +336,24 @@ def run_conversation_attempt(conversation_id: int) -> str:
 
 
 USAGE_FIELDS = ("llm_calls", "prompt_tokens", "completion_tokens", "cost_usd")
-# At most one counter write per running conversation in this many seconds (LLM calls can be quick).
-LIVE_USAGE_INTERVAL = 0.5
 
 
-class LiveUsage:
-    """The LLM client's on_call hook: keeps the running conversation's calls, tokens and cost up to date
-    in its row, so the job page (which sums the rows) shows them while the conversation runs. Writes
-    are throttled, and the totals are written again, in full, when the conversation ends. Only the
-    attempt that owns the row writes (a lost worker's stray thread cannot)."""
+def _usage_values(usage: dict | None) -> dict:
+    usage = usage or {}
+    return {"llm_calls": int(usage.get("calls") or 0), "prompt_tokens": int(usage.get("prompt_tokens") or 0),
+            "completion_tokens": int(usage.get("completion_tokens") or 0),
+            "cost_usd": cost_decimal(usage.get("cost_usd"))}
 
-    def __init__(self, conversation_id: int, attempt: int):
-        import threading
 
-        from .medagent import Usage
-
-        self.conversation_id = conversation_id
-        self.attempt = attempt
-        self._usage = Usage()
-        self._lock = threading.Lock()
-        self._last_write = float("-inf")
-
-    def __call__(self, delta: dict) -> None:
-        with self._lock:
-            self._usage.add(delta)
-            now = time.monotonic()
-            if now - self._last_write < LIVE_USAGE_INTERVAL:
-                return
-            self._last_write = now
-            totals = self._usage.as_dict()
-        row = Conversation(pk=self.conversation_id)
-        _apply_usage(row, totals)
-        Conversation.objects.filter(
-            pk=self.conversation_id, attempts=self.attempt, status=Conversation.Status.RUNNING
-        ).update(**{name: getattr(row, name) for name in USAGE_FIELDS})
-
-    def totals(self) -> dict:
-        with self._lock:
-            return self._usage.as_dict()
+def _live_usage(conversation_id: int, attempt: int) -> LiveUsage:
+    """Counters of the running conversation, written only while this attempt owns the row."""
+    rows = Conversation.objects.filter(pk=conversation_id, attempts=attempt, status=Conversation.Status.RUNNING)
+    return LiveUsage(rows, _usage_values)
 
 
 def _apply_usage(conv: Conversation, usage: dict | None) -> None:
-    usage = usage or {}
-    conv.llm_calls = int(usage.get("calls") or 0)
-    conv.prompt_tokens = int(usage.get("prompt_tokens") or 0)
-    conv.completion_tokens = int(usage.get("completion_tokens") or 0)
-    cost = usage.get("cost_usd")
-    conv.cost_usd = None if cost is None else Decimal(str(round(float(cost), 6)))
+    for name, value in _usage_values(usage).items():
+        setattr(conv, name, value)
 
 
 def _finish_done(conversation_id: int, attempt: int, result) -> bool:
@@ -466,34 +404,20 @@ def orphaned_conversation_ids() -> list[int]:
     """Running conversations whose worker lease has lapsed (the worker died)."""
     from .concurrency import ConversationLease
 
-    running = Conversation.objects.filter(status=Conversation.Status.RUNNING).values_list("id", flat=True)
-    return [cid for cid in running if not ConversationLease.is_held(cid)]
+    return lost_item_ids(Conversation, ConversationLease.KIND)
 
 
 def requeue_orphans() -> list[int]:
     """Hand conversations of dead workers to live ones. Nothing of theirs was written (messages are
     written only on completion), so they restart from the beginning with the same seed. One that has
-    already lost GENERATION_MAX_ATTEMPTS workers is failed instead: it is probably what kills them."""
-    requeued, given_up = [], []
-    max_attempts = settings.GENERATION_MAX_ATTEMPTS
-    for cid in orphaned_conversation_ids():
-        with transaction.atomic():
-            running = Conversation.objects.filter(pk=cid, status=Conversation.Status.RUNNING)
-            if running.filter(attempts__gte=max_attempts).update(
-                status=Conversation.Status.FAILED, finished_at=timezone.now(),
-                failure_reason=f"Gave up: the worker running it was lost on each of {max_attempts} attempts.",
-            ):
-                given_up.append(cid)
-                continue
-            updated = running.update(status=Conversation.Status.QUEUED, failure_reason="")
-        if updated:
-            requeued.append(cid)
+    already lost GENERATION_MAX_ATTEMPTS workers is failed instead."""
+    from .concurrency import ConversationLease
+
+    requeued, given_up = reap_lost_items(Conversation, ConversationLease.KIND,
+                                         max_attempts=settings.GENERATION_MAX_ATTEMPTS)
     for job_id in set(Conversation.objects.filter(pk__in=given_up).values_list("job_id", flat=True)):
         refresh_job_status(job_id)
-    if given_up:
-        logger.error("Conversations failed after losing %s workers: %s", max_attempts, given_up)
     if requeued:
-        logger.warning("Re-queued conversations of a lost worker: %s", requeued)
         enqueue(requeued)
     return requeued
 

@@ -202,6 +202,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "generation.tasks.requeue_orphaned_conversations",
         "schedule": float(os.environ.get("ORPHAN_CHECK_SECONDS", "30")),
     },
+    # The same for judge runs' items.
+    "requeue-orphaned-judge-items": {
+        "task": "judging.tasks.requeue_orphaned_judge_items",
+        "schedule": float(os.environ.get("ORPHAN_CHECK_SECONDS", "30")),
+    },
     # Rating leases that lapsed (page closed without skipping) go back to the pool; next_assignment
     # also reclaims lazily, so this only keeps the admin's progress figures honest.
     "reclaim-expired-rating-leases": {
@@ -227,6 +232,9 @@ LOCAL_LLM_API_BASE = os.environ.get("LOCAL_LLM_API_BASE", "http://127.0.0.1:8081
 GENERATION_LEASE_SECONDS = int(os.environ.get("GENERATION_LEASE_SECONDS", "60"))
 GENERATION_CONVERSATION_SECONDS = int(os.environ.get("GENERATION_CONVERSATION_SECONDS", CELERY_TASK_SOFT_TIME_LIMIT))
 GENERATION_MAX_ATTEMPTS = int(os.environ.get("GENERATION_MAX_ATTEMPTS", "3"))
+# Judge runs: how many replies a judge may send before its item fails for a malformed reply (each
+# retry says what was wrong); leases and lost-worker attempts are generation's settings above.
+JUDGE_PARSE_ATTEMPTS = int(os.environ.get("JUDGE_PARSE_ATTEMPTS", "3"))
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {

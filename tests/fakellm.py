@@ -225,7 +225,7 @@ class FakeLLMServer:
                 else:
                     text = owner.responder(messages, model) if owner.responder else None
                     if text is None:
-                        text = simulate_reply(messages, model)
+                        text = simulate_reply(messages, model, body.get("seed"))
                 finish = "stop"
                 if fault == "truncated":
                     text, finish = text[: max(1, len(text) // 3)], "length"

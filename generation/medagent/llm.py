@@ -25,6 +25,7 @@ on the client, in results, traces or exceptions (reasons are scrubbed of it).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import threading
@@ -189,11 +190,13 @@ class LLMClient:
 
     # --- transport layer --------------------------------------------------------------------
     def complete(
-        self, spec: ModelSpec, messages: list[dict[str, Any]], *, kind: str = "", grammar: str | None = None
+        self, spec: ModelSpec, messages: list[dict[str, Any]], *, kind: str = "", grammar: str | None = None,
+        seed: int | None = None,
     ) -> Completion:
         """One chat completion, retried on transport faults. Raises LLMCallFailed.
 
-        `grammar` (GBNF text for this reply's format) is sent only when the spec opts in."""
+        `grammar` (GBNF text for this reply's format) is sent only when the spec opts in; `seed` only to
+        providers that accept OpenAI's `seed` parameter (others would refuse the whole request)."""
         litellm = import_litellm()
         if is_simulated_model(spec.model):
             ensure_simulator()
@@ -210,6 +213,8 @@ class LLMClient:
         if grammar is not None and spec.grammar_format == "gbnf":
             # Not an OpenAI parameter: LiteLLM passes extra_body fields through to the JSON body.
             kwargs["extra_body"] = {**(spec.extra_params.get("extra_body") or {}), "grammar": grammar}
+        if seed is not None and _accepts_seed(spec.model):
+            kwargs["seed"] = seed
         if spec.max_tokens is not None:
             kwargs["max_tokens"] = spec.max_tokens
         if spec.api_base:
@@ -266,14 +271,19 @@ class LLMClient:
         usage: Usage | None = None,
         retry_note: Callable[[str], str] | None = None,
         grammar: str | None = None,
+        seed: int | None = None,
     ) -> ParsedCall:
         """Call until `parser` accepts the reply (at most `parse_attempts` calls).
 
-        A grammar shapes the reply but does not replace the parser: every reply is still parsed."""
+        A grammar shapes the reply but does not replace the parser: every reply is still parsed. When
+        every reply is refused, the ConversationFailed's trace holds the last reply as received and
+        each attempt's problem, so the caller can keep them."""
         errors: list[str] = []
         messages = [{"role": "user", "content": prompt}]
         # Passed on only when given, so subclasses that override complete(spec, messages, kind=...) keep working.
         grammar_kwargs = {"grammar": grammar} if grammar is not None else {}
+        if seed is not None:
+            grammar_kwargs["seed"] = seed
         for _ in range(self.parse_attempts):
             completion = self.complete(spec, messages, kind=kind, **grammar_kwargs)
             if usage is not None:
@@ -291,5 +301,16 @@ class LLMClient:
             note = retry_note(error) if retry_note else f"Your previous reply could not be used ({error})."
             messages = [{"role": "user", "content": f"{prompt}\n{note}\n"}]
         raise ConversationFailed(
-            f"{kind} by {spec.model}: no usable reply after {self.parse_attempts} attempts; last problem: {errors[-1]}"
+            f"{kind} by {spec.model}: no usable reply after {self.parse_attempts} attempts; last problem: {errors[-1]}",
+            trace={"last_reply": completion.text, "parse_errors": errors},
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _accepts_seed(model: str) -> bool:
+    litellm = import_litellm()
+    try:
+        _, provider, _, _ = litellm.get_llm_provider(model)
+        return "seed" in (litellm.get_supported_openai_params(model=model, custom_llm_provider=provider) or [])
+    except Exception:  # noqa: BLE001 - an unknown provider: send nothing it might refuse
+        return False

@@ -6,6 +6,8 @@ prompt's tagged blocks, and builds a well-formed reply from them with simple rul
 templates. Everything is a function of sha256(model string + prompt), so the same inputs always
 give the same output, while different conversations still vary.
 
+It also answers judge prompts (`[judge:<version>]`) with a rule-based judge, simulator_judge.py.
+
 It plays every role and lets the pipeline's rules happen naturally: generic history questions
 find no matching fact (NO MATCH), template pools run dry so candidates become redundant (and
 sometimes all three), stage decisions STAY until enough has been said (sometimes until the
@@ -25,6 +27,7 @@ import time
 from typing import Any
 
 from .prompt_set import parse_marker
+from .simulator_judge import is_judge_prompt, simulate_judge_reply
 
 PROVIDER = "simulator"
 SIMULATOR_LABEL = "Offline simulator (rule-based text, not a language model)"
@@ -693,25 +696,30 @@ _HANDLERS = {
 
 
 def _prompt_text(messages: list[dict[str, Any]]) -> str:
-    """The MedAgent prompt: the first message carrying our marker (later ones are retry notes)."""
+    """The MedAgent or judge prompt: the first message carrying our marker (later ones are retry notes)."""
     for message in messages:
         content = message.get("content")
         if isinstance(content, list):  # OpenAI content parts
             content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-        if isinstance(content, str) and parse_marker(content):
+        if isinstance(content, str) and (parse_marker(content) or is_judge_prompt(content)):
             return content
     return ""
 
 
-def simulate_reply(messages: list[dict[str, Any]], model: str) -> str:
-    """The simulator's answer to a chat request. Deterministic in (model, messages)."""
+def simulate_reply(messages: list[dict[str, Any]], model: str, seed: int | None = None) -> str:
+    """The simulator's answer to a chat request. Deterministic in (model, messages, seed); the request's
+    `seed` (OpenAI's parameter) varies it, as it varies a sampling model's reply."""
     prompt = _prompt_text(messages)
     marker = parse_marker(prompt) if prompt else None
     seed_material = model + "\n" + "\n".join(str(m.get("content")) for m in messages)
+    if seed is not None:
+        seed_material += f"\nseed={seed}"
     rng = random.Random(hashlib.sha256(seed_material.encode("utf-8")).hexdigest())
+    if marker is None and is_judge_prompt(prompt):
+        return simulate_judge_reply(prompt, rng)
     if marker is None or marker[1] not in _HANDLERS:
-        # Not a MedAgent prompt (e.g. a health check): answer plainly, still deterministic.
-        return "This is the MedAgent offline simulator. It only answers MedAgent prompts."
+        # Not a MedAgent or judge prompt (e.g. a health check): answer plainly, still deterministic.
+        return "This is the MedAgent offline simulator. It only answers MedAgent and judge prompts."
     return _HANDLERS[marker[1]](prompt, rng)
 
 
@@ -736,9 +744,9 @@ def _build_handler():
     class SimulatorLLM(CustomLLM):
         """`simulator/<name>`: answers MedAgent prompts offline, deterministically."""
 
-        def _respond(self, model: str, messages: list, model_response):
+        def _respond(self, model: str, messages: list, model_response, seed=None):
             full_model = model if is_simulated_model(model) else f"{PROVIDER}/{model}"
-            text = simulate_reply(messages, full_model)
+            text = simulate_reply(messages, full_model, seed)
             prompt_text = "\n".join(str(m.get("content") or "") for m in messages)
             model_response.choices[0].message.content = text
             model_response.choices[0].finish_reason = "stop"
@@ -754,10 +762,12 @@ def _build_handler():
             return model_response
 
         def completion(self, model, messages, *args, **kwargs):
-            return self._respond(model, messages, kwargs["model_response"])
+            seed = (kwargs.get("optional_params") or {}).get("seed")
+            return self._respond(model, messages, kwargs["model_response"], seed)
 
         async def acompletion(self, model, messages, *args, **kwargs):
-            return self._respond(model, messages, kwargs["model_response"])
+            seed = (kwargs.get("optional_params") or {}).get("seed")
+            return self._respond(model, messages, kwargs["model_response"], seed)
 
     return SimulatorLLM()
 

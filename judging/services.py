@@ -1,0 +1,362 @@
+"""Judge-run use cases: launch, cancel and retry runs; run one judge item.
+
+Views, the API and the `judge` command call these; Celery tasks (judging/tasks.py) are thin wrappers
+around `run_item_attempt`. The run/item machinery (leases, call slots, live usage, the reaper, status
+derivation) is generation's, shared through generation/work_items.py and generation/concurrency.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import record
+from generation.concurrency import JobCallSlots, WorkLease
+from generation.models import Conversation, ModelConfig
+from generation.services import llm_client
+from generation.work_items import (
+    LiveUsage,
+    cancel_queued_items,
+    cost_decimal,
+    lost_item_ids,
+    reap_lost_items,
+    refresh_run_status,
+    requeue_failed_items,
+    stalled_queued_item_ids,
+)
+from rating.campaigns import Selection, select_conversations
+from rating.models import Campaign, Rubric
+
+from .models import JudgeItem, JudgeRun, JudgeScore
+from .parsing import parse_judge_reply
+from .prompts import PROMPT_VERSION, build_judge_prompt, judged_axes
+
+logger = logging.getLogger(__name__)
+
+LEASE_KIND = "judge-item"
+CALL_SLOT_SCOPE = "judge-run"
+MAX_SAMPLES = 20
+MAX_CONCURRENT_CALLS = 256
+
+
+class JudgeRunError(ValueError):
+    """A launch request that cannot be carried out; `errors` maps form fields (or "__all__") to messages."""
+
+    def __init__(self, errors: dict[str, str] | str):
+        self.errors = errors if isinstance(errors, dict) else {"__all__": errors}
+        super().__init__("; ".join(self.errors.values()))
+
+
+class ItemOutcome:
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # already finished, cancelled, or another worker holds it
+
+
+# --- launching -----------------------------------------------------------------------------------
+
+
+@dataclass
+class JudgeRequest:
+    """What to judge (a campaign's conversations, or finished conversations chosen by a filter), with
+    which judge model, on which rubric (default: the campaign's), and how many samples each."""
+
+    judge_model: ModelConfig
+    campaign: Campaign | None = None
+    selection: Selection | None = None
+    rubric: Rubric | None = None
+    name: str = ""
+    samples: int = 1
+    seed: int = 0
+    max_concurrent_calls: int = 8
+
+
+def item_seed(run_seed: int, conversation: Conversation, sample_index: int) -> int:
+    """From the run's seed, what the conversation IS (its own generation seed, or its external id when
+    imported) and the sample index: never from database keys, which differ between installations."""
+    case_id = conversation.case.external_id if conversation.case_id else ""
+    identity = [conversation.seed, conversation.external_id, case_id]
+    if identity == [None, "", ""]:
+        identity = [conversation.pk]  # nothing else tells it apart
+    digest = hashlib.sha256(json.dumps([run_seed, *identity, sample_index]).encode()).digest()
+    return int.from_bytes(digest[:6], "big")
+
+
+def _conversations(req: JudgeRequest):
+    if req.campaign is not None:
+        return Conversation.objects.filter(campaign_items__campaign=req.campaign, status=Conversation.Status.DONE)
+    return select_conversations(req.selection)
+
+
+def validate_request(req: JudgeRequest) -> tuple[Rubric, list[Conversation]]:
+    """Every problem at once, by field, so a form can show them where they belong."""
+    from generation.medagent.types import ModelSpecError
+
+    errors: dict[str, str] = {}
+    judge = req.judge_model
+    if judge is None:
+        errors["judge_model"] = "Choose a judge model configuration."
+    elif not judge.is_active:
+        errors["judge_model"] = f"The model configuration {judge.name!r} is inactive."
+    else:
+        try:
+            judge.to_spec()
+        except ModelSpecError as exc:
+            errors["judge_model"] = f"The model configuration {judge.name!r} is unusable: {exc}"
+    if (req.campaign is None) == (req.selection is None):
+        errors["__all__"] = "Judge either a campaign's conversations or a filter's, not both and not neither."
+    rubric = req.rubric or (req.campaign.rubric if req.campaign is not None else None)
+    if rubric is None:
+        errors["rubric"] = "Choose a rubric (a filter of conversations has no campaign rubric to default to)."
+    elif not judged_axes(rubric):
+        errors["rubric"] = f"The rubric {rubric} has no axis a judge can score (all are computed)."
+    if not isinstance(req.samples, int) or not 1 <= req.samples <= MAX_SAMPLES:
+        errors["samples"] = f"Samples per conversation must be between 1 and {MAX_SAMPLES}."
+    if not isinstance(req.max_concurrent_calls, int) or not 1 <= req.max_concurrent_calls <= MAX_CONCURRENT_CALLS:
+        errors["max_concurrent_calls"] = f"Calls in flight must be between 1 and {MAX_CONCURRENT_CALLS}."
+    if not isinstance(req.seed, int) or not 0 <= req.seed < 2**63:
+        errors["seed"] = "The seed must be a whole number from 0 to 2^63 - 1."
+    conversations = []
+    if "__all__" not in errors:
+        conversations = list(_conversations(req).filter(messages__isnull=False).distinct()
+                             .select_related("case").order_by("pk"))
+        if not conversations:
+            where = "This campaign has" if req.campaign is not None else "The filter matches"
+            errors["__all__"] = f"{where} no finished conversation with messages to judge."
+    if errors:
+        raise JudgeRunError(errors)
+    return rubric, conversations
+
+
+@transaction.atomic
+def launch_run(actor, req: JudgeRequest, *, enqueue_tasks: bool = True) -> JudgeRun:
+    """Create the run and one queued item per conversation x sample; enqueue them after commit (or
+    not, when the caller runs them in-process with `run_inline`)."""
+    rubric, conversations = validate_request(req)
+    judge = req.judge_model
+    run = JudgeRun.objects.create(
+        name=req.name.strip() or f"{judge.name} on {req.campaign or 'filtered conversations'}",
+        campaign=req.campaign, rubric=rubric, judge_model=judge,
+        # The settings at launch: later edits of the configuration do not rewrite what was run.
+        model_snapshot=judge.provenance(),
+        prompt_version=PROMPT_VERSION, samples=req.samples, seed=req.seed,
+        max_concurrent_calls=req.max_concurrent_calls, status=JudgeRun.Status.QUEUED,
+        selection={"campaign": req.campaign.pk} if req.campaign is not None else req.selection.as_json(),
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    JudgeItem.objects.bulk_create([
+        JudgeItem(run=run, conversation=conversation, sample_index=sample,
+                  seed=item_seed(req.seed, conversation, sample))
+        for conversation in conversations for sample in range(req.samples)
+    ])
+    record(actor, "judge_run.launch", run, new={
+        "name": run.name, "judge": run.model_snapshot, "rubric": str(rubric), "samples": run.samples,
+        "conversations": len(conversations), "items": len(conversations) * run.samples,
+    })
+    if enqueue_tasks:
+        ids = list(run.items.values_list("id", flat=True))
+        transaction.on_commit(lambda: enqueue(ids))
+    return run
+
+
+JUDGE_ITEM_TASK = "judging.tasks.judge_item"
+
+
+def enqueue(item_ids) -> None:
+    """One task per item, sent by name: the tasks module imports this one, never the reverse."""
+    from celery import current_app
+
+    for item_id in item_ids:
+        current_app.send_task(JUDGE_ITEM_TASK, args=[item_id])
+
+
+def run_inline(run: JudgeRun, threads: int = 8) -> dict:
+    """Run a run's queued items in this process (no worker needed): the task's own code path, used by
+    `manage.py judge --inline` and the tests of single items."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    ids = list(run.items.filter(status=JudgeItem.Status.QUEUED).values_list("id", flat=True))
+
+    def attempt(item_id):
+        try:
+            return run_item_attempt(item_id)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        outcomes = list(pool.map(attempt, ids))
+    return {outcome: outcomes.count(outcome) for outcome in set(outcomes)}
+
+
+@transaction.atomic
+def cancel_run(run: JudgeRun, actor) -> int:
+    """Queued items stop at once; running ones finish (their one call is already under way)."""
+    cancelled = cancel_queued_items(JudgeRun, run, "items")
+    record(actor, "judge_run.cancel", run, new={"cancelled_queued": cancelled})
+    refresh_status(run.pk)
+    return cancelled
+
+
+@transaction.atomic
+def retry_failed(run: JudgeRun, actor) -> int:
+    """Re-run the failed items with their original seeds (and re-send items still queued)."""
+    failed, still_queued = requeue_failed_items(JudgeRun, run, "items")
+    if not failed:
+        return 0
+    record(actor, "judge_run.retry_failed", run, new={"items": len(failed)})
+    transaction.on_commit(lambda: enqueue(failed + still_queued))
+    return len(failed)
+
+
+def refresh_status(run_id: int) -> JudgeRun:
+    return refresh_run_status(JudgeRun, run_id, "items")
+
+
+# --- one item --------------------------------------------------------------------------------------
+
+
+def _usage_values(usage: dict | None) -> dict:
+    usage = usage or {}
+    return {"calls": int(usage.get("calls") or 0), "prompt_tokens": int(usage.get("prompt_tokens") or 0),
+            "completion_tokens": int(usage.get("completion_tokens") or 0),
+            "cost_usd": cost_decimal(usage.get("cost_usd"))}
+
+
+def _start(item_id: int) -> int | None:
+    """Mark the item running and return this attempt's number, or None if there is nothing to do."""
+    with transaction.atomic():
+        item = JudgeItem.objects.select_for_update().get(pk=item_id)
+        if item.status in (JudgeItem.Status.DONE, JudgeItem.Status.FAILED, JudgeItem.Status.CANCELLED):
+            return None
+        if JudgeRun.objects.filter(pk=item.run_id, cancel_requested_at__isnull=False).exists():
+            item.status, item.failure_reason = JudgeItem.Status.CANCELLED, "Cancelled before it started."
+            item.save(update_fields=["status", "failure_reason"])
+            return None
+        item.status = JudgeItem.Status.RUNNING
+        item.attempts += 1
+        item.started_at, item.finished_at = timezone.now(), None
+        for name, value in _usage_values(None).items():
+            setattr(item, name, value)
+        item.save(update_fields=["status", "attempts", "started_at", "finished_at", *_usage_values(None)])
+    # Cheap, lock-free: only the first item of a queued run moves it to running.
+    JudgeRun.objects.filter(pk=item.run_id, status=JudgeRun.Status.QUEUED).update(
+        status=JudgeRun.Status.RUNNING, started_at=timezone.now())
+    return item.attempts
+
+
+def _owned(item_id: int, attempt: int):
+    """The item's row while this attempt still owns it (the reaper may have handed it on)."""
+    return JudgeItem.objects.filter(pk=item_id, attempts=attempt, status=JudgeItem.Status.RUNNING)
+
+
+def _finish(item_id: int, attempt: int, *, usage: dict, raw_reply: str, scores=(), reason: str = "") -> bool:
+    """Scores and the item's final state in ONE transaction: an item never has half its scores."""
+    with transaction.atomic():
+        item = _owned(item_id, attempt).select_for_update().select_related("run").first()
+        if item is None:
+            return False
+        if scores:
+            axes = {axis.key: axis for axis in item.run.rubric.axes.all()}
+            item.scores.all().delete()
+            JudgeScore.objects.bulk_create([
+                JudgeScore(item=item, axis=axes[s.axis_key], value=s.value, rationale=s.rationale,
+                           cited_messages=s.cited_messages) for s in scores
+            ])
+        for name, value in _usage_values(usage).items():
+            setattr(item, name, value)
+        item.status = JudgeItem.Status.FAILED if reason else JudgeItem.Status.DONE
+        item.failure_reason = reason[:2000]
+        item.raw_reply = raw_reply or ""
+        item.finished_at = timezone.now()
+        item.save()
+        return True
+
+
+def judge_prompt(item: JudgeItem) -> tuple[str, list, int]:
+    """(prompt, judged axes, message count) for one item: the conversation as raters see it."""
+    run = item.run
+    axes = judged_axes(run.rubric)
+    messages = [{"role": role, "text": text} for role, text in
+                item.conversation.messages.order_by("index").values_list("role", "text")]
+    prompt = build_judge_prompt(rubric_name=run.rubric.name, instructions=run.rubric.instructions, axes=axes,
+                                messages=messages, ground_truth=item.conversation.ground_truth_diagnosis or None,
+                                version=run.prompt_version)
+    return prompt, axes, len(messages)
+
+
+def run_item_attempt(item_id: int) -> str:
+    """Judge one conversation once (one sample). Idempotent: a redelivered or duplicate task is a no-op
+    while another worker holds the item's lease, and once the item is finished."""
+    from generation.medagent import ConversationFailed, MedAgentError, ModelSpec
+
+    lease = WorkLease(LEASE_KIND, item_id, ttl=settings.GENERATION_LEASE_SECONDS)
+    if not lease.acquire():
+        return ItemOutcome.SKIPPED
+    run_id = None
+    try:
+        attempt = _start(item_id)
+        if attempt is None:
+            return ItemOutcome.SKIPPED
+        item = JudgeItem.objects.select_related("run__rubric", "conversation").get(pk=item_id)
+        run, run_id = item.run, item.run_id
+        live = LiveUsage(_owned(item_id, attempt), _usage_values)
+        client = llm_client(call_slot=JobCallSlots(run.pk, run.max_concurrent_calls, scope=CALL_SLOT_SCOPE),
+                            on_call=live, parse_attempts=settings.JUDGE_PARSE_ATTEMPTS)
+        try:
+            prompt, axes, count = judge_prompt(item)
+            parsed = client.complete_parsed(
+                ModelSpec.from_dict(run.model_snapshot), prompt, lambda text: parse_judge_reply(text, axes, count),
+                kind="judge", seed=item.seed,
+            )
+        except ConversationFailed as exc:
+            # No usable reply after the bounded retries: failed with the reason and the last reply as
+            # received; never a default score.
+            trace = exc.trace or {}
+            _finish(item_id, attempt, usage=live.totals(), raw_reply=trace.get("last_reply", ""), reason=exc.reason)
+            return ItemOutcome.FAILED
+        except (MedAgentError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            _finish(item_id, attempt, usage=live.totals(), raw_reply="", reason=reason)
+            return ItemOutcome.FAILED
+        except Exception as exc:
+            # A bug or an outage must end as a failed item with its reason, not as a "running" row
+            # that the reaper re-queues for ever.
+            logger.exception("Judge item %s failed with an unexpected error", item_id)
+            _finish(item_id, attempt, usage=live.totals(), raw_reply="",
+                    reason=f"Internal error: {type(exc).__name__}: {exc}")
+            return ItemOutcome.FAILED
+        _finish(item_id, attempt, usage=live.totals(), raw_reply=parsed.completion.text, scores=parsed.value)
+        return ItemOutcome.DONE
+    finally:
+        lease.release()
+        run_id = run_id or JudgeItem.objects.filter(pk=item_id).values_list("run_id", flat=True).first()
+        # The run's status is derived (under its row lock) only once nothing is left to run.
+        if run_id and not JudgeItem.objects.filter(run_id=run_id, status__in=("queued", "running")).exists():
+            refresh_status(run_id)
+
+
+def orphaned_item_ids() -> list[int]:
+    return lost_item_ids(JudgeItem, LEASE_KIND)
+
+
+def requeue_orphans() -> list[int]:
+    """Hand items of dead workers to live ones (with their seeds); nothing of theirs was written, as
+    scores are written only on completion. One that lost GENERATION_MAX_ATTEMPTS workers is failed.
+    Queued items of runs that have stalled (their messages died with a worker's prefetch) are sent
+    again too. Returns the ids of the running items put back in the queue."""
+    requeued, given_up = reap_lost_items(JudgeItem, LEASE_KIND, max_attempts=settings.GENERATION_MAX_ATTEMPTS)
+    for run_id in set(JudgeItem.objects.filter(pk__in=given_up).values_list("run_id", flat=True)):
+        refresh_status(run_id)
+    stalled = stalled_queued_item_ids(JudgeRun, "items", quiet_seconds=settings.GENERATION_LEASE_SECONDS)
+    if stalled:
+        logger.warning("Re-sent queued judge items of stalled runs: %s", stalled)
+    if requeued or stalled:
+        enqueue(requeued + stalled)
+    return requeued
