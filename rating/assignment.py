@@ -157,11 +157,11 @@ def _restart_lease(assignment: Assignment, campaign: Campaign, now) -> Assignmen
     return assignment
 
 
-def check_can_rate(campaign: Campaign, rater) -> None:
+def check_can_rate(campaign: Campaign) -> None:
+    """The quick refusal, from the campaign row the caller has; the roster (and the status again) are
+    checked under the campaign's lock by lock_open_campaign."""
     if campaign.status != Campaign.Status.OPEN:
         raise CampaignNotOpen(f"The campaign “{campaign.name}” is {campaign.get_status_display().lower()}.")
-    if not campaign.raters.filter(pk=rater.pk).exists():
-        raise NotInCampaign("You are not a rater in this campaign.")
 
 
 def lock_item(item_id: int, *, skip_locked: bool = False) -> CampaignItem | None:
@@ -189,7 +189,7 @@ def reclaim_expired(campaign: Campaign | None = None, *, actor=None, now=None) -
     if campaign is not None:
         expired = expired.filter(campaign=campaign)
     released = 0
-    for pk, item_id, lease in expired.values_list("pk", "item_id", "lease_expires_at")[:5000]:
+    for pk, item_id, lease in expired.order_by().values_list("pk", "item_id", "lease_expires_at")[:5000]:
         with transaction.atomic():
             lock_item(item_id)  # the item first, as everywhere (releasing changes its occupant count)
             changed = Assignment.objects.filter(
@@ -277,7 +277,8 @@ def _rank_started(campaign: Campaign, rater, started: dict[int, list[int]], rost
     fullness = {item_id: n for n, ids in started.items() for item_id in ids}
     raters_on: dict[int, list[int]] = {}
     for item_id, rater_id in (
-        Assignment.objects.filter(item_id__in=list(position)).filter(occupying(now)).values_list("item_id", "rater_id")
+        Assignment.objects.filter(item_id__in=list(position)).filter(occupying(now)).order_by()
+        .values_list("item_id", "rater_id")
     ):
         raters_on.setdefault(item_id, []).append(rater_id)
     shared = _co_rating_counts(campaign, rater, now)
@@ -334,7 +335,7 @@ def _try_item(campaign: Campaign, rater, item_id: int, *, wait: bool):
         return None if wait else _LOCKED
     # The count that matters: taken after the lock, so nobody can slip in between. One read of the item's
     # rows (at most k occupants and a few lapsed or skipped ones) gives the count and the rater's own row.
-    rows = list(Assignment.objects.filter(item_id=item.pk))
+    rows = list(Assignment.objects.filter(item_id=item.pk).order_by())
     now = timezone.now()
     if sum(1 for a in rows if a.rater_id != rater.pk and holds_place(a, now)) >= campaign.overlap_k:
         transaction.savepoint_rollback(sid)
@@ -362,11 +363,11 @@ def next_assignment(campaign: Campaign, rater) -> Assignment | None:
     """The rater's next conversation: their own active one if they have it, else a new one, else None.
 
     Raises CampaignNotOpen / NotInCampaign when the rater may not rate in this campaign now."""
-    check_can_rate(campaign, rater)
+    check_can_rate(campaign)
     reclaim_expired(campaign)
     with transaction.atomic():
         _lock_rater(campaign.pk, rater.pk)
-        campaign = lock_open_campaign(campaign, rater.pk)  # it may have closed since the check above
+        campaign = lock_open_campaign(campaign.pk, rater.pk)  # it may have closed since the check above
         now = timezone.now()
         # The rater's own live lease (resume) and lapsed drafts, in one read: at most one live lease (the
         # advisory lock above), and reclaim_expired has just turned lapsed ones into RELEASED.
@@ -443,7 +444,7 @@ def remaining_for(campaign: Campaign, rater) -> int:
 # --- leases held by a rater -----------------------------------------------------------------------
 
 
-def lock_open_campaign(campaign: Campaign, rater_id: int) -> Campaign:
+def lock_open_campaign(campaign_id: int, rater_id: int) -> Campaign:
     """Inside the caller's transaction: re-read the campaign row FOR SHARE and refuse unless it is open
     and the rater is still on its roster. Returns the fresh row, with `roster_size` (raters on the roster).
 
@@ -454,7 +455,7 @@ def lock_open_campaign(campaign: Campaign, rater_id: int) -> Campaign:
     fresh = next(iter(Campaign.objects.raw(
         "SELECT c.*, EXISTS (SELECT 1 FROM rating_campaign_raters r WHERE r.campaign_id = c.id AND r.user_id = %s)"
         " AS on_roster, (SELECT COUNT(*) FROM rating_campaign_raters r WHERE r.campaign_id = c.id) AS roster_size"
-        " FROM rating_campaign c WHERE c.id = %s FOR SHARE OF c", [rater_id, campaign.pk])), None)
+        " FROM rating_campaign c WHERE c.id = %s FOR SHARE OF c", [rater_id, campaign_id])), None)
     if fresh is None or fresh.status != Campaign.Status.OPEN:
         label = "closed" if fresh is None else fresh.get_status_display().lower()
         raise CampaignNotOpen(f"This campaign is {label}: its ratings can no longer be changed.")
@@ -476,7 +477,7 @@ def hold_for_rating(assignment: Assignment) -> Assignment:
     Locks, in the order every path takes them (so no two can wait on each other): the rater's advisory
     lock, the campaign row (share), the item row, then the assignment and rating rows."""
     _lock_rater(assignment.campaign_id, assignment.rater_id)
-    campaign = lock_open_campaign(assignment.campaign, assignment.rater_id)
+    campaign = lock_open_campaign(assignment.campaign_id, assignment.rater_id)
     lock_item(assignment.item_id)
     assignment.refresh_from_db()
     if assignment.status == Assignment.Status.SKIPPED:

@@ -253,9 +253,10 @@ def apply_changes(assignment: Assignment, actor, changes: DraftChanges) -> SaveO
                 if index in changes.problematic:
                     outcome.saved.append(f"problematic__{index}")
 
+        # Split before inserting: bulk_create gives the new rows their ids, and they need no update.
+        existing_rows = [row for row in dirty_scores.values() if row.pk is not None]
         AxisScore.objects.bulk_create([row for row in dirty_scores.values() if row.pk is None])
-        AxisScore.objects.bulk_update([row for row in dirty_scores.values() if row.pk is not None],
-                                      ["value", "comment"])
+        AxisScore.objects.bulk_update(existing_rows, ["value", "comment"])
         # Setting an absent score to "no value" records nothing new: keep the audit and draft quiet.
         new = {k: v for k, v in new.items() if old.get(k) != v}
         old = {k: v for k, v in old.items() if k in new}
@@ -296,18 +297,15 @@ def submit_rating(assignment: Assignment, actor, changes: DraftChanges | None = 
     """Save `changes`, check every required axis, and submit (or, if already submitted, keep the
     revision). Raises SubmitRejected with per-field errors; the valid part of the draft is kept."""
     outcome = apply_changes(assignment, actor, changes or DraftChanges())
-    rating = rating_for(assignment)
-    errors = {**completeness_errors(rating), **outcome.errors}
-    if errors:
-        raise SubmitRejected(errors)
-    if rating.status == Rating.Status.SUBMITTED:
-        return rating  # a revision: every change was audited as it was saved
+    if outcome.errors:
+        raise SubmitRejected({**completeness_errors(rating_for(assignment)), **outcome.errors})
     with transaction.atomic():
         _hold(assignment)  # campaign still open, rater still on it, and a place on the item
-        rating = Rating.objects.select_for_update(of=("self",), no_key=True).get(pk=rating.pk)
+        rating = (Rating.objects.select_for_update(of=("self",), no_key=True).select_related("rubric")
+                  .get(assignment=assignment))
         if rating.status == Rating.Status.SUBMITTED:
-            return rating
-        # Again under the lock: a save from another tab may have cleared a score since the check above.
+            return rating  # a revision: every change was audited as it was saved
+        # Checked here, under the lock (not before it): a save from another tab may have cleared a score.
         errors = completeness_errors(rating)
         if errors:
             raise SubmitRejected(errors)
@@ -318,7 +316,7 @@ def submit_rating(assignment: Assignment, actor, changes: DraftChanges | None = 
         Assignment.objects.filter(pk=assignment.pk).update(
             status=Assignment.Status.SUBMITTED, submitted_at=now, updated_at=now
         )
-        assignment.refresh_from_db()
+        assignment.status, assignment.submitted_at, assignment.updated_at = Assignment.Status.SUBMITTED, now, now
         record(actor, "rating.submit", rating, old={"status": "draft"},
                new={"status": "submitted", **snapshot(rating)}, assignment=assignment.pk)
         _results_changed(assignment.campaign_id)
