@@ -248,22 +248,30 @@ def _walk(campaign: Campaign, rater, levels: list[tuple[int, int]], exclude=()) 
     return {n: ids[:limits[n]] for n, ids in found.items()}
 
 
-def _co_rating_counts(campaign: Campaign, rater, now) -> dict[int, int]:
-    """How many conversations `rater` shares with each rater (occupying assignments only); the entry for
-    `rater` itself is how many they hold."""
+def _partners(campaign: Campaign, rater, item_ids: list[int], now) -> tuple[dict[int, list[int]], dict[int, int]]:
+    """In one query: the raters occupying each of `item_ids`, and how many conversations `rater` shares with
+    each rater (occupying assignments only; the entry for `rater` itself is how many they hold)."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT b.rater_id, COUNT(*) FROM rating_assignment a
+            SELECT 'on', item_id, rater_id FROM rating_assignment o
+            WHERE item_id = ANY(%(items)s)
+                AND (o.status = 'submitted' OR (o.status = 'active' AND o.lease_expires_at > %(now)s))
+            UNION ALL
+            SELECT 'shared', b.rater_id, COUNT(*) FROM rating_assignment a
             JOIN rating_assignment b ON b.item_id = a.item_id
                 AND (b.status = 'submitted' OR (b.status = 'active' AND b.lease_expires_at > %(now)s))
             WHERE a.campaign_id = %(campaign)s AND a.rater_id = %(rater)s
                 AND (a.status = 'submitted' OR (a.status = 'active' AND a.lease_expires_at > %(now)s))
             GROUP BY b.rater_id
             """,
-            {"campaign": campaign.pk, "rater": rater.pk, "now": now},
+            {"campaign": campaign.pk, "rater": rater.pk, "now": now, "items": item_ids},
         )
-        return dict(cursor.fetchall())
+        rows = cursor.fetchall()
+    raters_on: dict[int, list[int]] = {}
+    for _, item_id, rater_id in (r for r in rows if r[0] == "on"):
+        raters_on.setdefault(item_id, []).append(rater_id)
+    return raters_on, {r[1]: r[2] for r in rows if r[0] == "shared"}
 
 
 def _rank_started(campaign: Campaign, rater, started: dict[int, list[int]], roster_size: int,
@@ -275,13 +283,7 @@ def _rank_started(campaign: Campaign, rater, started: dict[int, list[int]], rost
         return [], []
     position = {item_id: i for ids in started.values() for i, item_id in enumerate(ids)}
     fullness = {item_id: n for n, ids in started.items() for item_id in ids}
-    raters_on: dict[int, list[int]] = {}
-    for item_id, rater_id in (
-        Assignment.objects.filter(item_id__in=list(position)).filter(occupying(now)).order_by()
-        .values_list("item_id", "rater_id")
-    ):
-        raters_on.setdefault(item_id, []).append(rater_id)
-    shared = _co_rating_counts(campaign, rater, now)
+    raters_on, shared = _partners(campaign, rater, list(position), now)
     taken = shared.pop(rater.pk, 0)
     others = max(1, roster_size - 1)
     budget = taken * (campaign.overlap_k - 1) / others + PAIR_SLACK

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from audit.services import record
@@ -111,10 +112,20 @@ def rating_for(assignment: Assignment) -> Rating:
     return rating
 
 
+def with_contents(ratings):
+    """`ratings` with their scores (and axes), notes (and messages) and rubric axes, each read once for
+    both completeness_errors and snapshot."""
+    return ratings.select_related("rubric").prefetch_related(
+        Prefetch("scores", queryset=AxisScore.objects.select_related("axis")),
+        Prefetch("message_notes", queryset=MessageNote.objects.select_related("message")),
+        "rubric__axes",
+    )
+
+
 def snapshot(rating: Rating) -> dict:
-    """Everything the rater has entered, as plain JSON (for the audit trail)."""
-    scores = rating.scores.select_related("axis")
-    notes = rating.message_notes.select_related("message")
+    """Everything the rater has entered, as plain JSON (for the audit trail). Read `rating` with_contents."""
+    scores = rating.scores.all()
+    notes = rating.message_notes.all()
     return {
         "values": {s.axis.key: _fmt(s.value) for s in scores if s.value is not None},
         "comments": {s.axis.key: s.comment for s in scores if s.comment},
@@ -279,13 +290,13 @@ def _hold(assignment: Assignment) -> None:
 
 
 def completeness_errors(rating: Rating) -> dict[str, str]:
-    """What stops `rating` from being submitted, by form field name."""
+    """What stops `rating` from being submitted, by form field name. Read `rating` with_contents."""
     errors = {}
     values = {s.axis_id: s.value for s in rating.scores.all()}
     for axis in rating.rubric.axes.all():
         if axis.is_rated and axis.required and values.get(axis.pk) is None:
             errors[f"value__{axis.key}"] = f"Choose a score for {axis.name}."
-    for note in rating.message_notes.select_related("message"):
+    for note in rating.message_notes.all():
         if note.problematic and not note.note.strip():
             errors[f"note__{note.message.index}"] = (
                 f"Say why message #{note.message.index + 1} is problematic."
@@ -298,11 +309,11 @@ def submit_rating(assignment: Assignment, actor, changes: DraftChanges | None = 
     revision). Raises SubmitRejected with per-field errors; the valid part of the draft is kept."""
     outcome = apply_changes(assignment, actor, changes or DraftChanges())
     if outcome.errors:
-        raise SubmitRejected({**completeness_errors(rating_for(assignment)), **outcome.errors})
+        rating = with_contents(Rating.objects.filter(assignment=assignment)).get()
+        raise SubmitRejected({**completeness_errors(rating), **outcome.errors})
     with transaction.atomic():
         _hold(assignment)  # campaign still open, rater still on it, and a place on the item
-        rating = (Rating.objects.select_for_update(of=("self",), no_key=True).select_related("rubric")
-                  .get(assignment=assignment))
+        rating = with_contents(Rating.objects.select_for_update(of=("self",), no_key=True)).get(assignment=assignment)
         if rating.status == Rating.Status.SUBMITTED:
             return rating  # a revision: every change was audited as it was saved
         # Checked here, under the lock (not before it): a save from another tab may have cleared a score.
