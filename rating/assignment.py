@@ -6,8 +6,11 @@ Safety under concurrency
   unexpired lease. Never more than ``campaign.overlap_k`` assignments occupy one item.
 * Every operation that can add an occupant takes the item's row lock first (``SELECT ... FOR UPDATE``,
   with ``SKIP LOCKED`` when choosing among candidates) and counts the occupants AGAIN after the lock.
-  Candidates are chosen by an unlocked aggregate query, which races by design (another rater may take
-  the last slot in between); the recount under the lock is what guarantees the cap.
+  Candidates are chosen by an unlocked read of ``CampaignItem.occupants`` (a count the database keeps
+  with a trigger), which races by design (another rater may take the last slot in between); the recount
+  under the lock is what guarantees the cap.
+* Every change of an assignment's status takes its item's row lock before the assignment's (the trigger
+  writes the item's count, so the other order could deadlock with a chooser holding the item).
 * The database's unique (item, rater) constraint makes a second row for one rater on one item
   impossible; a rater who gets an item back (after their lease lapsed) reuses their own row.
 * One rater's concurrent requests (two tabs) are serialised by a transaction-scoped advisory lock on
@@ -40,8 +43,13 @@ two shifts would share nothing at all. Four rules decide which conversation a ra
 4. *Randomised but reproducible order.* Every item gets a random position (``CampaignItem.shuffle``)
    when it joins the campaign; each rater walks those positions upwards from their own starting point,
    md5(campaign, rater pseudonym), wrapping around: a different sequence for every rater (no two raters
-   contending for the same next row) and the same on every call, so the sequence can be audited. The walk
-   reads the (campaign, shuffle) index and stops after a batch, instead of sorting every item per request.
+   contending for the same next row) and the same on every call, so the sequence can be audited.
+
+Cost per request: one query reads the candidates of every rule at once, each an ordered walk of the
+(campaign, occupants, shuffle) index from the rater's start that stops after a batch: fresh items are the
+occupants = 0 range, started ones the 1..k-1 ranges, so neither the campaign's items nor its assignments
+are scanned and the cost does not grow with the campaign. Started items are ranked (rule 2) within the
+first STARTED_WINDOW of each fullness in the rater's order, not across every started item of the campaign.
 
 What that guarantees: while fresh conversations remain, no pair of raters gets more than its budget
 from the rater who completes a conversation, so the k-1 partner places of each rater's work are spread
@@ -84,6 +92,8 @@ from .models import SHUFFLE_SPACE, Assignment, Campaign, CampaignItem, Rating
 
 # Fresh candidates fetched per round; more rounds follow if all of them are locked or full.
 FRESH_BATCH = 20
+# Started items considered per fullness (1..k-1 occupants), the first ones in the rater's order (rule 2).
+STARTED_WINDOW = 40
 # How many conversations a pair may share beyond its even share of the rater's work so far (rule 1 above).
 PAIR_SLACK = 1
 # How long skip reasons may be.
@@ -109,6 +119,12 @@ class LeaseLost(AssignmentError):
 def occupying(now) -> Q:
     """Assignments that hold one of an item's k places at time `now`."""
     return Q(status=Assignment.Status.SUBMITTED) | Q(status=Assignment.Status.ACTIVE, lease_expires_at__gt=now)
+
+
+def holds_place(assignment: Assignment, now) -> bool:
+    """The same test as `occupying`, for a row already read."""
+    return assignment.status == Assignment.Status.SUBMITTED or (
+        assignment.status == Assignment.Status.ACTIVE and assignment.lease_expires_at > now)
 
 
 def occupancy(item_id: int, now, *, exclude_rater_id=None) -> int:
@@ -141,11 +157,11 @@ def _restart_lease(assignment: Assignment, campaign: Campaign, now) -> Assignmen
     return assignment
 
 
-def check_can_rate(campaign: Campaign, rater) -> None:
+def check_can_rate(campaign: Campaign) -> None:
+    """The quick refusal, from the campaign row the caller has; the roster (and the status again) are
+    checked under the campaign's lock by lock_open_campaign."""
     if campaign.status != Campaign.Status.OPEN:
         raise CampaignNotOpen(f"The campaign “{campaign.name}” is {campaign.get_status_display().lower()}.")
-    if not campaign.raters.filter(pk=rater.pk).exists():
-        raise NotInCampaign("You are not a rater in this campaign.")
 
 
 def lock_item(item_id: int, *, skip_locked: bool = False) -> CampaignItem | None:
@@ -173,8 +189,9 @@ def reclaim_expired(campaign: Campaign | None = None, *, actor=None, now=None) -
     if campaign is not None:
         expired = expired.filter(campaign=campaign)
     released = 0
-    for pk, lease in expired.values_list("pk", "lease_expires_at")[:5000]:
+    for pk, item_id, lease in expired.order_by().values_list("pk", "item_id", "lease_expires_at")[:5000]:
         with transaction.atomic():
+            lock_item(item_id)  # the item first, as everywhere (releasing changes its occupant count)
             changed = Assignment.objects.filter(
                 pk=pk, status=Assignment.Status.ACTIVE, lease_expires_at__lte=now
             ).update(status=Assignment.Status.RELEASED, updated_at=now)
@@ -188,6 +205,7 @@ def reclaim_expired(campaign: Campaign | None = None, *, actor=None, now=None) -
 def release(assignment: Assignment, actor, reason: str = "released by an admin") -> bool:
     """Free an active assignment now (e.g. a stuck lease of a rater who went home). The draft stays."""
     with transaction.atomic():
+        lock_item(assignment.item_id)
         changed = Assignment.objects.filter(pk=assignment.pk, status=Assignment.Status.ACTIVE).update(
             status=Assignment.Status.RELEASED, updated_at=timezone.now()
         )
@@ -200,75 +218,85 @@ def release(assignment: Assignment, actor, reason: str = "released by an admin")
 # --- next ------------------------------------------------------------------------------------------
 
 
-def _co_rating_counts(campaign: Campaign, rater, now) -> dict[int, int]:
-    """How many conversations `rater` shares with each other rater (occupying assignments only)."""
-    mine = Assignment.objects.filter(campaign=campaign, rater=rater).filter(occupying(now)).values("item_id")
-    rows = (
-        Assignment.objects.filter(item_id__in=mine).filter(occupying(now)).exclude(rater=rater)
-        .values("rater_id").annotate(n=Count("id"))
+def _walk_sql(levels: list[tuple[int, int]]) -> str:
+    """Items of the campaign with `occupants` = n, for each (n, limit) in `levels`: from the rater's start
+    position up and, for the wrap-around, from the bottom, `limit` of each; items the rater has a row on
+    (other than one released by a lapsed lease) and those in `exclude` are left out. Every branch is an
+    ordered range scan of the (campaign, occupants, shuffle) index that stops at its LIMIT."""
+    branch = (
+        "(SELECT i.id, i.occupants, i.shuffle FROM rating_campaignitem i"
+        " WHERE i.campaign_id = %(campaign)s AND i.occupants = {n} AND i.shuffle {op} %(start)s"
+        " AND NOT (i.id = ANY(%(exclude)s)) AND NOT EXISTS (SELECT 1 FROM rating_assignment a"
+        " WHERE a.item_id = i.id AND a.rater_id = %(rater)s AND a.status <> 'released')"
+        " ORDER BY i.shuffle, i.id LIMIT {limit})"
     )
-    return {row["rater_id"]: row["n"] for row in rows}
+    return " UNION ALL ".join(branch.format(n=int(n), op=op, limit=int(limit))
+                              for n, limit in levels for op in (">=", "<"))
 
 
-def _started_candidates(campaign: Campaign, rater, now) -> tuple[list[int], list[int]]:
-    """Items occupied by 1..k-1 other raters, as (within the rater's per-partner budget, over it), each
-    ranked: fullest first, then least shared with the item's raters, then the rater's own shuffle order."""
-    rows = (
-        Assignment.objects.filter(campaign=campaign).filter(occupying(now))
-        .values("item_id", "item__shuffle")
-        .annotate(n=Count("id"), mine=Count("id", filter=Q(rater=rater)))
-        .filter(n__lt=campaign.overlap_k, mine=0)
-    )
-    rows = list(rows)
-    if not rows:
-        return [], []
-    skipped = set(
-        Assignment.objects.filter(campaign=campaign, rater=rater, status=Assignment.Status.SKIPPED)
-        .values_list("item_id", flat=True)
-    )
-    rows = [r for r in rows if r["item_id"] not in skipped]
-    raters_on = {}
-    for item_id, rater_id in (
-        Assignment.objects.filter(item_id__in=[r["item_id"] for r in rows]).filter(occupying(now))
-        .values_list("item_id", "rater_id")
-    ):
+def _walk(campaign: Campaign, rater, levels: list[tuple[int, int]], exclude=()) -> dict[int, list[int]]:
+    """Run `_walk_sql`: item ids by occupant count, each list in the rater's own order (rule 4)."""
+    start = start_position(campaign.pk, rater.pseudonym)
+    with connection.cursor() as cursor:
+        cursor.execute(_walk_sql(levels), {"campaign": campaign.pk, "start": start, "rater": rater.pk,
+                                           "exclude": list(exclude)})
+        rows = cursor.fetchall()
+    found: dict[int, list[int]] = {}
+    for item_id, occupants, _ in sorted(rows, key=lambda r: ((r[2] - start) % SHUFFLE_SPACE, r[0])):
+        found.setdefault(occupants, []).append(item_id)
+    limits = dict(levels)
+    return {n: ids[:limits[n]] for n, ids in found.items()}
+
+
+def _partners(campaign: Campaign, rater, item_ids: list[int], now) -> tuple[dict[int, list[int]], dict[int, int]]:
+    """In one query: the raters occupying each of `item_ids`, and how many conversations `rater` shares with
+    each rater (occupying assignments only; the entry for `rater` itself is how many they hold)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT 'on', item_id, rater_id FROM rating_assignment o
+            WHERE item_id = ANY(%(items)s)
+                AND (o.status = 'submitted' OR (o.status = 'active' AND o.lease_expires_at > %(now)s))
+            UNION ALL
+            SELECT 'shared', b.rater_id, COUNT(*) FROM rating_assignment a
+            JOIN rating_assignment b ON b.item_id = a.item_id
+                AND (b.status = 'submitted' OR (b.status = 'active' AND b.lease_expires_at > %(now)s))
+            WHERE a.campaign_id = %(campaign)s AND a.rater_id = %(rater)s
+                AND (a.status = 'submitted' OR (a.status = 'active' AND a.lease_expires_at > %(now)s))
+            GROUP BY b.rater_id
+            """,
+            {"campaign": campaign.pk, "rater": rater.pk, "now": now, "items": item_ids},
+        )
+        rows = cursor.fetchall()
+    raters_on: dict[int, list[int]] = {}
+    for _, item_id, rater_id in (r for r in rows if r[0] == "on"):
         raters_on.setdefault(item_id, []).append(rater_id)
-    shared = _co_rating_counts(campaign, rater, now)
-    taken = Assignment.objects.filter(campaign=campaign, rater=rater).filter(occupying(now)).count()
-    others = max(1, campaign.raters.count() - 1)
+    return raters_on, {r[1]: r[2] for r in rows if r[0] == "shared"}
+
+
+def _rank_started(campaign: Campaign, rater, started: dict[int, list[int]], roster_size: int,
+                  now) -> tuple[list[int], list[int]]:
+    """Started items (ids by occupant count, each in the rater's order) as (within the rater's per-partner
+    budget, over it), each ranked: fullest first, then least shared with the item's raters, then the
+    rater's own order (rules 1 and 2)."""
+    if not started:
+        return [], []
+    position = {item_id: i for ids in started.values() for i, item_id in enumerate(ids)}
+    fullness = {item_id: n for n, ids in started.items() for item_id in ids}
+    raters_on, shared = _partners(campaign, rater, list(position), now)
+    taken = shared.pop(rater.pk, 0)
+    others = max(1, roster_size - 1)
     budget = taken * (campaign.overlap_k - 1) / others + PAIR_SLACK
 
-    def rank(row):
-        partners = raters_on.get(row["item_id"], [])
-        return (-row["n"], sum(shared.get(r, 0) for r in partners), order_key(campaign.pk, rater.pseudonym,
-                                                                               row["item__shuffle"]), row["item_id"])
+    def rank(item_id):
+        partners = raters_on.get(item_id, [])
+        return -fullness[item_id], sum(shared.get(r, 0) for r in partners), position[item_id], item_id
 
     within, over = [], []
-    for row in sorted(rows, key=rank):
-        partners = raters_on.get(row["item_id"], [])
-        (within if all(shared.get(r, 0) < budget for r in partners) else over).append(row["item_id"])
+    for item_id in sorted(position, key=rank):
+        partners = raters_on.get(item_id, [])
+        (within if all(shared.get(r, 0) < budget for r in partners) else over).append(item_id)
     return within, over
-
-
-def _fresh_candidates(campaign: Campaign, rater, now, exclude: set[int]) -> list[int]:
-    """Unoccupied items the rater has not skipped, in the rater's own order: from the rater's start position
-    up, then from the bottom (the wrap-around). Each half is an ordered walk of the (campaign, shuffle)
-    index that stops at FRESH_BATCH hits."""
-    blocked = Assignment.objects.filter(item_id=OuterRef("pk")).filter(
-        occupying(now) | Q(rater=rater, status=Assignment.Status.SKIPPED)
-    )
-    start = start_position(campaign.pk, rater.pseudonym)
-    base = (
-        CampaignItem.objects.filter(campaign=campaign)
-        .exclude(Exists(blocked))
-        .exclude(pk__in=exclude)
-        .order_by("shuffle", "pk")
-        .values_list("pk", flat=True)
-    )
-    found = list(base.filter(shuffle__gte=start)[:FRESH_BATCH])
-    if len(found) < FRESH_BATCH:
-        found += list(base.filter(shuffle__lt=start)[:FRESH_BATCH - len(found)])
-    return found
 
 
 def _activate(campaign: Campaign, item: CampaignItem, rater, existing: Assignment | None, now) -> Assignment:
@@ -287,7 +315,10 @@ def _activate(campaign: Campaign, item: CampaignItem, rater, existing: Assignmen
                                      "updated_at"])
         record(rater, "assignment.reacquire", existing, old=old, new={"status": "active"})
         assignment = existing
-    Rating.objects.get_or_create(assignment=assignment, defaults={"rubric_id": campaign.rubric_id})
+    if existing is None:
+        Rating.objects.create(assignment=assignment, rubric_id=campaign.rubric_id)
+    else:
+        Rating.objects.get_or_create(assignment=assignment, defaults={"rubric_id": campaign.rubric_id})
     return assignment
 
 
@@ -304,11 +335,14 @@ def _try_item(campaign: Campaign, rater, item_id: int, *, wait: bool):
     if item is None:
         transaction.savepoint_rollback(sid)
         return None if wait else _LOCKED
-    # The count that matters: taken after the lock, so nobody can slip in between.
-    if occupancy(item.pk, timezone.now(), exclude_rater_id=rater.pk) >= campaign.overlap_k:
+    # The count that matters: taken after the lock, so nobody can slip in between. One read of the item's
+    # rows (at most k occupants and a few lapsed or skipped ones) gives the count and the rater's own row.
+    rows = list(Assignment.objects.filter(item_id=item.pk).order_by())
+    now = timezone.now()
+    if sum(1 for a in rows if a.rater_id != rater.pk and holds_place(a, now)) >= campaign.overlap_k:
         transaction.savepoint_rollback(sid)
         return None
-    existing = Assignment.objects.filter(item=item, rater=rater).first()
+    existing = next((a for a in rows if a.rater_id == rater.pk), None)
     if existing is not None and existing.status in (Assignment.Status.SUBMITTED, Assignment.Status.SKIPPED):
         transaction.savepoint_rollback(sid)
         return None
@@ -331,13 +365,21 @@ def next_assignment(campaign: Campaign, rater) -> Assignment | None:
     """The rater's next conversation: their own active one if they have it, else a new one, else None.
 
     Raises CampaignNotOpen / NotInCampaign when the rater may not rate in this campaign now."""
-    check_can_rate(campaign, rater)
+    check_can_rate(campaign)
     reclaim_expired(campaign)
     with transaction.atomic():
         _lock_rater(campaign.pk, rater.pk)
-        campaign = lock_open_campaign(campaign, rater.pk)  # it may have closed since the check above
+        campaign = lock_open_campaign(campaign.pk, rater.pk)  # it may have closed since the check above
         now = timezone.now()
-        current = current_assignment(campaign, rater, now)
+        # The rater's own live lease (resume) and lapsed drafts, in one read: at most one live lease (the
+        # advisory lock above), and reclaim_expired has just turned lapsed ones into RELEASED.
+        mine = list(
+            Assignment.objects.filter(campaign=campaign, rater=rater,
+                                      status__in=[Assignment.Status.ACTIVE, Assignment.Status.RELEASED])
+            .order_by("status", "-updated_at")[:8]
+        )
+        live = sorted((a for a in mine if lease_is_live(a, now)), key=lambda a: a.created_at)
+        current = live[0] if live else None
         if current is not None:
             # Resume: the lease restarts, so a returning rater is not cut off mid-conversation. The item
             # lock serialises this with anyone counting the item's occupants as the old lease runs out.
@@ -351,12 +393,12 @@ def next_assignment(campaign: Campaign, rater) -> Assignment | None:
         locked_out: list[int] = []
         # The rater's own lapsed drafts come first (continue where they left off, if nobody took the place),
         # then started items within the pair budget, then fresh ones, then started ones over the budget.
-        lapsed = Q(status=Assignment.Status.RELEASED) | Q(status=Assignment.Status.ACTIVE, lease_expires_at__lte=now)
-        own_lapsed = list(
-            Assignment.objects.filter(campaign=campaign, rater=rater).filter(lapsed)
-            .order_by("-updated_at").values_list("item_id", flat=True)[:5]
-        )
-        within, over_budget = _started_candidates(campaign, rater, now)
+        own_lapsed = [a.item_id for a in sorted(mine, key=lambda a: a.updated_at, reverse=True)
+                      if not lease_is_live(a, now)][:5]
+        k = campaign.overlap_k
+        walked = _walk(campaign, rater, [(0, FRESH_BATCH)] + [(n, STARTED_WINDOW) for n in range(1, k)])
+        fresh = walked.pop(0, [])  # the first fresh batch, read with the started items
+        within, over_budget = _rank_started(campaign, rater, walked, campaign.roster_size, now)
         rounds = [own_lapsed + within]
         while rounds:
             for item_id in rounds.pop():
@@ -368,9 +410,11 @@ def next_assignment(campaign: Campaign, rater) -> Assignment | None:
                     locked_out.append(item_id)  # another transaction is deciding on it right now
                 elif taken is not None:
                     return taken
-            fresh = _fresh_candidates(campaign, rater, now, tried)
+            if fresh is None:  # that batch is used up: walk on past everything tried
+                fresh = _walk(campaign, rater, [(0, FRESH_BATCH)], exclude=tried).get(0, [])
             if fresh:
                 rounds.append(fresh)
+                fresh = None
             elif over_budget:
                 # Nothing fresh is left: finishing the campaign beats the pair budget.
                 rounds.append(over_budget)
@@ -402,20 +446,22 @@ def remaining_for(campaign: Campaign, rater) -> int:
 # --- leases held by a rater -----------------------------------------------------------------------
 
 
-def lock_open_campaign(campaign: Campaign, rater_id: int) -> Campaign:
+def lock_open_campaign(campaign_id: int, rater_id: int) -> Campaign:
     """Inside the caller's transaction: re-read the campaign row FOR SHARE and refuse unless it is open
-    and the rater is still on its roster. Returns the fresh row.
+    and the rater is still on its roster. Returns the fresh row, with `roster_size` (raters on the roster).
 
     close_campaign and update_campaign take this row FOR NO KEY UPDATE, which waits for share locks: a
     save or submission that passed this check commits before the campaign closes (or the rater is
     removed), and one that starts later sees the change. A check before the transaction would not do:
     the campaign could close between the check and the commit."""
-    fresh = next(iter(Campaign.objects.raw("SELECT * FROM rating_campaign WHERE id = %s FOR SHARE", [campaign.pk])),
-                 None)
+    fresh = next(iter(Campaign.objects.raw(
+        "SELECT c.*, EXISTS (SELECT 1 FROM rating_campaign_raters r WHERE r.campaign_id = c.id AND r.user_id = %s)"
+        " AS on_roster, (SELECT COUNT(*) FROM rating_campaign_raters r WHERE r.campaign_id = c.id) AS roster_size"
+        " FROM rating_campaign c WHERE c.id = %s FOR SHARE OF c", [rater_id, campaign_id])), None)
     if fresh is None or fresh.status != Campaign.Status.OPEN:
         label = "closed" if fresh is None else fresh.get_status_display().lower()
         raise CampaignNotOpen(f"This campaign is {label}: its ratings can no longer be changed.")
-    if not Campaign.raters.through.objects.filter(campaign_id=campaign.pk, user_id=rater_id).exists():
+    if not fresh.on_roster:
         raise NotInCampaign("You are no longer a rater in this campaign: your ratings in it can no longer be "
                             "changed.")
     return fresh
@@ -433,7 +479,7 @@ def hold_for_rating(assignment: Assignment) -> Assignment:
     Locks, in the order every path takes them (so no two can wait on each other): the rater's advisory
     lock, the campaign row (share), the item row, then the assignment and rating rows."""
     _lock_rater(assignment.campaign_id, assignment.rater_id)
-    campaign = lock_open_campaign(assignment.campaign, assignment.rater_id)
+    campaign = lock_open_campaign(assignment.campaign_id, assignment.rater_id)
     lock_item(assignment.item_id)
     assignment.refresh_from_db()
     if assignment.status == Assignment.Status.SKIPPED:
@@ -508,6 +554,7 @@ def skip(assignment: Assignment, rater, reason: str) -> Assignment:
     if assignment.campaign.status != Campaign.Status.OPEN:
         raise CampaignNotOpen("The campaign is closed.")
     with transaction.atomic():
+        lock_item(assignment.item_id)  # before the assignment's row, as everywhere
         assignment = Assignment.objects.select_for_update(of=("self",), no_key=True).get(pk=assignment.pk)
         if assignment.status == Assignment.Status.SUBMITTED:
             raise AssignmentError("You have already submitted this rating; it cannot be skipped.")

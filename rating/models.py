@@ -149,13 +149,18 @@ class CampaignItem(models.Model):
     gold_scores = models.JSONField(default=dict, blank=True)
     added_at = models.DateTimeField(default=timezone.now)
     # A random position, fixed at creation: each rater walks the campaign from their own starting point in
-    # this order (rating.assignment, rule 4), read from the (campaign, shuffle) index instead of sorting
-    # every item per request.
+    # this order (rating.assignment, rule 4), read from the (campaign, occupants, shuffle) index instead of
+    # sorting every item per request.
     shuffle = models.IntegerField(default=random_shuffle)
+    # How many assignments are SUBMITTED or ACTIVE (a lapsed lease counts until it is reclaimed). Kept by a
+    # database trigger on rating_assignment (migration 0005), so every writer keeps it exact, bulk updates
+    # and admin actions included. It only CHOOSES candidates (fresh = 0, started = 1..k-1) through the
+    # index below; the cap itself is always the recount under the item's row lock (rating.assignment).
+    occupants = models.PositiveSmallIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["campaign", "id"]
-        indexes = [models.Index(fields=["campaign", "shuffle", "id"], name="campaignitem_shuffle")]
+        indexes = [models.Index(fields=["campaign", "occupants", "shuffle", "id"], name="campaignitem_walk")]
         constraints = [
             models.UniqueConstraint(fields=["campaign", "conversation"], name="campaign_conversation_unique"),
             models.CheckConstraint(condition=Q(is_gold=True) | Q(gold_scores={}), name="gold_scores_only_on_gold"),

@@ -375,8 +375,8 @@ def rating_page(assignment: Assignment, errors: dict | None = None) -> RatingPag
 def own_assignment_or_none(rater, pk) -> Assignment | None:
     """The one way rater views fetch an assignment: another rater's id finds nothing (404)."""
     return (
-        Assignment.objects.select_related("campaign", "item", "campaign__rubric")
-        .filter(pk=pk, rater=rater).first()
+        Assignment.objects.select_related("campaign", "item", "campaign__rubric", "rating")
+        .filter(pk=pk, rater=rater).order_by().first()
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from audit.services import record
@@ -98,10 +99,20 @@ def rating_for(assignment: Assignment) -> Rating:
     return rating
 
 
+def with_contents(ratings):
+    """`ratings` with their scores (and axes), notes (and messages) and rubric axes, each read once for
+    both completeness_errors and snapshot."""
+    return ratings.select_related("rubric").prefetch_related(
+        Prefetch("scores", queryset=AxisScore.objects.select_related("axis")),
+        Prefetch("message_notes", queryset=MessageNote.objects.select_related("message")),
+        "rubric__axes",
+    )
+
+
 def snapshot(rating: Rating) -> dict:
-    """Everything the rater has entered, as plain JSON (for the audit trail)."""
-    scores = rating.scores.select_related("axis")
-    notes = rating.message_notes.select_related("message")
+    """Everything the rater has entered, as plain JSON (for the audit trail). Read `rating` with_contents."""
+    scores = rating.scores.all()
+    notes = rating.message_notes.all()
     return {
         "values": {s.axis.key: _fmt(s.value) for s in scores if s.value is not None},
         "comments": {s.axis.key: s.comment for s in scores if s.comment},
@@ -289,8 +300,10 @@ def _apply_message_notes(edit: _Edit, assignment: Assignment, changes: DraftChan
 
 def _save_edit(edit: _Edit, assignment: Assignment, actor) -> None:
     rows = edit.dirty_scores.values()
+    # Split before inserting: bulk_create gives the new rows their ids, and they need no update.
+    existing_rows = [row for row in rows if row.pk is not None]
     AxisScore.objects.bulk_create([row for row in rows if row.pk is None])
-    AxisScore.objects.bulk_update([row for row in rows if row.pk is not None], ["value", "comment"])
+    AxisScore.objects.bulk_update(existing_rows, ["value", "comment"])
     # Setting an absent score to "no value" records nothing new: keep the audit and draft quiet.
     new = {k: v for k, v in edit.new.items() if edit.old.get(k) != v}
     old = {k: v for k, v in edit.old.items() if k in new}
@@ -313,13 +326,13 @@ def _hold(assignment: Assignment) -> None:
 
 
 def completeness_errors(rating: Rating) -> dict[str, str]:
-    """What stops `rating` from being submitted, by form field name."""
+    """What stops `rating` from being submitted, by form field name. Read `rating` with_contents."""
     errors = {}
     values = {s.axis_id: s.value for s in rating.scores.all()}
     for axis in rating.rubric.axes.all():
         if axis.is_rated and axis.required and values.get(axis.pk) is None:
             errors[f"value__{axis.key}"] = f"Choose a score for {axis.name}."
-    for note in rating.message_notes.select_related("message"):
+    for note in rating.message_notes.all():
         if note.problematic and not note.note.strip():
             errors[f"note__{note.message.index}"] = (
                 f"Say why message #{note.message.index + 1} is problematic."
@@ -331,18 +344,15 @@ def submit_rating(assignment: Assignment, actor, changes: DraftChanges | None = 
     """Save `changes`, check every required axis, and submit (or, if already submitted, keep the
     revision). Raises SubmitRejected with per-field errors; the valid part of the draft is kept."""
     outcome = apply_changes(assignment, actor, changes or DraftChanges())
-    rating = rating_for(assignment)
-    errors = {**completeness_errors(rating), **outcome.errors}
-    if errors:
-        raise SubmitRejected(errors)
-    if rating.status == Rating.Status.SUBMITTED:
-        return rating  # a revision: every change was audited as it was saved
+    if outcome.errors:
+        rating = with_contents(Rating.objects.filter(assignment=assignment)).get()
+        raise SubmitRejected({**completeness_errors(rating), **outcome.errors})
     with transaction.atomic():
         _hold(assignment)  # campaign still open, rater still on it, and a place on the item
-        rating = Rating.objects.select_for_update(of=("self",), no_key=True).get(pk=rating.pk)
+        rating = with_contents(Rating.objects.select_for_update(of=("self",), no_key=True)).get(assignment=assignment)
         if rating.status == Rating.Status.SUBMITTED:
-            return rating
-        # Again under the lock: a save from another tab may have cleared a score since the check above.
+            return rating  # a revision: every change was audited as it was saved
+        # Checked here, under the lock (not before it): a save from another tab may have cleared a score.
         errors = completeness_errors(rating)
         if errors:
             raise SubmitRejected(errors)
@@ -353,7 +363,7 @@ def submit_rating(assignment: Assignment, actor, changes: DraftChanges | None = 
         Assignment.objects.filter(pk=assignment.pk).update(
             status=Assignment.Status.SUBMITTED, submitted_at=now, updated_at=now
         )
-        assignment.refresh_from_db()
+        assignment.status, assignment.submitted_at, assignment.updated_at = Assignment.Status.SUBMITTED, now, now
         record(actor, "rating.submit", rating, old={"status": "draft"},
                new={"status": "submitted", **snapshot(rating)}, assignment=assignment.pk)
         events.ratings_changed(assignment.campaign_id)
