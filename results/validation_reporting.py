@@ -145,13 +145,13 @@ def validation_report(validation: ValidationCampaign, *, n_boot: int = DEFAULT_N
     }
 
 
-COLUMNS = [("Axis", "text"), ("Verdicts", "int"), ("Conversations", "int"), ("Agree", "int"),
+COLUMNS = [("Axis key", "text"), ("Axis", "text"), ("Verdicts", "int"), ("Conversations", "int"), ("Agree", "int"),
            ("Agreement rate", "num3"), ("95% CI low", "num3"), ("95% CI high", "num3"), ("CI method", "text"),
            ("Disagree", "int"), ("Mean corrected - judge (disagreements)", "num")]
 
 
 def report_table(report: dict) -> dict:
     title = "Clinicians' agreement with the judge" + (" [simulated]" if report["judge_run"]["simulated"] else "")
-    rows = [[r["axis_name"], r["n_verdicts"], r["n_conversations"], r["n_agree"], r["rate"], r["ci_low"],
+    rows = [[r["axis_key"], r["axis_name"], r["n_verdicts"], r["n_conversations"], r["n_agree"], r["rate"], r["ci_low"],
              r["ci_high"], r["ci_method"], r["n_disagree"], r["mean_correction"]] for r in report["axes"]]
     return table(title, COLUMNS, rows, report["method"])

@@ -247,6 +247,7 @@ URL_ACCESS: dict[str, Access] = {
     "api:campaign_scores": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
     "api:campaign_agreement": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
     "api:campaign_export": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "api:campaign_judge_validation": api_readers(kwargs=lambda w: {"pk": w.objects["validation_campaign"].pk}),
     "api:campaign_datasheet": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
     "api:job_list": api_readers(),
     "api:job_detail": api_readers(kwargs=lambda w: {"pk": w.objects["job"].pk}),
