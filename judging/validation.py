@@ -22,6 +22,7 @@ from rating import assignment as assigning
 from rating import campaigns as rating_campaigns
 from rating.models import Assignment, Campaign, RubricAxis
 from rating.services import DraftChanges, SaveOutcome, changes_from_post
+from rating.services import _parse_value as parse_score  # a correction obeys exactly a rating's rules
 
 from .models import JudgeItem, JudgeRun, JudgeScore, ValidationCampaign, ValidationReview, ValidationVerdict
 
@@ -190,19 +191,6 @@ def verdict_changes_from_post(data) -> tuple[DraftChanges, dict[str, str]]:
     return changes, verdicts
 
 
-def _corrected(axis: RubricAxis, raw: str) -> tuple[float | None, str | None]:
-    if raw == "":
-        return None, None
-    try:
-        number = float(raw)
-    except ValueError:
-        return None, f"“{raw}” is not a score for {axis.name}."
-    allowed = axis.allowed_values()
-    if not number.is_integer() or int(number) not in allowed:
-        return None, f"{axis.name} takes {allowed[0]} to {allowed[-1]}; got {raw}."
-    return float(int(number)), None
-
-
 def _state(v: ValidationVerdict | None) -> dict:
     if v is None:
         return {"verdict": None, "corrected": None, "comment": ""}
@@ -265,7 +253,7 @@ def save_verdicts(assignment: Assignment, actor, changes: DraftChanges, verdicts
                     outcome.saved.append(name)
             if key in changes.values:
                 name = f"value__{key}"
-                value, error = _corrected(axis, changes.values[key])
+                value, error = parse_score(axis, changes.values[key])
                 if error is None and value is not None and value == score.value:
                     error = f"{score.value:g} is the judge's own score: choose Agree, or another score."
                 current = rows.get(key) or existing.get(axis.pk)

@@ -13,34 +13,28 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.roles import Role
-from generation.models import Conversation, GenerationJob
 from judging import validation
 from judging.models import JudgeItem, JudgeScore
 from rating import assignment as assigning
-from tests.factories import make_case, make_conversation, make_model, make_persona, make_token, make_user
+from tests.factories import make_model, make_token, make_user
 from tests.judging.validation_support import all_agree
-from tests.rating.test_rating_blinding import GROUND_TRUTH, SECRETS, outside_ground_truth_context
+from tests.rating.test_rating_blinding import (  # noqa: F401 - secret_world is a fixture
+    GROUND_TRUTH,
+    SECRETS,
+    outside_ground_truth_context,
+    secret_world,
+)
 
 JUDGE_SECRETS = ["judge-secret-jx", "anthropic", "JudgeSecretConfig", "JudgeRunSecretName", "judge-prompt-q5",
                  "RAW-REPLY-SECRET", "OTHER-VERDICT-COMMENT-V3", "OTHER-VERDICT-OVERALL-W8"]
 
 
 @pytest.fixture
-def secret_validation(db):
-    sensemaker = make_model("openai/secret-model-xyz", name="SecretConfigName",
-                            api_base="https://secret-provider.example/v1", api_key_env="SECRET_API_KEY")
-    job = GenerationJob.objects.create(
-        name="Secret Job Alpha", sensemaker_model=sensemaker, seed=4242,
-        patient_model=make_model("anthropic/patient-secret-abc"), helper_model=make_model("helper-secret-def"),
-    )
-    persona = make_persona(trait="neuroticism", literacy="functional", intent="personalising_care", goal="longevity")
-    convs = []
-    for n in range(3):
-        case = make_case(external_id=f"case-secret-123-{n}", ground_truth_diagnosis=GROUND_TRUTH,
-                         condition="secret-provider-condition")
-        conv = make_conversation(job=job, case=case, persona=persona, n_messages=8)
-        Conversation.objects.filter(pk=conv.pk).update(provenance={"seed": "SEED-4242"}, seed=4242)
-        convs.append(conv)
+def secret_validation(secret_world):  # noqa: F811 - the fixture imported above
+    """rating's secret world (distinctive model, provider, job, persona; another rater's rating) plus a
+    judge with distinctive names scoring its conversations, and a validation campaign over them."""
+    rating_campaign, rater, other, _ = secret_world
+    convs = [item.conversation for item in rating_campaign.items.select_related("conversation")]
     from judging.models import JudgeRun
     from rating.rubric_files import default_rubric
 
@@ -57,7 +51,6 @@ def secret_validation(db):
                     item=item, axis=axis, value=axis.allowed_values()[0], cited_messages=[2, 4],
                     rationale=f"As Judge-Secret-JX I find secret-model-xyz weak on {axis.key} (message 2).")
     admin = make_user(Role.ADMIN)
-    rater, other = make_user(Role.RATER, "blind-rater"), make_user(Role.RATER, "other-rater")
     v = validation.create_validation_campaign(admin, judge_run=run, name="Second look", raters=[rater, other],
                                               overlap_k=2, lease_minutes=60, open_now=True)
     theirs = assigning.next_assignment(v.campaign, other)

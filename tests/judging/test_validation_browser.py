@@ -9,21 +9,11 @@ from judging.models import ValidationReview
 from rating.models import Assignment
 from tests.browser_support import login, require_chromium
 from tests.judging.validation_support import build_validation
+from tests.rating.test_rating_browser import _press_and_wait_for_save, _sync_playwright_may_use_the_orm  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 AXES = ["susceptibility", "severity", "benefits", "diagnosis_hard", "diagnosis_soft", "flow", "readability_judgement"]
-
-
-@pytest.fixture(autouse=True)
-def _sync_playwright_may_use_the_orm(monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-def _press_and_wait_for_save(page, key):
-    with page.expect_response(lambda r: "/save/" in r.url and r.request.method == "POST") as info:
-        page.keyboard.press(key)
-    assert info.value.status == 200, info.value.text()
 
 
 def _verdict(page, axis):
