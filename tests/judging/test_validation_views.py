@@ -7,11 +7,12 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.roles import Role
+from judging import validation
 from judging.models import JudgeRun, ValidationCampaign
 from rating import assignment as assigning
 from rating.models import AxisScore, Campaign
 from tests.factories import make_conversation, make_user
-from tests.judging.validation_support import build_validation, make_judge_run
+from tests.judging.validation_support import all_agree, build_validation, make_judge_run
 
 pytestmark = pytest.mark.django_db
 
@@ -89,3 +90,17 @@ def test_admin_creates_a_validation_campaign_with_errors_in_the_page():
     assert v.campaign.status == Campaign.Status.OPEN and v.campaign.items.count() == 2
     listing = client.get(reverse("judge_validation:list")).content.decode()
     assert "Second look" in listing and reverse("validation_results:campaign", args=[v.campaign_id]) in listing
+
+
+def test_the_campaign_pages_of_rating_and_results_work_for_a_validation_campaign():
+    v, (rater, _) = build_validation()
+    a = assigning.next_assignment(v.campaign, rater)
+    changes, verdicts = validation.verdict_changes_from_post(all_agree(v))
+    validation.submit_review(a, rater, changes, verdicts)
+    admin = _client(make_user(Role.ADMIN))
+    for url in (reverse("campaigns:detail", args=[v.campaign_id]), reverse("campaigns:list"),
+                reverse("results:index"), reverse("results:campaign", args=[v.campaign_id]),
+                reverse("validation_results:campaign", args=[v.campaign_id])):
+        assert admin.get(url).status_code == 200, url
+    mine = _client(rater).get(reverse("rating:campaign", args=[v.campaign_id]))
+    assert mine.status_code == 200 and "Submitted" in mine.content.decode()
