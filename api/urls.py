@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularSwaggerView
 from accounts.access import capability_required
 from accounts.roles import Capability
 
-from . import views
+from . import validation_views, views
 
 app_name = "api"
 
@@ -34,6 +34,8 @@ urlpatterns = [
     path("campaigns/<int:pk>/judge-agreement/<int:run_pk>", views.CampaignJudgeRunAgreementView.as_view(),
          name="campaign_judge_run_agreement"),
     path("campaigns/<int:pk>/export", views.CampaignExportView.as_view(), name="campaign_export"),
+    path("campaigns/<int:pk>/judge-validation", validation_views.CampaignJudgeValidationView.as_view(),
+         name="campaign_judge_validation"),
     path("campaigns/<int:pk>/datasheet", views.CampaignDatasheetView.as_view(), name="campaign_datasheet"),
     path("jobs", views.JobListView.as_view(), name="job_list"),
     path("jobs/<int:pk>", views.JobDetailView.as_view(), name="job_detail"),

@@ -11,3 +11,11 @@ class JudgingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "judging"
     verbose_name = "LLM judge"
+
+    def ready(self):
+        # Validation campaigns' assignments open on judging's page, not rating's (rating cannot import us).
+        from rating.extensions import register_assignment_page
+
+        from .validation import validation_page_url
+
+        register_assignment_page(validation_page_url)

@@ -113,3 +113,79 @@ class JudgeScore(models.Model):
 
     def __str__(self):
         return f"{self.axis.key}={self.value}"
+
+
+# --- validation mode: clinicians agree or disagree with a judge's scores ----------------------------
+
+
+class ValidationCampaign(models.Model):
+    """A rating campaign in validation mode: its raters see one judge run's scores and rationales (one
+    sample per conversation) and agree or disagree, as in the paper. Assignment, leases and heartbeats
+    are rating's own; the verdicts live here, never in rating.Rating."""
+
+    campaign = models.OneToOneField(Campaign, on_delete=models.PROTECT, related_name="judge_validation")
+    judge_run = models.ForeignKey(JudgeRun, on_delete=models.PROTECT, related_name="validation_campaigns")
+    sample_index = models.PositiveSmallIntegerField(default=0, help_text="Which of the judge's samples is shown.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"Validation of {self.judge_run} in {self.campaign}"
+
+
+class ValidationReviewStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SUBMITTED = "submitted", "Submitted"
+
+
+class ValidationReview(models.Model):
+    """One clinician's verdicts on one conversation: a server-side draft until submitted."""
+
+    Status = ValidationReviewStatus
+
+    assignment = models.OneToOneField("rating.Assignment", on_delete=models.PROTECT, related_name="validation_review")
+    validation = models.ForeignKey(ValidationCampaign, on_delete=models.PROTECT, related_name="reviews")
+    judge_item = models.ForeignKey(JudgeItem, on_delete=models.PROTECT, related_name="validation_reviews")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    overall_comment = models.TextField(blank=True)
+    revision = models.PositiveIntegerField(default=0, help_text="How many times it was revised after submission.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=ValidationReviewStatus.values),
+                                   name="validation_review_status_valid"),
+            models.CheckConstraint(condition=~Q(status="submitted") | Q(submitted_at__isnull=False),
+                                   name="submitted_review_has_time"),
+        ]
+
+    def __str__(self):
+        return f"Validation review of {self.assignment}"
+
+
+class ValidationVerdict(models.Model):
+    """Agree or disagree with the judge's score on one axis; a disagreement carries the corrected score."""
+
+    review = models.ForeignKey(ValidationReview, on_delete=models.CASCADE, related_name="verdicts")
+    axis = models.ForeignKey(RubricAxis, on_delete=models.PROTECT, related_name="validation_verdicts")
+    # The exact judge score the clinician saw.
+    judge_score = models.ForeignKey(JudgeScore, on_delete=models.PROTECT, related_name="verdicts")
+    agrees = models.BooleanField(null=True, blank=True, help_text="Empty until the clinician decides.")
+    corrected_value = models.FloatField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["review", "axis"], name="validation_verdict_unique"),
+            # Agreeing means the judge's score stands: no corrected score beside it.
+            models.CheckConstraint(condition=~Q(agrees=True) | Q(corrected_value__isnull=True),
+                                   name="agreeing_verdict_has_no_correction"),
+        ]
+
+    def __str__(self):
+        return f"{self.axis.key}: {'agree' if self.agrees else 'disagree' if self.agrees is False else '-'}"

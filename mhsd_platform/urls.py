@@ -16,6 +16,8 @@ urlpatterns = [
     path("rate/", include("rating.urls")),
     path("campaigns/", include("rating.campaign_urls")),
     path("results/", include("results.urls")),
+    path("validate/", include("judging.validation_urls")),
+    path("results/validation/", include("results.validation_urls")),
     path("api/v1/", include("api.urls")),
     path("exports/", include("study_data.urls")),
     path("django-admin/", admin.site.urls),

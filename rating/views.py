@@ -13,7 +13,7 @@ from accounts.access import capability_required
 from accounts.roles import Capability
 
 from . import assignment as assigning
-from . import selectors, services
+from . import extensions, selectors, services
 from .forms import SafetyFlagForm, SkipForm
 from .models import Campaign
 
@@ -78,6 +78,9 @@ def next_conversation(request, campaign_pk):
 @capability_required(Capability.RATE)
 def rate(request, pk):
     assignment = _own(request, pk)
+    elsewhere = extensions.assignment_page(assignment)
+    if elsewhere:  # e.g. a judge-validation campaign: its own page, never a rating
+        return redirect(elsewhere)
     errors = request.session.pop(ERRORS_KEY.format(pk=pk), None) or {}
     page = selectors.rating_page(assignment, errors=errors)
     if assignment.status == assignment.Status.SKIPPED:
@@ -100,6 +103,10 @@ def save(request, pk):
     assignment = _own(request, pk)
     changes = services.changes_from_post(request.POST)
     fields = [name for name in request.POST if name != "csrfmiddlewaretoken"]
+    if extensions.assignment_page(assignment):
+        return render(request, "rating/_save_result.html", {
+            "slots": [(name, "") for name in fields], "errors": {},
+            "problem": "This conversation is not rated on this page."}, status=409)
     try:
         outcome = services.apply_changes(assignment, request.user, changes)
     except services.RatingError as exc:
@@ -118,6 +125,10 @@ def save(request, pk):
 @require_POST
 def submit(request, pk):
     assignment = _own(request, pk)
+    elsewhere = extensions.assignment_page(assignment)
+    if elsewhere:
+        messages.error(request, "This conversation is not rated on the rating page.")
+        return redirect(elsewhere)
     was_submitted = getattr(getattr(assignment, "rating", None), "status", "") == "submitted"
     try:
         services.submit_rating(assignment, request.user, services.changes_from_post(request.POST))

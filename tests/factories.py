@@ -148,8 +148,23 @@ def build_world() -> World:
     world.objects["results_judge_run"] = make_judge_run(
         campaign, {(c, 0): {"susceptibility": 3} for c in (conv, conv2)}
     )
+    world.objects.update(_validation_objects(world, [conv, conv2]))
     # Results: a real snapshot of the campaign (no submitted ratings yet), so results URLs have data.
     from results.services import recompute_campaign
 
     world.objects["agreement_snapshot"] = recompute_campaign(campaign.pk, n_boot=50)
     return world
+
+
+def _validation_objects(world: World, conversations) -> dict:
+    """A judge-validation campaign over the same conversations, with an assignment of w.rater's."""
+    from judging.validation import create_validation_campaign
+    from rating.assignment import next_assignment
+    from tests.judging.validation_support import make_judge_run
+
+    run = make_judge_run(conversations)
+    validation = create_validation_campaign(
+        world.admin, judge_run=run, name="Second look", raters=[world.rater, world.other_rater], overlap_k=2,
+        lease_minutes=60, open_now=True)
+    assignment = next_assignment(validation.campaign, world.rater)
+    return {"judge_run": run, "validation_campaign": validation.campaign, "validation_assignment": assignment}

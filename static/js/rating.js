@@ -120,6 +120,9 @@
     return false;
   }
 
+  // For page-specific scripts built on this one (validate.js): the typing test and the current axis.
+  window.MHSDRating = { isTyping: isTyping, currentAxis: function () { return axes[current]; } };
+
   function submitForm() {
     var form = document.getElementById("rating-form");
     var button = form && form.querySelector("[data-submit]");

@@ -51,6 +51,7 @@ MATRIX = [
     ("api:campaign_judge_run_agreement", {"pk": "campaign", "run_pk": "results_judge_run"}, "get", None, READ),
     ("api:campaign_export", {"pk": "campaign"}, "get", None, READ),
     ("api:campaign_datasheet", {"pk": "campaign"}, "get", None, READ),
+    ("api:campaign_judge_validation", {"pk": "validation_campaign"}, "get", None, READ),
     ("api:job_list", {}, "get", None, READ),
     ("api:job_list", {}, "post", _job_payload, ADMIN_WRITE),
     ("api:job_detail", {"pk": "job"}, "get", None, READ),

@@ -209,6 +209,32 @@ URL_ACCESS: dict[str, Access] = {
     ),
     # Recompute now: admins only (researchers read results but do not trigger work).
     "results:recompute": staff_only(method="POST", kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    # --- judge validation mode (judging/validation_urls.py, results/validation_urls.py) ---
+    "judge_validation:list": Access({"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK}),
+    "judge_validation:create": staff_only(),
+    # The validation page and its saves belong to w.rater only; the campaign's other rater gets a 404.
+    "judge_validation:validate": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": OK, "researcher": DENY, "admin": DENY},
+        kwargs=lambda w: {"pk": w.objects["validation_assignment"].pk},
+    ),
+    "judge_validation:save": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": OK, "researcher": DENY, "admin": DENY},
+        method="POST", kwargs=lambda w: {"pk": w.objects["validation_assignment"].pk},
+        data=lambda w: {"verdict__flow": "agree", "comment__flow": "fair"},
+    ),
+    "judge_validation:submit": Access(
+        # An incomplete review: redirected back to the page, which shows the errors.
+        {"anon": LOGIN, "other_rater": DENY, "rater": GONE, "researcher": DENY, "admin": DENY},
+        method="POST", kwargs=lambda w: {"pk": w.objects["validation_assignment"].pk},
+    ),
+    "validation_results:campaign": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": w.objects["validation_campaign"].pk},
+    ),
+    "validation_results:agreement_csv": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": w.objects["validation_campaign"].pk},
+    ),
     # --- API ---
     "api:schema": api_readers(),
     "api:docs": Access({"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK}),
@@ -235,6 +261,7 @@ URL_ACCESS: dict[str, Access] = {
         kwargs=lambda w: {"pk": w.objects["campaign"].pk, "run_pk": w.objects["results_judge_run"].pk}
     ),
     "api:campaign_export": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "api:campaign_judge_validation": api_readers(kwargs=lambda w: {"pk": w.objects["validation_campaign"].pk}),
     "api:campaign_datasheet": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
     "api:job_list": api_readers(),
     "api:job_detail": api_readers(kwargs=lambda w: {"pk": w.objects["job"].pk}),
