@@ -4,6 +4,7 @@ Every default works on a developer machine with PostgreSQL and Redis on 127.0.0.
 sets DEBUG=0, SECRET_KEY, ALLOWED_HOSTS and HTTPS=1 (see README, "Configuration").
 """
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -80,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a refused sign-in (locked account or address) into the login page with the reason.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mhsd_platform.urls"
@@ -138,6 +142,32 @@ AUTH_PASSWORD_VALIDATORS = [
 if TESTING:
     # Hashing cost buys nothing in tests and dominates fixture set-up.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# --- Sign-in protection (accounts/throttling.py explains the per-account / per-address split) --------
+# AxesStandaloneBackend comes first: it refuses a locked account or address before any password check.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+LOGIN_IP_FAILURE_LIMIT = int(os.environ.get("LOGIN_IP_FAILURE_LIMIT", "50"))
+LOGIN_LOCKOUT_MINUTES = int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15"))
+# How many reverse proxies in front of the app append to X-Forwarded-For (0: use the socket's address).
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+PASSWORD_RESET_RATE = os.environ.get("PASSWORD_RESET_RATE", "5/hour")
+TOKEN_CREATE_RATE = os.environ.get("TOKEN_CREATE_RATE", "10/hour")
+AXES_HANDLER = "accounts.throttling.AccountAndAddressHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = "accounts.throttling.account_failure_limit"
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.throttling.lockout_response"
+# A refused attempt during a lockout does not extend it, and a success forgives only the account's own
+# failures (accounts.signals), not every failure from its address as axes' own reset would.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = False
+# accounts/admin.py registers an audited unlock instead of axes' plain delete.
+AXES_ENABLE_ADMIN = False
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

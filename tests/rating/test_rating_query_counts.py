@@ -5,6 +5,7 @@ campaign part-way through, then again after it grew: the count must not grow wit
 import re
 
 import pytest
+from django.http import HttpRequest
 from django.urls import reverse
 
 from rating import assignment as assigning
@@ -40,7 +41,7 @@ def _progress(campaign, raters, n):
 def test_next_and_submit_use_a_bounded_number_of_queries(client, django_assert_max_num_queries, n_items, n_done):
     campaign, raters = build_campaign(n_items=n_items, n_raters=5, k=3)
     _progress(campaign, raters, n_done)
-    client.login(username=raters[0].username, password=PASSWORD)
+    client.login(request=HttpRequest(), username=raters[0].username, password=PASSWORD)
     with django_assert_max_num_queries(NEXT_MAX):
         a = _next(client, campaign)
     with django_assert_max_num_queries(SUBMIT_MAX):
