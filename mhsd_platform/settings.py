@@ -100,6 +100,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.role",
+                "accounts.context_processors.sso",
             ],
         },
     },
@@ -167,6 +168,30 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_RESET_ON_SUCCESS = False
 # accounts/admin.py registers an audited unlock instead of axes' plain delete.
 AXES_ENABLE_ADMIN = False
+
+# --- Single sign-on: OpenID Connect (accounts/sso.py), off unless OIDC_ENABLED=1 ----------------
+OIDC_ENABLED = env_bool("OIDC_ENABLED", False)
+OIDC_BUTTON_LABEL = os.environ.get("OIDC_BUTTON_LABEL", "Sign in with your hospital account")
+OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "")
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_CLIENT_SECRET", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_USERINFO_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_JWKS_ENDPOINT", "")
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = os.environ.get("OIDC_SCOPES", "openid email profile")
+OIDC_ROLE_CLAIM = os.environ.get("OIDC_ROLE_CLAIM", "groups")
+OIDC_ADMIN_GROUPS = env_list("OIDC_ADMIN_GROUPS", "")
+OIDC_RESEARCHER_GROUPS = env_list("OIDC_RESEARCHER_GROUPS", "")
+OIDC_RATER_GROUPS = env_list("OIDC_RATER_GROUPS", "")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = float(os.environ.get("OIDC_TIMEOUT", "10"))
+OIDC_CREATE_USER = True
+# A refused sign-in (no mapped group, a deactivated account) lands on the login page, which says why.
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=refused"
+if OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS.append("accounts.sso.PlatformOIDCBackend")
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

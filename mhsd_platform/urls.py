@@ -15,6 +15,7 @@ urlpatterns = [
     path("accounts/password_reset/", ThrottledPasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/", include("accounts.urls")),
+    path("oidc/", include("accounts.sso_urls")),
     path("generation/", include("generation.urls")),
     path("rate/", include("rating.urls")),
     path("campaigns/", include("rating.campaign_urls")),
