@@ -11,6 +11,8 @@ from pathlib import Path
 from django.db import transaction
 from django.db.models import Max
 
+from core.text import describe, find_unstorable
+
 from .models import Rubric, RubricAxis
 
 RUBRIC_DIR = Path(__file__).resolve().parent / "rubrics"
@@ -28,6 +30,9 @@ AGREEMENT_LEVELS = ("nominal", "ordinal", "interval", "ratio")
 
 
 def _validate(data: dict) -> list[dict]:
+    unstorable = describe(find_unstorable(data))
+    if unstorable:
+        raise RubricFileError("; ".join(unstorable))
     errors = []
     for field in ("slug", "name", "axes"):
         if not data.get(field):
