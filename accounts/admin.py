@@ -1,6 +1,10 @@
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
+from core.admin_base import ReadOnlyModelAdmin
+
+from . import throttling
 from .models import ApiToken, User
 from .services import revoke_token
 
@@ -41,3 +45,27 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def revoke_selected(self, request, queryset):
         for token in queryset.filter(revoked_at__isnull=True):
             revoke_token(request.user, token)
+
+
+@admin.register(AccessAttempt)
+class LoginFailureAdmin(ReadOnlyModelAdmin):
+    """Failed sign-ins recorded by django-axes. Unlocking goes through the audited service; the rows
+    cannot be edited or deleted here (a silent delete would be an unaudited unlock)."""
+
+    list_display = ("attempt_time", "username", "ip_address", "failures_since_start", "path_info")
+    search_fields = ("username", "ip_address")
+    readonly_fields = ("username", "ip_address", "user_agent", "attempt_time", "failures_since_start", "path_info")
+    exclude = ("get_data", "post_data", "http_accept")
+    actions = ["unlock_accounts", "unlock_addresses"]
+
+    @admin.action(description="Unlock the selected accounts (usernames)", permissions=["view"])
+    def unlock_accounts(self, request, queryset):
+        for username in sorted(set(queryset.values_list("username", flat=True)) - {None, ""}):
+            throttling.unlock(request.user, username=username)
+        self.message_user(request, "Unlocked; the audit trail records it.")
+
+    @admin.action(description="Unlock the selected addresses", permissions=["view"])
+    def unlock_addresses(self, request, queryset):
+        for ip_address in sorted(set(queryset.values_list("ip_address", flat=True)) - {None, ""}):
+            throttling.unlock(request.user, ip_address=ip_address)
+        self.message_user(request, "Unlocked; the audit trail records it.")

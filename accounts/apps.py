@@ -6,3 +6,5 @@ class AccountsConfig(AppConfig):
     label = "accounts"
     verbose_name = "Accounts and roles"
 
+    def ready(self):
+        from . import signals  # noqa: F401  (connects the lockout audit receivers)

@@ -7,3 +7,9 @@ def role(request):
     if not (user and user.is_authenticated and user.is_active):
         caps = frozenset()
     return {"caps": {str(c) for c in caps}}
+
+
+def sso(request):
+    from django.conf import settings
+
+    return {"sso_enabled": settings.OIDC_ENABLED, "sso_label": settings.OIDC_BUTTON_LABEL}

@@ -42,3 +42,20 @@ def can(user, capability: Capability) -> bool:
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
     return capability in ROLE_CAPABILITIES.get(getattr(user, "role", ""), frozenset())
+
+
+# Single sign-on: the identity provider's groups decide the role (accounts/sso.py reads the claim).
+# When a person is in several mapped groups, the most privileged mapping wins, so that granting admin
+# in the hospital's directory is enough; nobody gets a role without being in one of the groups.
+SSO_ROLE_PRECEDENCE = (Role.ADMIN, Role.RESEARCHER, Role.RATER)
+
+
+def role_from_sso_groups(groups, groups_by_role: dict[str, list[str]]) -> Role | None:
+    """The platform role for an SSO user in `groups` (a claim: a list or one string); None refuses."""
+    if isinstance(groups, str):
+        groups = [groups]
+    held = {str(group) for group in (groups or [])}
+    for role in SSO_ROLE_PRECEDENCE:
+        if held & set(groups_by_role.get(role, [])):
+            return role
+    return None

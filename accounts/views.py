@@ -1,12 +1,15 @@
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.views import PasswordResetView
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from . import services
+from . import services, throttling
 from .access import capability_required
 from .forms import ApiTokenCreateForm, UserCreateForm
 from .models import User
 from .roles import Capability
+from .throttling import Rate
 
 
 @capability_required(Capability.MANAGE_USERS)
@@ -41,12 +44,18 @@ def user_set_active(request, pk):
 def token_list(request):
     form = ApiTokenCreateForm(request.POST or None, user=request.user)
     new_token = None
+    status = 200
     if request.method == "POST" and form.is_valid():
-        _, new_token = services.issue_token(request.user, form.cleaned_data["name"])
-        form = ApiTokenCreateForm(user=request.user)
+        rate = Rate.parse(settings.TOKEN_CREATE_RATE)
+        if throttling.hit("token-create", str(request.user.pk), rate):
+            _, new_token = services.issue_token(request.user, form.cleaned_data["name"])
+            form = ApiTokenCreateForm(user=request.user)
+        else:
+            form.add_error(None, f"Too many new tokens (at most {rate.describe()}). Please try again later.")
+            status = 429
     tokens = request.user.api_tokens.all()
     response = render(
-        request, "accounts/token_list.html", {"tokens": tokens, "form": form, "new_token": new_token}
+        request, "accounts/token_list.html", {"tokens": tokens, "form": form, "new_token": new_token}, status=status
     )
     # The raw token is on this page once: never let a cache keep it.
     response["Cache-Control"] = "no-store"
@@ -60,3 +69,18 @@ def token_revoke(request, pk):
     services.revoke_token(request.user, token)
     messages.success(request, f"Token '{token.name}' revoked.")
     return redirect("accounts:token_list")
+
+
+class ThrottledPasswordResetView(PasswordResetView):
+    """Django's reset view, with a budget per address and per e-mail address (PASSWORD_RESET_RATE),
+    so the form cannot be used to flood a clinician's mailbox or probe many addresses."""
+
+    def form_valid(self, form):
+        rate = Rate.parse(settings.PASSWORD_RESET_RATE)
+        email = form.cleaned_data["email"].strip().lower()
+        allowed = throttling.hit("reset-ip", throttling.client_ip(self.request) or "-", rate)
+        allowed = throttling.hit("reset-email", email, rate) and allowed
+        if not allowed:
+            form.add_error(None, f"Too many reset requests (at most {rate.describe()}). Please try again later.")
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().form_valid(form)

@@ -3,17 +3,23 @@ committed when any row is bad. Ids that already exist are reported and left unch
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 
 from django.db import transaction
+
+from core.text import describe, find_unstorable
 
 from .models import CaseStudy, Goal, Intent
 
 MAX_BYTES = 5 * 1024 * 1024
 REQUIRED = ("id", "text", "ground_truth_diagnosis")
 OPTIONAL = ("condition", "facts", "vital_facts", "intent", "goal")
-# The columns' sizes in CaseStudy: longer values are errors, never silently cut.
-LIMITS = {"id": 100, "ground_truth_diagnosis": 300, "condition": 120}
+# The columns' sizes in CaseStudy: longer values are errors, never silently cut. A case text goes into
+# every prompt of its conversations; 20,000 characters is several pages, far beyond any vignette.
+LIMITS = {"id": 100, "ground_truth_diagnosis": 300, "condition": 120, "text": 20_000}
+# Ids travel into URLs, file names and exports: plain characters only (this also stops markup).
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 
 
 @dataclass
@@ -32,7 +38,10 @@ def _rows(data: bytes, filename: str):
     several lines (a quoted cell with newlines) is reported by its first line."""
     text = data.decode("utf-8-sig")
     if filename.lower().endswith((".jsonl", ".json", ".ndjson")):
-        for number, line in enumerate(text.splitlines(), start=1):
+        # Split on newlines only: str.splitlines() also splits on U+2028 and other separators that JSON
+        # allows inside strings, which would break a valid line in two.
+        for number, line in enumerate(text.split("\n"), start=1):
+            line = line.removesuffix("\r")
             if not line.strip():
                 continue
             try:
@@ -122,21 +131,29 @@ def _json_type(value) -> str:
         type(value), type(value).__name__)
 
 
+def _encoding_error(data: bytes, exc: UnicodeDecodeError) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "The file is UTF-16 text (it starts with a UTF-16 byte-order mark): save it as UTF-8."
+    line = data[: exc.start].count(b"\n") + 1
+    return (f"line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); the file mixes encodings or is not "
+            "UTF-8. Save it as UTF-8.")
+
+
 def parse_cases(data: bytes, filename: str) -> tuple[list[dict], list[str]]:
     errors, cases, seen = [], [], {}
     if len(data) > MAX_BYTES:
         return [], [f"The file is {len(data) // 1024} KB; the limit is {MAX_BYTES // 1024} KB."]
     try:
         rows = list(_rows(data, filename))
-    except UnicodeDecodeError:
-        return [], ["The file is not UTF-8 text."]
+    except UnicodeDecodeError as exc:
+        return [], [_encoding_error(data, exc)]
     if not rows:
         return [], ["The file holds no rows."]
     for number, row in rows:
         if isinstance(row, ValueError):
             errors.append(str(row))
             continue
-        row_errors = _type_errors(row, number)
+        row_errors = _type_errors(row, number) or describe(find_unstorable(row), f"line {number}, ")
         if row_errors:
             errors.extend(row_errors)
             continue
@@ -150,6 +167,9 @@ def parse_cases(data: bytes, filename: str) -> tuple[list[dict], list[str]]:
         for name, limit in LIMITS.items():
             if len(_text(row, name)) > limit:
                 row_errors.append(f"line {number}, field '{name}': at most {limit} characters")
+        if case_id and not ID_PATTERN.fullmatch(case_id):
+            row_errors.append(f"line {number}, field 'id': use letters, digits, '.', '_', ':' or '-' only "
+                              f"(starting with a letter or digit), got {case_id[:40]!r}")
         if case_id and case_id in seen:
             row_errors.append(f"line {number}, field 'id': '{case_id}' already appears on line {seen[case_id]}")
         seen.setdefault(case_id, number)

@@ -2,6 +2,7 @@ import json
 
 from django import forms
 
+from .case_import import MAX_BYTES
 from .models import CaseStudy, Goal, Intent, Literacy, ModelConfig, Trait
 from .services import DEFAULT_LITERACIES, DEFAULT_TRAITS
 
@@ -9,6 +10,14 @@ from .services import DEFAULT_LITERACIES, DEFAULT_TRAITS
 class CaseImportForm(forms.Form):
     file = forms.FileField(help_text="CSV with a header row, or JSONL: id, text, ground_truth_diagnosis, "
                                      "optional condition, facts, vital_facts, intent, goal.")
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        # Refuse an oversized upload by its size, before reading it into memory.
+        if upload.size > MAX_BYTES:
+            raise forms.ValidationError(
+                f"{upload.name} is {upload.size // 1024} KB; the limit is {MAX_BYTES // 1024} KB.")
+        return upload
 
 
 class CaseReviewForm(forms.ModelForm):

@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.text import validate_storable
+
 
 class Trait(models.TextChoices):
     OPENNESS = "openness", "Openness"
@@ -167,6 +169,10 @@ class ModelConfig(models.Model):
         super().clean()
         if not self.model:
             return  # the required-field error already says it
+        try:
+            validate_storable(self.extra_params)
+        except ValidationError as exc:
+            raise ValidationError({"extra_params": exc.messages}) from exc
         try:
             self.to_spec()
         except ModelSpecError as exc:

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.views import ThrottledPasswordResetView
 from core.views import healthz
 
 from . import views
@@ -10,8 +11,11 @@ admin.site.site_header = "MHSD rating platform: admin"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", healthz, name="healthz"),
+    # Before django.contrib.auth.urls, whose unthrottled view it replaces under the same name.
+    path("accounts/password_reset/", ThrottledPasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/", include("accounts.urls")),
+    path("oidc/", include("accounts.sso_urls")),
     path("generation/", include("generation.urls")),
     path("rate/", include("rating.urls")),
     path("campaigns/", include("rating.campaign_urls")),

@@ -206,7 +206,9 @@ def flag_handle(request, pk):
         else:
             messages.success(request, f"Flag {f.pk} {FLAG_DONE[form.cleaned_data['action']]}.")
     back = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    # A path on this site only: redirect() would read any other text as a view name (a 500 for "x").
+    if back.startswith("/") and back.isprintable() and url_has_allowed_host_and_scheme(
+            back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return redirect(back)
     return redirect("campaigns:safety_queue")
 

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from audit.services import record
+from core.text import describe, find_unstorable
 
 from .models import Rubric, RubricAxis
 
@@ -31,6 +32,9 @@ AGREEMENT_LEVELS = ("nominal", "ordinal", "interval", "ratio")
 
 def _validate(data: dict) -> list[dict]:
     """The file's axes, or RubricFileError listing every problem of the file at once."""
+    unstorable = describe(find_unstorable(data))
+    if unstorable:
+        raise RubricFileError("; ".join(unstorable))
     errors = _header_errors(data)
     axes = data.get("axes") or []
     if not isinstance(axes, list):

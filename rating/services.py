@@ -14,6 +14,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from audit.services import record
+from core.text import unstorable
 from generation.models import Message
 
 from . import assignment as assigning
@@ -62,6 +63,10 @@ def changes_from_post(data) -> DraftChanges:
         prefix, _, key = name.partition("__")
         values = data.getlist(name) if hasattr(data, "getlist") else [data[name]]
         value = values[-1] if values else ""
+        reason = unstorable(value) or unstorable(name)
+        if reason:
+            changes.bad_fields[name] = f"This field {reason}."
+            continue
         if name == "overall_comment":
             changes.overall_comment = value
         elif prefix == "value" and key:

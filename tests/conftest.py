@@ -10,6 +10,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
 from django.core.cache import cache  # noqa: E402
+from django.http import HttpRequest
 
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.factories import PASSWORD, build_world  # noqa: E402
@@ -46,7 +47,7 @@ def world(db):
 def login(client):
     def _login(user):
         client.logout()
-        assert client.login(username=user.username, password=PASSWORD)
+        assert client.login(request=HttpRequest(), username=user.username, password=PASSWORD)
         return client
 
     return _login

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core import mail
 from django.core.management import call_command
 from django.db import IntegrityError, connection
+from django.http import HttpRequest
 from django.urls import reverse
 
 from accounts.models import ApiToken, User, hash_token
@@ -150,7 +151,7 @@ def test_login_logout_and_password_change(client):
     assert response.status_code == 302
     client.post(reverse("logout"))
     assert client.get(reverse("home")).status_code == 302
-    assert client.login(username=user.username, password="a-much-longer-pass-42")
+    assert client.login(request=HttpRequest(), username=user.username, password="a-much-longer-pass-42")
 
 
 @pytest.mark.django_db
@@ -217,7 +218,7 @@ def test_demo_seed_is_idempotent_and_every_demo_user_gets_a_page(client):
                         Role.RATER: b"My rating campaigns"}
     for demo_user in demo.DEMO_USERS:
         client.logout()
-        assert client.login(username=demo_user.username, password=demo_user.password)
+        assert client.login(request=HttpRequest(), username=demo_user.username, password=demo_user.password)
         page = client.get(reverse("home"), follow=True)
         assert page.status_code == 200
         assert expected_heading[demo_user.role] in page.content

@@ -6,6 +6,7 @@ further along: the count must be the same."""
 import re
 
 import pytest
+from django.http import HttpRequest
 from django.urls import reverse
 
 from rating import assignment as assigning
@@ -43,7 +44,7 @@ def _progress(campaign, raters, n):
 def _count_queries(client, max_queries, n_items, n_done):
     campaign, raters = build_campaign(n_items=n_items, n_raters=5, k=3)
     _progress(campaign, raters, n_done)
-    client.login(username=raters[0].username, password=PASSWORD)
+    client.login(request=HttpRequest(), username=raters[0].username, password=PASSWORD)
     values = {**full_values(campaign), "then": "stop"}
     with max_queries(NEXT_MAX) as next_queries:
         pk = _next(client, campaign)

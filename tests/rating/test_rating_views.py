@@ -2,6 +2,7 @@
 import re
 
 import pytest
+from django.http import HttpRequest
 from django.urls import reverse
 
 from audit.models import AuditEvent
@@ -19,7 +20,7 @@ HX = {"HTTP_HX_REQUEST": "true"}
 @pytest.fixture
 def setup(db, client):
     campaign, raters = build_campaign(n_items=3, n_raters=2, k=2)
-    client.login(username=raters[0].username, password=PASSWORD)
+    client.login(request=HttpRequest(), username=raters[0].username, password=PASSWORD)
     return campaign, raters, client
 
 
@@ -203,7 +204,7 @@ def test_non_members_and_draft_campaigns_are_404(setup):
     campaign, raters, client = setup
     stranger = make_user("rater")
     client.logout()
-    client.login(username=stranger.username, password=PASSWORD)
+    client.login(request=HttpRequest(), username=stranger.username, password=PASSWORD)
     assert client.post(reverse("rating:next", args=[campaign.pk])).status_code == 404
     assert client.get(reverse("rating:campaign", args=[campaign.pk])).status_code == 404
 

@@ -71,6 +71,12 @@ URL_ACCESS: dict[str, Access] = {
     "password_reset_done": everyone(),
     "password_reset_confirm": everyone(kwargs=lambda w: {"uidb64": "MQ", "token": "set-password"}),
     "password_reset_complete": everyone(),
+    # --- single sign-on (accounts/sso_urls.py): off by default, so a 404 for everyone (tests/accounts/test_sso.py
+    # covers the enabled flow) ---
+    "oidc_authentication_init": Access({"anon": DENY, "other_rater": DENY, "rater": DENY, "researcher": DENY,
+                                        "admin": DENY}),
+    "oidc_authentication_callback": Access({"anon": DENY, "other_rater": DENY, "rater": DENY, "researcher": DENY,
+                                            "admin": DENY}),
     # --- accounts ---
     "accounts:user_list": staff_only(),
     "accounts:user_create": staff_only(),
