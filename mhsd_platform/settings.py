@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "generation",
     "rating",
     "judging",
+    "probes",
     "results",
     "api",
     "demo",

@@ -703,12 +703,30 @@ def _prompt_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+# Handlers for prompts that are not MedAgent's (e.g. the safety probes): each gets (messages, model,
+# rng) and returns its reply, or None when the prompt is not one of its own. Higher apps register theirs
+# (register_reply_handler) so this module never imports them.
+_EXTRA_HANDLERS: list = []
+
+
+def register_reply_handler(handler) -> None:
+    """Idempotent: the same handler is registered once."""
+    with _lock:
+        if handler not in _EXTRA_HANDLERS:
+            _EXTRA_HANDLERS.append(handler)
+
+
 def simulate_reply(messages: list[dict[str, Any]], model: str) -> str:
     """The simulator's answer to a chat request. Deterministic in (model, messages)."""
     prompt = _prompt_text(messages)
     marker = parse_marker(prompt) if prompt else None
     seed_material = model + "\n" + "\n".join(str(m.get("content")) for m in messages)
     rng = random.Random(hashlib.sha256(seed_material.encode("utf-8")).hexdigest())
+    if marker is None:
+        for handler in list(_EXTRA_HANDLERS):
+            reply = handler(messages, model, rng)
+            if reply is not None:
+                return reply
     if marker is None or marker[1] not in _HANDLERS:
         # Not a MedAgent prompt (e.g. a health check): answer plainly, still deterministic.
         return "This is the MedAgent offline simulator. It only answers MedAgent prompts."
