@@ -15,6 +15,7 @@ urlpatterns = [
     path("generation/", include("generation.urls")),
     path("rate/", include("rating.urls")),
     path("campaigns/", include("rating.campaign_urls")),
+    path("probes/", include("probes.urls")),
     path("results/", include("results.urls")),
     path("api/v1/", include("api.urls")),
     path("exports/", include("api.ui_urls")),

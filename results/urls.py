@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import probe_views, views
 
 app_name = "results"
 
@@ -12,4 +12,7 @@ urlpatterns = [
     path("campaigns/<int:pk>/snapshot.json", views.snapshot_json, name="snapshot_json"),
     path("campaigns/<int:pk>/tables/<slug:name>.csv", views.table_csv, name="table_csv"),
     path("campaigns/<int:pk>/figures/<slug:name>.svg", views.figure_svg, name="figure"),
+    path("probes/<int:pk>/", probe_views.probe_report, name="probe_report"),
+    path("probes/<int:pk>/tables/<slug:name>.csv", probe_views.probe_table_csv, name="probe_table_csv"),
+    path("probes/<int:pk>/figure.svg", probe_views.probe_figure, name="probe_figure"),
 ]
