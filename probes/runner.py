@@ -126,7 +126,8 @@ def run_item(item_id: int) -> str:
         return ItemOutcome.SKIPPED
     item = ProbeItem.objects.select_related("run", "run__battery").get(pk=item_id)
     run = item.run
-    refresh_run_status(run.pk)
+    if run.status == ProbeRun.Status.QUEUED:
+        refresh_run_status(run.pk)  # the first item to start marks the run running
     slots = JobCallSlots(f"probe-run-{run.pk}", run.max_concurrent_calls)
     client = llm_client(call_slot=slots)
     try:
