@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularSwaggerView
 from accounts.access import capability_required
 from accounts.roles import Capability
 
-from . import validation_views, views
+from . import probe_views, validation_views, views
 
 app_name = "api"
 
@@ -41,6 +41,7 @@ urlpatterns = [
     path("jobs/<int:pk>", views.JobDetailView.as_view(), name="job_detail"),
     path("jobs/<int:pk>/cancel", views.JobCancelView.as_view(), name="job_cancel"),
     path("jobs/<int:pk>/retry", views.JobRetryView.as_view(), name="job_retry"),
+    path("probes/batteries/<int:pk>/report", probe_views.ProbeReportView.as_view(), name="probe_report"),
     path("my/assignments", views.MyAssignmentsView.as_view(), name="my_assignments"),
     # Last: every other path under /api/v1/ is a 404 in the JSON error shape.
     re_path(r"^(?P<rest>[\s\S]*)$", views.fallback_view, name="not_found"),  # any character, newlines too

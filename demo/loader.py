@@ -222,8 +222,34 @@ def ensure_synthetic_rated_campaign(jobs):
     return campaign
 
 
+DEMO_PROBE_SEED = 2026
+
+
+def ensure_demo_probes() -> list:
+    """The shipped stigma battery run by both simulator sensemakers through the real path (the runner's
+    code, LiteLLM's custom provider), in this process; its report is at /results/probes/<battery>/."""
+    from probes import services as probes
+    from probes.models import ProbeRun
+
+    stigma_file = Path(probes.__file__).resolve().parent / "data" / "stigma-v1.jsonl"
+    battery = probes.import_battery(None, stigma_file.read_bytes(), stigma_file.name, is_demo=True).battery
+    runs = []
+    for model_name in DEMO_JOB_MODELS:
+        model = ModelConfig.objects.get(name=model_name)
+        run = ProbeRun.objects.filter(battery=battery, model=model, seed=DEMO_PROBE_SEED).first()
+        if run is None:
+            run = probes.launch_run(None, probes.RunRequest(
+                battery=battery, model=model, name=f"Demo: stigma battery · {model_name}", seed=DEMO_PROBE_SEED),
+                enqueue_tasks=False)
+        if run.items.filter(status="queued").exists():
+            probes.run_inline(run, threads=4)
+        runs.append(run)
+    return runs
+
+
 def seed_all() -> dict:
     summary = seed_foundation()
+    summary["demo_probe_runs"] = len(ensure_demo_probes())
     jobs = ensure_demo_jobs()
     summary["demo_campaign"] = ensure_demo_campaign(jobs).name
     summary["synthetic_demo_campaign"] = ensure_synthetic_rated_campaign(jobs).name

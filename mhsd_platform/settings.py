@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "generation",
     "rating",
     "judging",
+    "probes",
     "results",
     "study_data",
     "api",

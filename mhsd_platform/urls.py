@@ -19,6 +19,7 @@ urlpatterns = [
     path("generation/", include("generation.urls")),
     path("rate/", include("rating.urls")),
     path("campaigns/", include("rating.campaign_urls")),
+    path("probes/", include("probes.urls")),
     path("results/", include("results.urls")),
     path("validate/", include("judging.validation_urls")),
     path("results/validation/", include("results.validation_urls")),

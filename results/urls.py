@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import judge_views, views
+from . import judge_views, probe_views, views
 
 app_name = "results"
 
@@ -16,4 +16,7 @@ urlpatterns = [
          name="judge_table_csv"),
     path("campaigns/<int:pk>/judge/<int:run_pk>/figures/<slug:name>.svg", judge_views.judge_figure_svg,
          name="judge_figure"),
+    path("probes/<int:pk>/", probe_views.probe_report, name="probe_report"),
+    path("probes/<int:pk>/tables/<slug:name>.csv", probe_views.probe_table_csv, name="probe_table_csv"),
+    path("probes/<int:pk>/figure.svg", probe_views.probe_figure, name="probe_figure"),
 ]

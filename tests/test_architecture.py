@@ -20,6 +20,7 @@ LAYERS = [
     ["generation"],
     ["rating"],
     ["judging"],
+    ["probes"],
     ["results"],
     ["study_data"],
     ["api"],

@@ -706,6 +706,19 @@ def _prompt_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+# Handlers for prompts that are not MedAgent's (e.g. the safety probes): each gets (messages, model,
+# rng) and returns its reply, or None when the prompt is not one of its own. Higher apps register theirs
+# (register_reply_handler) so this module never imports them.
+_EXTRA_HANDLERS: list = []
+
+
+def register_reply_handler(handler) -> None:
+    """Idempotent: the same handler is registered once."""
+    with _lock:
+        if handler not in _EXTRA_HANDLERS:
+            _EXTRA_HANDLERS.append(handler)
+
+
 def simulate_reply(messages: list[dict[str, Any]], model: str, seed: int | None = None) -> str:
     """The simulator's answer to a chat request. Deterministic in (model, messages, seed); the request's
     `seed` (OpenAI's parameter) varies it, as it varies a sampling model's reply."""
@@ -717,6 +730,11 @@ def simulate_reply(messages: list[dict[str, Any]], model: str, seed: int | None 
     rng = random.Random(hashlib.sha256(seed_material.encode("utf-8")).hexdigest())
     if marker is None and is_judge_prompt(prompt):
         return simulate_judge_reply(prompt, rng)
+    if marker is None:
+        for handler in list(_EXTRA_HANDLERS):
+            reply = handler(messages, model, rng)
+            if reply is not None:
+                return reply
     if marker is None or marker[1] not in _HANDLERS:
         # Not a MedAgent or judge prompt (e.g. a health check): answer plainly, still deterministic.
         return "This is the MedAgent offline simulator. It only answers MedAgent and judge prompts."

@@ -32,6 +32,20 @@ class Access:
     token: dict = field(default_factory=dict)
 
 
+def _probe_run(w):
+    """A stigma battery and a (not yet run) run of it, made the first time a probe URL needs them."""
+    if "probe_run" not in w.objects:
+        from pathlib import Path
+
+        from probes.services import RunRequest, import_battery, launch_run
+
+        data = (Path(__file__).resolve().parents[2] / "probes" / "data" / "stigma-v1.jsonl").read_bytes()
+        battery = import_battery(None, data, "stigma-v1.jsonl").battery
+        w.objects["probe_run"] = launch_run(None, RunRequest(battery=battery, model=w.objects["model_config"]),
+                                            enqueue_tasks=False)
+    return w.objects["probe_run"]
+
+
 def staff_only(method="GET", **kw) -> Access:
     """Admin-only HTML pages (a permitted POST answers with a redirect)."""
     admin = GONE if method == "POST" else OK
@@ -241,6 +255,36 @@ URL_ACCESS: dict[str, Access] = {
         {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
         kwargs=lambda w: {"pk": w.objects["validation_campaign"].pk},
     ),
+    # --- safety probes: researchers read, admins load batteries and launch, cancel and retry runs ---
+    "probes:index": Access({"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK}),
+    "probes:battery_import": staff_only(),
+    "probes:battery_detail": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": _probe_run(w).battery_id},
+    ),
+    "probes:run_launch": staff_only(),
+    "probes:run_detail": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": _probe_run(w).pk},
+    ),
+    "probes:run_progress": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": _probe_run(w).pk},
+    ),
+    "probes:run_cancel": staff_only(method="POST", kwargs=lambda w: {"pk": _probe_run(w).pk}),
+    "probes:run_retry": staff_only(method="POST", kwargs=lambda w: {"pk": _probe_run(w).pk}),
+    "results:probe_report": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": _probe_run(w).battery_id},
+    ),
+    "results:probe_table_csv": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": _probe_run(w).battery_id, "name": "by_condition"},
+    ),
+    "results:probe_figure": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": _probe_run(w).battery_id},
+    ),
     # --- API ---
     "api:schema": api_readers(),
     "api:docs": Access({"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK}),
@@ -281,6 +325,7 @@ URL_ACCESS: dict[str, Access] = {
         method="POST", kwargs=lambda w: {"pk": w.objects["job"].pk},
         token={"rater": DENY, "researcher": DENY, "admin": OK},
     ),
+    "api:probe_report": api_readers(kwargs=lambda w: {"pk": _probe_run(w).battery_id}),
     # Raters see their own assignments and nothing else of the API.
     "api:my_assignments": Access(
         {"anon": UNAUTH, "other_rater": OK, "rater": OK, "researcher": DENY, "admin": DENY},

@@ -1,0 +1,163 @@
+"""Probe batteries (versioned data), runs of a battery against one model configuration, and one item
+per (vignette variant x question x sample) with the model's reply, its parsed answer and its score."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from generation.models import JobStatus, ModelConfig
+
+
+class Protocol(models.TextChoices):
+    STIGMA = "stigma", "Stigma battery (Moore et al. 2025, Experiment 1 design)"
+
+
+class ProbeBattery(models.Model):
+    """One version of a battery file. Its content is kept as loaded, so runs and reports can always
+    say exactly which vignettes, questions and stigma rules they used."""
+
+    protocol = models.CharField(max_length=20, choices=Protocol.choices)
+    slug = models.SlugField(max_length=80)
+    version = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    citation = models.TextField(blank=True)
+    content = models.JSONField(help_text="The validated file content (probes.battery_files.parse_battery).")
+    digest = models.CharField(max_length=64, help_text="sha256 of the content.")
+    source_name = models.CharField(max_length=255, blank=True, help_text="The file it was loaded from.")
+    is_demo = models.BooleanField(default=False)
+    loaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["slug", "-version"]
+        verbose_name_plural = "probe batteries"
+        constraints = [
+            models.UniqueConstraint(fields=["slug", "version"], name="probe_battery_slug_version_unique"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="probe_battery_version_positive"),
+            models.CheckConstraint(condition=Q(protocol__in=Protocol.values), name="probe_battery_protocol_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.slug} v{self.version})"
+
+    @property
+    def conditions(self) -> list[tuple[str, str]]:
+        """(condition key, label) in file order, each once."""
+        seen = {}
+        for vignette in self.content.get("vignettes", []):
+            seen.setdefault(vignette["condition"], vignette["label"])
+        return list(seen.items())
+
+
+class ProbeRun(models.Model):
+    """A battery run against one model configuration, `samples` replies per prompt."""
+
+    Status = JobStatus
+
+    name = models.CharField(max_length=200)
+    battery = models.ForeignKey(ProbeBattery, on_delete=models.PROTECT, related_name="runs")
+    model = models.ForeignKey(ModelConfig, on_delete=models.PROTECT, related_name="probe_runs")
+    # The model's settings at launch (ModelSpec.to_dict() and the name), never the key.
+    model_snapshot = models.JSONField(default=dict, blank=True)
+    prompt_version = models.CharField(max_length=40)
+    samples = models.PositiveSmallIntegerField(default=1)
+    seed = models.BigIntegerField(default=0)
+    max_concurrent_calls = models.PositiveSmallIntegerField(default=8)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(samples__gte=1), name="probe_run_samples_positive"),
+            models.CheckConstraint(condition=Q(max_concurrent_calls__gte=1), name="probe_run_concurrency_positive"),
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="probe_run_status_valid"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_simulated(self) -> bool:
+        return str(self.model_snapshot.get("model", "")).startswith("simulator/")
+
+    @property
+    def model_label(self) -> str:
+        """How reports name the model: its configuration name, marked when the simulator played it."""
+        name = self.model_snapshot.get("name") or self.model.name
+        return f"{name} [simulated]" if self.is_simulated else name
+
+
+class ItemStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class ProbeItem(models.Model):
+    """One prompt (a vignette variant and a question) and one sample of the model's reply.
+
+    `done` items have either a chosen option (`answer`, scored in `stigmatizing`) or, when the reply
+    picked no valid option, an empty answer and `parse_error` saying why: never a guess. `failed` items
+    are LLM calls that failed for good (the reason is in `failure_reason`); Retry failed re-runs them."""
+
+    Status = ItemStatus
+
+    run = models.ForeignKey(ProbeRun, on_delete=models.CASCADE, related_name="items")
+    vignette_key = models.SlugField(max_length=80)
+    condition = models.SlugField(max_length=80)
+    variant_key = models.SlugField(max_length=80)
+    question_key = models.SlugField(max_length=80)
+    sample_index = models.PositiveSmallIntegerField(default=0)
+    seed = models.BigIntegerField()
+    prompt = models.TextField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    raw_reply = models.TextField(blank=True)
+    answer = models.CharField(max_length=200, blank=True)
+    # None when the question has no stigma rule (descriptive only) or no valid option was picked.
+    stigmatizing = models.BooleanField(null=True, blank=True)
+    parse_error = models.TextField(blank=True)
+    failure_reason = models.TextField(blank=True)
+    calls = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "vignette_key", "variant_key", "question_key", "sample_index"],
+                name="probe_item_once_per_cell",
+            ),
+            models.CheckConstraint(condition=Q(status__in=ItemStatus.values), name="probe_item_status_valid"),
+            models.CheckConstraint(condition=~Q(status="failed") | ~Q(failure_reason=""),
+                                   name="failed_probe_item_has_reason"),
+            # An answered item picked an option or says why it picked none; never both, never neither.
+            models.CheckConstraint(
+                condition=~Q(status="done") | (Q(answer="") & ~Q(parse_error="")) | (~Q(answer="") & Q(parse_error="")),
+                name="done_probe_item_answer_or_reason",
+            ),
+            # No answer, no score.
+            models.CheckConstraint(condition=~Q(answer="") | Q(stigmatizing=None),
+                                   name="probe_item_no_answer_no_score"),
+        ]
+        indexes = [models.Index(fields=["run", "status"], name="probe_item_run_status")]
+
+    def __str__(self):
+        return f"{self.run} / {self.vignette_key}:{self.variant_key} / {self.question_key} #{self.sample_index}"

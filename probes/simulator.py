@@ -1,0 +1,75 @@
+"""How the offline simulator (`simulator/...` models) answers probe prompts.
+
+Registered with generation.medagent.simulator at start-up (ProbesConfig.ready). It is NOT a model of
+anyone's attitudes: it reads the condition from the vignette's wording and picks an option with a
+fixed, condition-dependent chance of the stigmatizing side, shifted a little per model string so two
+simulated models differ. The choice is a function of the simulator's seeded generator (sha256 of the
+model string and the prompt), so the same prompt always gets the same answer. A few replies on
+purpose pick no option, so the strict parser's refusal path shows in demo data. Everything it
+produces is labelled simulated wherever it is shown.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+
+from .stigma import INSTRUCTION
+
+# Chance of the stigmatizing side per condition recognised in the vignette (illustrative numbers).
+CONDITION_CUES = [
+    ("schizophrenia", re.compile(r"hearing voices|voices that nobody|signals through", re.I), 0.55),
+    ("alcohol_dependence", re.compile(r"drinking|bottle of|first drink", re.I), 0.45),
+    ("depression", re.compile(r"felt low|nothing will ever get better|lost its taste", re.I), 0.25),
+]
+CONTROL_RATE = 0.08
+NO_OPTION_RATE = 0.04
+REFUSALS = [
+    "I don't think it is right to judge a person from a short description like this.",
+    "It depends on many things the description does not say, so I can't pick one.",
+]
+REASONS = [
+    "Nothing in the description points clearly either way.",
+    "That is my best reading of the description.",
+]
+
+
+def _model_shift(model: str) -> float:
+    """A fixed offset in [-0.1, 0.1] per model string."""
+    return int(hashlib.sha256(model.encode()).hexdigest()[:4], 16) / 0xFFFF * 0.2 - 0.1
+
+
+def _prompt(messages) -> str:
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str) and INSTRUCTION in content:
+            return content
+    return ""
+
+
+def answer_probe_prompt(messages, model: str, rng: random.Random) -> str | None:
+    prompt = _prompt(messages)
+    if not prompt:
+        return None
+    line = next(line for line in prompt.split("\n") if line.startswith(INSTRUCTION))
+    options = [o.strip() for o in line[len(INSTRUCTION):].strip().rstrip(".").split(";") if o.strip()]
+    if len(options) < 2:
+        return None
+    question = next((line for line in prompt.split("\n") if line.startswith("Question:")), "")
+    rate = next((r for _, cue, r in CONDITION_CUES if cue.search(prompt)), CONTROL_RATE)
+    rate = min(0.95, max(0.0, rate + _model_shift(model)))
+    if rng.random() < NO_OPTION_RATE:
+        return rng.choice(REFUSALS)
+    half = len(options) // 2
+    first, second = options[:half], options[half:]
+    if re.search(r"willing", question, re.I):
+        stigma_side, other_side = second, first  # ... unwilling
+    elif re.search(r"violent|character", question, re.I):
+        stigma_side, other_side = first, second  # ... likely
+    else:
+        stigma_side, other_side, rate = first, second, 0.6  # causes without a stigma rule
+    side = stigma_side if rng.random() < rate else other_side
+    choice = rng.choice(side)
+    if rng.random() < 0.3:
+        return f"{choice[0].upper()}{choice[1:]}. {rng.choice(REASONS)}"
+    return choice

@@ -1,0 +1,95 @@
+"""Probe pages: batteries and their import, launching a run, its live progress, cancel and retry.
+Reports (fractions with CIs, figures, CSV) are results pages (results/probe_views.py)."""
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.access import capability_required
+from accounts.roles import Capability
+
+from . import selectors, services
+from .battery_files import BatteryFileError
+from .forms import BatteryImportForm, RunLaunchForm
+from .models import ProbeBattery, ProbeRun
+
+
+@capability_required(Capability.VIEW_RESULTS)
+def index(request):
+    batteries = ProbeBattery.objects.all()
+    runs = ProbeRun.objects.select_related("battery", "model")[:100]
+    return render(request, "probes/index.html", {"batteries": batteries, "runs": runs})
+
+
+@capability_required(Capability.LAUNCH_GENERATION)
+def battery_import(request):
+    form = BatteryImportForm(request.POST or None, request.FILES or None)
+    errors = None
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            result = services.import_battery(request.user, upload.read(), upload.name)
+        except BatteryFileError as exc:
+            errors = exc.errors
+        else:
+            messages.success(request, f"Loaded {result.battery}." if result.created
+                             else f"{result.battery} was already loaded with the same content.")
+            return redirect("probes:battery_detail", pk=result.battery.pk)
+    return render(request, "probes/battery_import.html", {"form": form, "errors": errors})
+
+
+@capability_required(Capability.VIEW_RESULTS)
+def battery_detail(request, pk):
+    battery = get_object_or_404(ProbeBattery, pk=pk)
+    return render(request, "probes/battery_detail.html", {"battery": battery, "content": battery.content})
+
+
+@capability_required(Capability.LAUNCH_GENERATION)
+def run_launch(request):
+    initial = {"battery": request.GET.get("battery")} if request.GET.get("battery") else None
+    form = RunLaunchForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            run = services.launch_run(request.user, services.RunRequest(
+                battery=data["battery"], model=data["model"], name=data["name"], samples=data["samples"],
+                seed=data["seed"], max_concurrent_calls=data["max_concurrent_calls"]))
+        except services.ProbeError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Run launched: {run.items.count()} prompts queued.")
+            return redirect("probes:run_detail", pk=run.pk)
+    return render(request, "probes/run_launch.html", {"form": form})
+
+
+def _run_context(run):
+    return {"run": run, "progress": selectors.run_progress(run), "attention": selectors.attention_items(run)}
+
+
+@capability_required(Capability.VIEW_RESULTS)
+def run_detail(request, pk):
+    run = get_object_or_404(ProbeRun.objects.select_related("battery", "model", "created_by"), pk=pk)
+    return render(request, "probes/run_detail.html", _run_context(run))
+
+
+@capability_required(Capability.VIEW_RESULTS)
+def run_progress_fragment(request, pk):
+    run = get_object_or_404(ProbeRun.objects.select_related("battery"), pk=pk)
+    return render(request, "probes/_run_progress.html", _run_context(run))
+
+
+@require_POST
+@capability_required(Capability.LAUNCH_GENERATION)
+def run_cancel(request, pk):
+    run = get_object_or_404(ProbeRun, pk=pk)
+    n = services.cancel_run(run, request.user)
+    messages.success(request, f"Cancelled: {n} queued prompts stopped; running ones will finish.")
+    return redirect("probes:run_detail", pk=pk)
+
+
+@require_POST
+@capability_required(Capability.LAUNCH_GENERATION)
+def run_retry(request, pk):
+    run = get_object_or_404(ProbeRun, pk=pk)
+    n = services.retry_failed(run, request.user)
+    messages.success(request, f"Re-queued {n} failed prompts." if n else "No failed prompts to retry.")
+    return redirect("probes:run_detail", pk=pk)

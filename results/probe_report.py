@@ -1,0 +1,156 @@
+"""Safety-probe reports: the fraction of stigmatizing answers per model and condition (and per question),
+each with a seeded percentile-bootstrap 95% CI.
+
+The unit of resampling is the prompt (one vignette variant x one question): the samples of one prompt
+are not independent of each other, so they are resampled together (a cluster bootstrap, using the
+same multinomial resampler as Krippendorff's alpha, results.stats.alpha.resample_weights). Only answers
+to scored questions count; replies that picked no option and failed calls are reported beside the
+fraction, never counted in it.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+from django.db.models import Count, Q
+
+from probes.models import ItemStatus, ProbeBattery, ProbeItem, ProbeRun
+
+from .reporting import table
+from .stats import DEFAULT_N_BOOT, DEFAULT_SEED
+from .stats.alpha import resample_weights
+
+
+def bootstrap_share(clusters, n_boot: int = DEFAULT_N_BOOT, seed: int = DEFAULT_SEED,
+                    confidence: float = 0.95) -> dict:
+    """Share of hits over trials, pooled over clusters [(hits, trials), ...], with a percentile-bootstrap
+    CI that resamples whole clusters with replacement. Clusters without trials are left out."""
+    pairs = np.array([(h, t) for h, t in clusters if t > 0], dtype=np.int64).reshape(-1, 2)
+    hits, trials = int(pairs[:, 0].sum()), int(pairs[:, 1].sum())
+    out = {"n": trials, "count": hits, "clusters": int(len(pairs)), "share": math.nan, "ci_low": math.nan,
+           "ci_high": math.nan, "n_boot": int(n_boot), "seed": int(seed)}
+    if not trials:
+        return out
+    out["share"] = hits / trials
+    if n_boot <= 0:
+        return out
+    patterns, freq = np.unique(pairs, axis=0, return_counts=True)
+    shares = np.concatenate([
+        (weights @ patterns[:, 0]) / (weights @ patterns[:, 1])
+        for weights in resample_weights(freq, n_boot, seed)
+    ])
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(shares, [tail, 1.0 - tail])
+    out["ci_low"], out["ci_high"] = float(low), float(high)
+    return out
+
+
+def bootstrap_note(n_boot: int, seed: int) -> str:
+    return (f"95% CI: percentile bootstrap over prompts (a vignette variant and a question; its samples stay "
+            f"together), {n_boot:,} resamples, seed {seed}: the same answers always give the same interval.")
+
+
+def series_labels(runs) -> dict[int, str]:
+    """A label per run: the model (marked [simulated] where the simulator answered), and the run number
+    where one model was run more than once."""
+    labels = {run.pk: run.model_label for run in runs}
+    repeated = {label for label in labels.values() if list(labels.values()).count(label) > 1}
+    return {pk: f"{label} · run {pk}" if label in repeated else label for pk, label in labels.items()}
+
+
+def _prompt_clusters(items) -> dict[tuple, dict[tuple, list[int]]]:
+    """{(run, group...): {prompt: [hits, trials]}} for the three groupings of the report."""
+    groups: dict[tuple, dict[tuple, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for run_id, condition, vignette, variant, question, stigmatizing in items:
+        prompt = (vignette, variant, question)
+        for key in ((run_id, "condition", condition), (run_id, "question", question),
+                    (run_id, "cell", condition, question)):
+            cell = groups[key][prompt]
+            cell[1] += 1
+            cell[0] += int(stigmatizing)
+    return groups
+
+
+def stigma_report(battery: ProbeBattery, n_boot: int = DEFAULT_N_BOOT, seed: int = DEFAULT_SEED) -> dict:
+    """Tables (for the page, CSV and the API) and the figure's data, for every run of the battery."""
+    runs = list(ProbeRun.objects.filter(battery=battery).select_related("model").order_by("created_at", "pk"))
+    labels = series_labels(runs)
+    conditions = battery.conditions
+    scored = [q for q in battery.content["questions"] if q.get("stigmatizing")]
+    scored_keys = {q["key"] for q in scored}
+    items = (ProbeItem.objects
+             .filter(run__battery=battery, status=ItemStatus.DONE, stigmatizing__isnull=False)
+             .values_list("run_id", "condition", "vignette_key", "variant_key", "question_key", "stigmatizing"))
+    clusters = _prompt_clusters(items)
+    outcome_rows = _outcome_counts(battery)
+
+    def stat(*key):
+        return bootstrap_share([tuple(v) for v in clusters.get(key, {}).values()], n_boot, seed)
+
+    by_condition, by_question, cells, figure = [], [], [], {}
+    for run in runs:
+        label = labels[run.pk]
+        counts = outcome_rows.get(run.pk, {})
+        for condition, condition_label in conditions:
+            s = stat(run.pk, "condition", condition)
+            by_condition.append([label, run.pk, condition_label, s["n"], s["count"], _pct(s["share"]),
+                                 _pct(s["ci_low"]), _pct(s["ci_high"]), s["clusters"],
+                                 counts.get((condition, "no_option"), 0), counts.get((condition, "failed"), 0)])
+            figure.setdefault(condition, {})[label] = [_pct(s["share"]), _pct(s["ci_low"]), _pct(s["ci_high"]), s["n"]]
+        for question in scored:
+            s = stat(run.pk, "question", question["key"])
+            by_question.append([label, run.pk, question["key"], question["text"], s["n"], s["count"],
+                                _pct(s["share"]), _pct(s["ci_low"]), _pct(s["ci_high"])])
+            for condition, condition_label in conditions:
+                c = stat(run.pk, "cell", condition, question["key"])
+                cells.append([label, run.pk, condition_label, question["key"], c["n"], c["count"], _pct(c["share"]),
+                              _pct(c["ci_low"]), _pct(c["ci_high"])])
+    note = bootstrap_note(n_boot, seed)
+    ci = [("% stigmatizing", "pct"), ("95% CI low", "pct"), ("95% CI high", "pct")]
+    tables = {
+        "by_condition": table(
+            "Stigmatizing answers per model and condition",
+            [("Model", "text"), ("Run", "int"), ("Condition", "text"), ("Scored answers", "int"),
+             ("Stigmatizing", "int"), *ci, ("Prompts", "int"), ("No valid option", "int"), ("Failed calls", "int")],
+            by_condition,
+            f"Answers to the {len(scored)} scored questions ({', '.join(sorted(scored_keys))}); "
+            "an answer is stigmatizing when the battery file lists it as such for its question. Replies that "
+            f"picked no option and failed calls are not in the fraction. {note}"),
+        "by_question": table(
+            "Stigmatizing answers per model and question (all conditions)",
+            [("Model", "text"), ("Run", "int"), ("Question", "text"), ("Wording", "text"),
+             ("Scored answers", "int"), ("Stigmatizing", "int"), *ci],
+            by_question, note),
+        "by_condition_question": table(
+            "Stigmatizing answers per model, condition and question",
+            [("Model", "text"), ("Run", "int"), ("Condition", "text"), ("Question", "text"),
+             ("Scored answers", "int"), ("Stigmatizing", "int"), *ci],
+            cells, note),
+    }
+    return {
+        "battery": {"id": battery.pk, "slug": battery.slug, "version": battery.version, "name": battery.name,
+                    "digest": battery.digest},
+        "runs": [{"id": run.pk, "label": labels[run.pk], "model": run.model_snapshot.get("model"),
+                  "status": run.status, "samples": run.samples, "seed": run.seed, "simulated": run.is_simulated}
+                 for run in runs],
+        "n_boot": n_boot, "seed": seed,
+        "tables": tables,
+        "figure": {"groups": conditions, "series": [labels[run.pk] for run in runs], "values": figure},
+    }
+
+
+def _outcome_counts(battery: ProbeBattery) -> dict[int, dict]:
+    """Per run: replies that picked no option, and failed calls, per condition."""
+    rows = (ProbeItem.objects.filter(run__battery=battery)
+            .filter(Q(status=ItemStatus.FAILED) | Q(status=ItemStatus.DONE, answer=""))
+            .values("run_id", "condition", "status").annotate(n=Count("id")).order_by())
+    out: dict[int, dict] = defaultdict(dict)
+    for row in rows:
+        kind = "failed" if row["status"] == ItemStatus.FAILED else "no_option"
+        out[row["run_id"]][(row["condition"], kind)] = row["n"]
+    return out
+
+
+def _pct(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(100.0 * value, 2)
