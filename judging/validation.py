@@ -118,10 +118,10 @@ def create_validation_campaign(actor, *, judge_run: JudgeRun | None, name: str, 
         raise ValidationModeError(errors)
     selection = {SELECTION_KEY: {"judge_run": judge_run.pk, "sample_index": sample_index}, "status": "done"}
     try:
-        campaign = rating_campaigns.insert_campaign(
+        campaign = rating_campaigns.create_campaign(
             actor, name=name, description=description, rubric=judge_run.rubric, raters=raters,
-            overlap_k=overlap_k, lease_minutes=lease_minutes, selection=selection,
-            conversation_ids=conversation_ids)
+            overlap_k=overlap_k, lease_minutes=lease_minutes, conversation_ids=conversation_ids,
+            provenance=selection)
     except rating_campaigns.CampaignError as exc:
         raise ValidationModeError(exc.errors) from exc
     validation = ValidationCampaign.objects.create(campaign=campaign, judge_run=judge_run,

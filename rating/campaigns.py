@@ -224,11 +224,13 @@ def _chosen_conversations(selection: Selection | None, conversation_ids: list[in
 @transaction.atomic
 def create_campaign(actor, *, name: str, description: str, rubric: Rubric, raters, overlap_k: int,
                     lease_minutes: int, selection: Selection | None = None,
-                    conversation_ids: list[int] | None = None) -> Campaign:
+                    conversation_ids: list[int] | None = None, provenance: dict | None = None) -> Campaign:
     """A draft campaign over the finished conversations that match `selection` (the campaign pages) or
-    the ones listed in `conversation_ids` (the API). Same rules and audit event either way."""
+    the ones listed in `conversation_ids` (the API, judge validation). Same rules and audit event either
+    way. `provenance` is kept in the campaign's selection record (e.g. the judge run it validates)."""
     raters = list(raters)
     ids, chosen, errors = _chosen_conversations(selection, conversation_ids)
+    chosen = {**chosen, **(provenance or {})}
     errors = {**settings_errors(name=name, raters=raters, overlap_k=overlap_k, lease_minutes=lease_minutes,
                                 description=description, conversations=Conversation.objects.filter(pk__in=ids)),
               **errors}
