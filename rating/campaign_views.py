@@ -149,7 +149,7 @@ def campaign_close(request, pk):
 @require_POST
 def campaign_reclaim(request, pk):
     c = get_object_or_404(Campaign, pk=pk)
-    n = campaigns.reclaim(request.user, c)
+    n = campaigns.reclaim_expired_leases(request.user, c)
     messages.success(request, f"{n} expired lease(s) reclaimed." if n else "No expired leases to reclaim.")
     return redirect("campaigns:detail", pk=pk)
 

@@ -193,12 +193,6 @@ class _Edit:
         self.dirty_scores[axis.key] = self.scores[axis.key]
         return self.scores[axis.key]
 
-    def axis_or_error(self, key: str, name: str) -> RubricAxis | None:
-        axis = self.axes.get(key)
-        if axis is None:
-            self.outcome.errors[name] = f"The rubric has no axis “{key}”."
-        return axis
-
 
 def _open_edit(assignment: Assignment, outcome: SaveOutcome) -> _Edit:
     # One save at a time per rating, so concurrent requests from one page cannot interleave.
@@ -211,12 +205,19 @@ def _open_edit(assignment: Assignment, outcome: SaveOutcome) -> _Edit:
     return _Edit(rating=rating, axes=axes, scores=scores, outcome=outcome)
 
 
+def _known_axes(edit: _Edit, sent: dict[str, str], prefix: str):
+    """(form field, axis, sent text) for each key the rubric has; unknown keys are reported as errors."""
+    for key, text in sent.items():
+        name = f"{prefix}__{key}"
+        if key in edit.axes:
+            yield name, edit.axes[key], text
+        else:
+            edit.outcome.errors[name] = f"The rubric has no axis “{key}”."
+
+
 def _apply_values(edit: _Edit, values: dict[str, str]) -> None:
-    for key, raw in values.items():
-        name = f"value__{key}"
-        axis = edit.axis_or_error(key, name)
-        if axis is None:
-            continue
+    for name, axis, raw in _known_axes(edit, values, "value"):
+        key = axis.key
         value, error = _parse_value(axis, raw)
         if error is None and value is None and edit.submitted and axis.required:
             error = f"{axis.name} is required: choose another score rather than clearing it."
@@ -231,11 +232,8 @@ def _apply_values(edit: _Edit, values: dict[str, str]) -> None:
 
 
 def _apply_comments(edit: _Edit, comments: dict[str, str]) -> None:
-    for key, text in comments.items():
-        name = f"comment__{key}"
-        axis = edit.axis_or_error(key, name)
-        if axis is None:
-            continue
+    for name, axis, text in _known_axes(edit, comments, "comment"):
+        key = axis.key
         if _too_long(text):
             edit.outcome.errors[name] = f"Comments are limited to {MAX_TEXT_CHARS} characters."
             continue
