@@ -30,6 +30,7 @@ urlpatterns = [
     path("campaigns/<int:pk>/scores", views.CampaignScoresView.as_view(), name="campaign_scores"),
     path("campaigns/<int:pk>/agreement", views.CampaignAgreementView.as_view(), name="campaign_agreement"),
     path("campaigns/<int:pk>/export", views.CampaignExportView.as_view(), name="campaign_export"),
+    path("judge-validations", validation_views.JudgeValidationCreateView.as_view(), name="judge_validation_create"),
     path("campaigns/<int:pk>/judge-validation", validation_views.CampaignJudgeValidationView.as_view(),
          name="campaign_judge_validation"),
     path("campaigns/<int:pk>/datasheet", views.CampaignDatasheetView.as_view(), name="campaign_datasheet"),
