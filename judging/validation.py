@@ -164,8 +164,10 @@ def review_for(assignment: Assignment) -> ValidationReview:
     validation = validation_for(assignment.campaign_id)
     if validation is None:
         raise ValidationModeError("This campaign is not in validation mode.")
-    item = JudgeItem.objects.get(run_id=validation.judge_run_id, conversation_id=assignment.item.conversation_id,
-                                 sample_index=validation.sample_index)
+    item = judged_items(validation.judge_run, validation.sample_index).filter(
+        conversation_id=assignment.item.conversation_id).first()
+    if item is None:  # e.g. a conversation added to the campaign after it was created from the run
+        raise ValidationModeError("The judge has no scores for this conversation: please skip it.")
     review, _ = ValidationReview.objects.get_or_create(
         assignment=assignment, defaults={"validation": validation, "judge_item": item})
     return review

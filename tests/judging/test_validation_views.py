@@ -127,3 +127,21 @@ def test_the_api_creates_a_validation_campaign_and_answers_bad_input_with_its_js
     v = ValidationCampaign.objects.get()
     assert response.json()["campaign"]["id"] == v.campaign_id and v.sample_index == 1
     assert v.campaign.status == Campaign.Status.OPEN
+
+
+def test_a_conversation_without_judge_scores_is_explained_and_can_be_skipped():
+    from rating.models import CampaignItem
+
+    v, (rater,) = build_validation(n_items=1, k=1, n_raters=1)
+    CampaignItem.objects.filter(campaign=v.campaign).delete()
+    CampaignItem.objects.create(campaign=v.campaign, conversation=make_conversation())  # added later, not judged
+    a = assigning.next_assignment(v.campaign, rater)
+    client = _client(rater)
+    page = client.get(reverse("judge_validation:validate", args=[a.pk]))
+    assert page.status_code == 200 and "no scores for this conversation" in page.content.decode()
+    assert reverse("rating:skip", args=[a.pk]) in page.content.decode()
+    save = client.post(reverse("judge_validation:save", args=[a.pk]), {"verdict__flow": "agree"})
+    assert save.status_code == 409
+    client.post(reverse("rating:skip", args=[a.pk]), {"reason": "No judge scores."})
+    a.refresh_from_db()
+    assert a.status == "skipped"
