@@ -19,7 +19,7 @@ urlpatterns = [
     path("validate/", include("judging.validation_urls")),
     path("results/validation/", include("results.validation_urls")),
     path("api/v1/", include("api.urls")),
-    path("exports/", include("api.ui_urls")),
+    path("exports/", include("study_data.urls")),
     path("django-admin/", admin.site.urls),
 ]
 
