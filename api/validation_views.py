@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from judging import validation
 from judging.models import JudgeRun, ValidationCampaign
 from results.validation_reporting import validation_report
+from study_data.selectors import campaign_queryset
 
 from . import serializers as s
 from .permissions import CampaignAccess, ReadApi
@@ -52,7 +53,7 @@ class JudgeValidationCreateView(ApiView):
                 sample_index=data["sample_index"], open_now=data["open"])
         except validation.ValidationModeError as exc:
             raise _campaign_error(exc) from None
-        campaign = s.campaign_queryset().get(pk=created.campaign_id)
+        campaign = campaign_queryset().get(pk=created.campaign_id)
         return Response({"campaign": s.CampaignSerializer(campaign).data, "judge_run": created.judge_run_id,
                          "sample_index": created.sample_index}, status=201)
 

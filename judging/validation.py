@@ -116,14 +116,17 @@ def create_validation_campaign(actor, *, judge_run: JudgeRun | None, name: str, 
         lease_minutes=lease_minutes, sample_index=sample_index)
     if errors:
         raise ValidationModeError(errors)
-    selection = {SELECTION_KEY: {"judge_run": judge_run.pk, "sample_index": sample_index}, "status": "done"}
     try:
-        campaign = rating_campaigns.insert_campaign(
+        # rating's one create_campaign: the same rules (blinding included) and audit event as any campaign.
+        campaign = rating_campaigns.create_campaign(
             actor, name=name, description=description, rubric=judge_run.rubric, raters=raters,
-            overlap_k=overlap_k, lease_minutes=lease_minutes, selection=selection,
-            conversation_ids=conversation_ids)
+            overlap_k=overlap_k, lease_minutes=lease_minutes, conversation_ids=conversation_ids)
     except rating_campaigns.CampaignError as exc:
         raise ValidationModeError(exc.errors) from exc
+    # How the conversations were chosen, for provenance; it also marks the campaign for rating's routing.
+    campaign.selection = {SELECTION_KEY: {"judge_run": judge_run.pk, "sample_index": sample_index},
+                          "conversations": len(conversation_ids), "status": "done"}
+    campaign.save(update_fields=["selection"])
     validation = ValidationCampaign.objects.create(campaign=campaign, judge_run=judge_run,
                                                    sample_index=sample_index, created_by=actor)
     record(actor, "judge_validation.create", validation, new={
