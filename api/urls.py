@@ -34,6 +34,7 @@ urlpatterns = [
     path("campaigns/<int:pk>/judge-agreement/<int:run_pk>", views.CampaignJudgeRunAgreementView.as_view(),
          name="campaign_judge_run_agreement"),
     path("campaigns/<int:pk>/export", views.CampaignExportView.as_view(), name="campaign_export"),
+    path("judge-validations", validation_views.JudgeValidationCreateView.as_view(), name="judge_validation_create"),
     path("campaigns/<int:pk>/judge-validation", validation_views.CampaignJudgeValidationView.as_view(),
          name="campaign_judge_validation"),
     path("campaigns/<int:pk>/datasheet", views.CampaignDatasheetView.as_view(), name="campaign_datasheet"),

@@ -116,14 +116,17 @@ def create_validation_campaign(actor, *, judge_run: JudgeRun | None, name: str, 
         lease_minutes=lease_minutes, sample_index=sample_index)
     if errors:
         raise ValidationModeError(errors)
-    selection = {SELECTION_KEY: {"judge_run": judge_run.pk, "sample_index": sample_index}, "status": "done"}
     try:
+        # rating's one create_campaign: the same rules (blinding included) and audit event as any campaign.
         campaign = rating_campaigns.create_campaign(
             actor, name=name, description=description, rubric=judge_run.rubric, raters=raters,
-            overlap_k=overlap_k, lease_minutes=lease_minutes, conversation_ids=conversation_ids,
-            provenance=selection)
+            overlap_k=overlap_k, lease_minutes=lease_minutes, conversation_ids=conversation_ids)
     except rating_campaigns.CampaignError as exc:
         raise ValidationModeError(exc.errors) from exc
+    # How the conversations were chosen, for provenance; it also marks the campaign for rating's routing.
+    campaign.selection = {SELECTION_KEY: {"judge_run": judge_run.pk, "sample_index": sample_index},
+                          "conversations": len(conversation_ids), "status": "done"}
+    campaign.save(update_fields=["selection"])
     validation = ValidationCampaign.objects.create(campaign=campaign, judge_run=judge_run,
                                                    sample_index=sample_index, created_by=actor)
     record(actor, "judge_validation.create", validation, new={
@@ -164,8 +167,10 @@ def review_for(assignment: Assignment) -> ValidationReview:
     validation = validation_for(assignment.campaign_id)
     if validation is None:
         raise ValidationModeError("This campaign is not in validation mode.")
-    item = JudgeItem.objects.get(run_id=validation.judge_run_id, conversation_id=assignment.item.conversation_id,
-                                 sample_index=validation.sample_index)
+    item = judged_items(validation.judge_run, validation.sample_index).filter(
+        conversation_id=assignment.item.conversation_id).first()
+    if item is None:  # e.g. a conversation added to the campaign after it was created from the run
+        raise ValidationModeError("The judge has no scores for this conversation: please skip it.")
     review, _ = ValidationReview.objects.get_or_create(
         assignment=assignment, defaults={"validation": validation, "judge_item": item})
     return review

@@ -109,6 +109,7 @@ class ValidationPage:
     submitted_at: object
     revision: int
     errors: dict
+    citation: str = ""
     problem: str = ""
 
     @property
@@ -173,5 +174,5 @@ def validation_page(assignment: Assignment, errors: dict | None = None) -> Valid
         rubric_name=rubric.name, rubric_version=rubric.version, instructions=rubric.instructions,
         conversation=conversation, groups=groups, overall_comment=review.overall_comment, status=review.status,
         assignment_status=assignment.status, submitted_at=review.submitted_at, revision=review.revision,
-        errors=errors,
+        errors=errors, citation=rubric.citation,
     )

@@ -35,7 +35,14 @@ def _own(request, pk):
 def validate(request, pk):
     assignment = _own(request, pk)
     errors = request.session.pop(ERRORS_KEY.format(pk=pk), None) or {}
-    page = validation_page(assignment, errors=errors)
+    try:
+        page = validation_page(assignment, errors=errors)
+    except validation.ValidationModeError as exc:
+        # Nothing to validate here: say so, and offer rating's skip so the conversation is not stuck.
+        return render(request, "judging/validate_unavailable.html", {
+            "problem": "; ".join(exc.errors.values()), "skip_form": SkipForm(),
+            "page": {"assignment_id": assignment.pk, "editable": assignment.status == assignment.Status.ACTIVE},
+        })
     if assignment.status == assignment.Status.SKIPPED:
         page.problem = "You skipped this conversation."
     elif page.campaign_open and not page.on_roster:

@@ -224,13 +224,11 @@ def _chosen_conversations(selection: Selection | None, conversation_ids: list[in
 @transaction.atomic
 def create_campaign(actor, *, name: str, description: str, rubric: Rubric, raters, overlap_k: int,
                     lease_minutes: int, selection: Selection | None = None,
-                    conversation_ids: list[int] | None = None, provenance: dict | None = None) -> Campaign:
+                    conversation_ids: list[int] | None = None) -> Campaign:
     """A draft campaign over the finished conversations that match `selection` (the campaign pages) or
-    the ones listed in `conversation_ids` (the API, judge validation). Same rules and audit event either
-    way. `provenance` is kept in the campaign's selection record (e.g. the judge run it validates)."""
+    the ones listed in `conversation_ids` (the API). Same rules and audit event either way."""
     raters = list(raters)
     ids, chosen, errors = _chosen_conversations(selection, conversation_ids)
-    chosen = {**chosen, **(provenance or {})}
     errors = {**settings_errors(name=name, raters=raters, overlap_k=overlap_k, lease_minutes=lease_minutes,
                                 description=description, conversations=Conversation.objects.filter(pk__in=ids)),
               **errors}
@@ -311,12 +309,7 @@ def close_campaign(actor, campaign: Campaign) -> Campaign:
     campaign.status = Campaign.Status.CLOSED
     campaign.closed_at = timezone.now()
     campaign.save()
-    # Releasing changes the items' occupant counts (a trigger writes them): lock those items first, in id
-    # order, as every other path locks an item before its assignments.
-    active = campaign.assignments.filter(status=Assignment.Status.ACTIVE)
-    list(CampaignItem.objects.select_for_update(of=("self",), no_key=True)
-         .filter(pk__in=active.values("item_id")).order_by("pk").values_list("pk", flat=True))
-    released = active.update(
+    released = campaign.assignments.filter(status=Assignment.Status.ACTIVE).update(
         status=Assignment.Status.RELEASED, updated_at=timezone.now()
     )
     record(actor, "campaign.close", campaign, old={"status": old},

@@ -51,6 +51,9 @@ MATRIX = [
     ("api:campaign_judge_run_agreement", {"pk": "campaign", "run_pk": "results_judge_run"}, "get", None, READ),
     ("api:campaign_export", {"pk": "campaign"}, "get", None, READ),
     ("api:campaign_datasheet", {"pk": "campaign"}, "get", None, READ),
+    ("api:judge_validation_create", {}, "post", lambda w: {
+        "judge_run": w.objects["judge_run"].pk, "name": "Second look again", "raters": [w.rater.pk, w.other_rater.pk],
+        "overlap_k": 2}, ADMIN_WRITE),
     ("api:campaign_judge_validation", {"pk": "validation_campaign"}, "get", None, READ),
     ("api:job_list", {}, "get", None, READ),
     ("api:job_list", {}, "post", _job_payload, ADMIN_WRITE),

@@ -104,3 +104,44 @@ def test_the_campaign_pages_of_rating_and_results_work_for_a_validation_campaign
         assert admin.get(url).status_code == 200, url
     mine = _client(rater).get(reverse("rating:campaign", args=[v.campaign_id]))
     assert mine.status_code == 200 and "Submitted" in mine.content.decode()
+
+
+def test_the_api_creates_a_validation_campaign_and_answers_bad_input_with_its_json_errors():
+    from tests.factories import make_token
+
+    admin = make_user(Role.ADMIN)
+    raters = [make_user(Role.RATER) for _ in range(2)]
+    run = make_judge_run([make_conversation() for _ in range(2)], samples=2)
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {make_token(admin)}")
+    url = reverse("api:judge_validation_create")
+    base = {"judge_run": run.pk, "name": "Second look", "raters": [r.pk for r in raters], "overlap_k": 2}
+    for change, field in (({"judge_run": 999999}, "judge_run"), ({"sample_index": 2}, "sample_index"),
+                          ({"name": "openai pilot"}, "name"), ({"overlap_k": 3}, "raters")):
+        response = api.post(url, {**base, **change}, content_type="application/json")
+        assert response.status_code == 400, response.content
+        body = response.json()["error"]
+        assert body["status"] == 400 and field in body["details"], body
+    assert not Campaign.objects.exists()
+    response = api.post(url, {**base, "sample_index": 1, "open": True}, content_type="application/json")
+    assert response.status_code == 201, response.content
+    v = ValidationCampaign.objects.get()
+    assert response.json()["campaign"]["id"] == v.campaign_id and v.sample_index == 1
+    assert v.campaign.status == Campaign.Status.OPEN
+
+
+def test_a_conversation_without_judge_scores_is_explained_and_can_be_skipped():
+    from rating.models import CampaignItem
+
+    v, (rater,) = build_validation(n_items=1, k=1, n_raters=1)
+    CampaignItem.objects.filter(campaign=v.campaign).delete()
+    CampaignItem.objects.create(campaign=v.campaign, conversation=make_conversation())  # added later, not judged
+    a = assigning.next_assignment(v.campaign, rater)
+    client = _client(rater)
+    page = client.get(reverse("judge_validation:validate", args=[a.pk]))
+    assert page.status_code == 200 and "no scores for this conversation" in page.content.decode()
+    assert reverse("rating:skip", args=[a.pk]) in page.content.decode()
+    save = client.post(reverse("judge_validation:save", args=[a.pk]), {"verdict__flow": "agree"})
+    assert save.status_code == 409
+    client.post(reverse("rating:skip", args=[a.pk]), {"reason": "No judge scores."})
+    a.refresh_from_db()
+    assert a.status == "skipped"

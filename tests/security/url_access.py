@@ -311,6 +311,12 @@ URL_ACCESS: dict[str, Access] = {
         kwargs=lambda w: {"pk": w.objects["campaign"].pk, "run_pk": w.objects["results_judge_run"].pk}
     ),
     "api:campaign_export": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
+    "api:judge_validation_create": Access(
+        {"anon": UNAUTH, "other_rater": DENY, "rater": DENY, "researcher": DENY, "admin": OK},
+        method="POST", token={"rater": DENY, "researcher": DENY, "admin": OK},
+        data=lambda w: {"judge_run": w.objects["judge_run"].pk, "name": "Second look again",
+                        "raters": [w.rater.pk, w.other_rater.pk], "overlap_k": 2},
+    ),
     "api:campaign_judge_validation": api_readers(kwargs=lambda w: {"pk": w.objects["validation_campaign"].pk}),
     "api:campaign_datasheet": api_readers(kwargs=lambda w: {"pk": w.objects["campaign"].pk}),
     "api:job_list": api_readers(),
