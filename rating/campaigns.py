@@ -309,7 +309,12 @@ def close_campaign(actor, campaign: Campaign) -> Campaign:
     campaign.status = Campaign.Status.CLOSED
     campaign.closed_at = timezone.now()
     campaign.save()
-    released = campaign.assignments.filter(status=Assignment.Status.ACTIVE).update(
+    # Releasing changes the items' occupant counts (a trigger writes them): lock those items first, in id
+    # order, as every other path locks an item before its assignments.
+    active = campaign.assignments.filter(status=Assignment.Status.ACTIVE)
+    list(CampaignItem.objects.select_for_update(of=("self",), no_key=True)
+         .filter(pk__in=active.values("item_id")).order_by("pk").values_list("pk", flat=True))
+    released = active.update(
         status=Assignment.Status.RELEASED, updated_at=timezone.now()
     )
     record(actor, "campaign.close", campaign, old={"status": old},
