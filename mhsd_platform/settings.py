@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "rating",
     "judging",
     "results",
+    "study_data",
     "api",
     "demo",
 ]
