@@ -150,3 +150,25 @@ def test_switching_sso_on_without_its_settings_fails_the_system_check(settings):
     settings.OIDC_ENABLED = True
     ids = {problem.id for problem in sso_configuration(None)}
     assert ids == {"accounts.E001", "accounts.W001"}
+
+
+def test_sso_never_takes_over_a_local_account_with_the_same_name(provider):
+    from tests.factories import make_user
+
+    local = make_user(Role.RATER, username="sso-s-9")
+    provider.user = {"sub": "s-9", "groups": ["mhsd-admins"]}
+    client = Client()
+    refused = sign_in(client, provider)
+    assert "sso=refused" in refused["Location"] and _who(client) is None
+    local.refresh_from_db()
+    assert local.role == Role.RATER and local.has_usable_password()
+
+
+def test_admins_cannot_create_local_users_with_the_sso_prefix(client):
+    from tests.factories import make_user
+
+    client.force_login(make_user(Role.ADMIN))
+    response = client.post(reverse("accounts:user_create"),
+                           {"username": "sso-x", "email": "x@example.org", "role": "rater"})
+    assert response.status_code == 200 and "username" in response.context["form"].errors
+    assert not User.objects.filter(username="sso-x").exists()
