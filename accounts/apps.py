@@ -7,4 +7,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and roles"
 
     def ready(self):
-        from . import signals  # noqa: F401  (connects the lockout audit receivers)
+        from . import checks, signals  # noqa: F401  (registers the SSO check, connects the audit receivers)

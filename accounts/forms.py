@@ -14,6 +14,15 @@ class UserCreateForm(forms.ModelForm):
         self.fields["email"].required = True
         self.fields["role"].initial = Role.RATER
 
+    def clean_username(self):
+        from .sso import USERNAME_PREFIX
+
+        username = self.cleaned_data["username"]
+        # Single sign-on finds its users by this prefix; a local account must never be mistaken for one.
+        if username.lower().startswith(USERNAME_PREFIX):
+            raise forms.ValidationError(f"Usernames starting with '{USERNAME_PREFIX}' are kept for single sign-on.")
+        return username
+
 
 class ApiTokenCreateForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What the token is for, e.g. 'laptop pandas'.")

@@ -82,11 +82,17 @@ class PlatformOIDCBackend(OIDCAuthenticationBackend):
         return bool(claims.get("sub")) and role_for_claims(claims) is not None
 
     def filter_users_by_claims(self, claims):
-        return User.objects.filter(username=USERNAME_PREFIX + claims["sub"])
+        # Only accounts SSO created (no usable password): never a local account that happens to match.
+        candidates = User.objects.filter(username=USERNAME_PREFIX + claims["sub"])
+        return [user for user in candidates if not user.has_usable_password()]
 
     @transaction.atomic
     def create_user(self, claims):
-        user = User(username=(USERNAME_PREFIX + claims["sub"])[:150], role=role_for_claims(claims))
+        username = (USERNAME_PREFIX + claims["sub"])[:150]
+        if User.objects.filter(username=username).exists():
+            # A local account (with a password) holds the name: refuse rather than take it over.
+            raise SuspiciousOperation(f"A local account is named {username}; single sign-on will not use it.")
+        user = User(username=username, role=role_for_claims(claims))
         _copy_profile(user, claims)
         user.set_unusable_password()  # signs in only through the provider
         user.save()

@@ -32,6 +32,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import record
+from core.text import unstorable
 from generation.models import Conversation, Message
 
 DEFAULT_SOURCE = "import"
@@ -136,30 +137,20 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _bad_string(value: str) -> str | None:
-    if "\x00" in value:
-        return "contains a NUL character, which cannot be stored"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "contains an unpaired surrogate (invalid Unicode)"
-    return None
-
-
 def _check_json_value(value, path: str, errors: list, line: int, depth: int = 0) -> None:
     """Metadata must be storable as JSONB: finite numbers, clean strings, bounded depth."""
     if depth > MAX_METADATA_DEPTH:
         errors.append(LineError(line, path, f"is nested deeper than {MAX_METADATA_DEPTH} levels"))
         return
     if isinstance(value, str):
-        problem = _bad_string(value)
+        problem = unstorable(value)
         if problem:
             errors.append(LineError(line, path, problem))
     elif isinstance(value, float) and not math.isfinite(value):
         errors.append(LineError(line, path, "must be a finite number"))
     elif isinstance(value, dict):
         for key, item in value.items():
-            problem = _bad_string(key)
+            problem = unstorable(key)
             if problem:
                 errors.append(LineError(line, f"{path}.{key!r}", f"key {problem}"))
             _check_json_value(item, f"{path}.{key}", errors, line, depth + 1)
@@ -189,7 +180,7 @@ def _text_of(content, where: str, line: int, errors: list) -> str | None:
     if not text.strip():
         errors.append(LineError(line, f"{where}.content", "is empty"))
         return None
-    problem = _bad_string(text)
+    problem = unstorable(text)
     if problem:
         errors.append(LineError(line, f"{where}.content", problem))
         return None
@@ -206,7 +197,7 @@ def _string_field(obj: dict, name: str, line: int, errors: list) -> str:
         errors.append(LineError(line, name, "must be a string"))
         return ""
     value = value.strip()
-    problem = _bad_string(value)
+    problem = unstorable(value)
     if problem:
         errors.append(LineError(line, name, problem))
         return ""
@@ -360,7 +351,7 @@ def import_conversations(actor, data: bytes, *, default_source: str = DEFAULT_SO
     if len(data) > max_import_bytes():
         raise ImportRejected(too_large_message(len(data)), status=413, code="too_large")
     default_source = (default_source or DEFAULT_SOURCE).strip() or DEFAULT_SOURCE
-    problem = _bad_string(default_source)
+    problem = unstorable(default_source)
     if problem or len(default_source) > MAX_LENGTHS["source"]:
         raise ImportRejected(f"The default source {problem or 'is longer than 100 characters'}.", code="invalid")
     items, errors = parse_jsonl(data, default_source)

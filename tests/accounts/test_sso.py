@@ -99,28 +99,18 @@ def test_a_deactivated_account_stays_out(provider):
     assert _who(client) is None
 
 
-def test_a_nonce_mismatch_is_refused(provider):
+@pytest.mark.parametrize("tamper", [
+    {"tamper_nonce": "replayed-nonce"},  # an ID token minted for another sign-in
+    {"tamper_state": "forged-state"},  # a callback this browser never started (login CSRF)
+    {"tamper_audience": "someone-else"},  # an ID token issued to another client
+], ids=["nonce", "state", "audience"])
+def test_a_tampered_sign_in_is_refused(provider, tamper):
     provider.user = {"sub": "s-5", "groups": ["mhsd-admins"]}
-    provider.tamper_nonce = "replayed-nonce"
-    client = Client(raise_request_exception=False)
-    response = sign_in(client, provider)
-    assert response.status_code == 400 and _who(client) is None
-    assert not User.objects.filter(username="sso-s-5").exists()
-
-
-def test_a_state_mismatch_is_refused(provider):
-    provider.user = {"sub": "s-6", "groups": ["mhsd-admins"]}
-    provider.tamper_state = "forged-state"
-    client = Client(raise_request_exception=False)
-    response = sign_in(client, provider)
-    assert response.status_code == 400 and _who(client) is None
-
-
-def test_an_id_token_for_another_client_is_refused(provider):
-    provider.user = {"sub": "s-7", "groups": ["mhsd-admins"]}
-    provider.tamper_audience = "someone-else"
+    for knob, value in tamper.items():
+        setattr(provider, knob, value)
     client = Client(raise_request_exception=False)
     assert sign_in(client, provider).status_code == 400 and _who(client) is None
+    assert not User.objects.filter(username="sso-s-5").exists()
 
 
 def test_a_provider_error_at_the_token_step_is_a_refusal_not_a_server_error(provider):
@@ -152,3 +142,33 @@ def test_role_mapping_prefers_the_most_privileged_mapped_group():
     assert role_from_sso_groups("c", mapping) == Role.RATER
     assert role_from_sso_groups(["z"], mapping) is None
     assert role_from_sso_groups(None, mapping) is None
+
+
+def test_switching_sso_on_without_its_settings_fails_the_system_check(settings):
+    from accounts.checks import sso_configuration
+
+    settings.OIDC_ENABLED = True
+    ids = {problem.id for problem in sso_configuration(None)}
+    assert ids == {"accounts.E001", "accounts.W001"}
+
+
+def test_sso_never_takes_over_a_local_account_with_the_same_name(provider):
+    from tests.factories import make_user
+
+    local = make_user(Role.RATER, username="sso-s-9")
+    provider.user = {"sub": "s-9", "groups": ["mhsd-admins"]}
+    client = Client()
+    refused = sign_in(client, provider)
+    assert "sso=refused" in refused["Location"] and _who(client) is None
+    local.refresh_from_db()
+    assert local.role == Role.RATER and local.has_usable_password()
+
+
+def test_admins_cannot_create_local_users_with_the_sso_prefix(client):
+    from tests.factories import make_user
+
+    client.force_login(make_user(Role.ADMIN))
+    response = client.post(reverse("accounts:user_create"),
+                           {"username": "sso-x", "email": "x@example.org", "role": "rater"})
+    assert response.status_code == 200 and "username" in response.context["form"].errors
+    assert not User.objects.filter(username="sso-x").exists()

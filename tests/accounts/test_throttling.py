@@ -43,6 +43,9 @@ def test_account_locks_after_n_failures_and_the_right_password_is_refused_until_
     # Exactly one audit event for the lockout, however many refused attempts followed.
     lockouts = AuditEvent.objects.filter(action="auth.lockout")
     assert lockouts.count() == 1 and lockouts.get().data["username"] == user.username
+    # Axes keeps the failed requests' form data, with the password masked.
+    kept = "".join(AccessAttempt.objects.values_list("post_data", flat=True))
+    assert "password=" in kept and "wrong" not in kept and PASSWORD not in kept
 
     call_command("unlock_login", "--username", user.username, verbosity=0)
     unlock = AuditEvent.objects.get(action="auth.unlock")

@@ -175,3 +175,55 @@ def test_conversation_import_refuses_bad_text_naming_the_line(world, bad):
     from generation.models import Conversation
 
     assert not Conversation.objects.filter(external_id__in=["ok-1", "bad-1"]).exists()
+
+
+# --- JSON carried inside forms and files: the escapes "\u0000" and "\ud800" decode to unstorable text -----
+@pytest.mark.django_db
+@pytest.mark.parametrize("escape", ["\\u0000", "\\ud800"])
+def test_json_escapes_in_model_extra_params_are_a_form_error(world, escape):
+    from generation.models import ModelConfig
+
+    client = Client(raise_request_exception=False)
+    client.force_login(world.admin)
+    response = client.post(reverse("generation:model_create"), {
+        "name": "escaped", "model": "openai/gpt-4o-mini", "temperature": "0.7", "max_tokens": "512",
+        "extra_params": '{"top_p": 1, "stop": ["a' + escape + 'b"]}', "is_active": "on",
+    })
+    assert response.status_code == 200
+    assert "extra_params" in response.context["form"].errors
+    assert "stop[0]" in response.context["form"].errors["extra_params"][0]
+    assert not ModelConfig.objects.filter(name="escaped").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("escape", ["\\u0000", "\\ud800"])
+def test_json_escapes_in_an_uploaded_rubric_are_a_form_error_naming_the_field(world, escape):
+    from rating.models import Rubric
+    from rating.rubric_files import DEFAULT_RUBRIC_FILE
+
+    data = json.loads(DEFAULT_RUBRIC_FILE.read_text())
+    data["slug"] = "escaped-rubric"
+    text = json.dumps(data).replace('"label": "', '"label": "x' + escape, 1)
+    client = Client(raise_request_exception=False)
+    client.force_login(world.admin)
+    upload = SimpleUploadedFile("rubric.json", text.encode(), content_type="application/json")
+    response = client.post(reverse("campaigns:rubrics"), {"file": upload})
+    assert response.status_code == 200
+    error = response.context["form"].errors["file"][0]
+    assert ".label" in error and ("NUL" in error or "surrogate" in error), error
+    assert not Rubric.objects.filter(slug="escaped-rubric").exists()
+
+
+@pytest.mark.django_db
+def test_a_rating_comment_with_nul_is_refused_beside_its_field_and_nothing_is_saved(world):
+    from rating.models import Rating
+
+    client = Client(raise_request_exception=False)
+    client.force_login(world.rater)
+    assignment = world.objects["assignment"]
+    response = client.post(reverse("rating:save", args=[assignment.pk]),
+                           {"overall_comment": NUL, "note__1": NUL})
+    assert response.status_code == 422
+    assert b'id="err-overall_comment"' in response.content and b"NUL character" in response.content
+    rating = Rating.objects.filter(assignment=assignment).first()
+    assert rating is None or "\x00" not in (rating.overall_comment or "")
