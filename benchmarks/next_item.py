@@ -10,10 +10,15 @@ sessions over HTTP:
     GET  /rate/a/<pk>/                (the rating page, reported as "page")
     POST /rate/a/<pk>/submit/         ("submit": saves every axis, validates, locks, submits; 302)
 
-The baseline is GET /healthz (a trivial view that still touches Postgres and Redis) on the same server with
-the same client concurrency, measured in the same run just before the cycles. A short one-client phase after
-them reports the same figures without queueing ("one_client": the server's cost per request). The client threads
-run on the same 2 cores as gunicorn and Postgres, so the concurrent figures include that contention.
+The baseline is GET /healthz (a trivial view that still touches Postgres and Redis: one SQL and two Redis round
+trips, no session) on the same server with the same client concurrency, measured in the same run just before
+the cycles. The server is the same for both: gunicorn gthread, 2 worker processes (one per core; threads share a
+process's GIL) x 6 threads, persistent database connections (DB_CONN_MAX_AGE), DEBUG off, the database session
+backend. "submit" posts then=stop, so it is one request (its redirect is not followed); the rating page's
+"Submit and next" would run next inside the same request. Every rater's HTTP session opens its home page once
+(for the CSRF cookie) before any clock starts. A short one-client phase after the cycles reports the same
+figures without queueing ("one_client": the server's cost per request). The client threads run on the same 2
+cores as gunicorn and Postgres, so the concurrent figures include that contention.
 Afterwards the database is checked: no conversation may have more than k active-or-submitted assignments
 ("over_assigned_conversations", must be 0) and no rater may hold two rows for one conversation.
 
