@@ -10,15 +10,21 @@ sessions over HTTP:
     GET  /rate/a/<pk>/                (the rating page, reported as "page")
     POST /rate/a/<pk>/submit/         ("submit": saves every axis, validates, locks, submits; 302)
 
-The baseline is GET /healthz (a trivial view that still touches Postgres and Redis) on the same server with
-the same client concurrency, measured in the same run just before the cycles. A short one-client phase after
-them reports the same figures without queueing ("one_client": the server's cost per request). The client threads
-run on the same 2 cores as gunicorn and Postgres, so the concurrent figures include that contention.
+The baseline is GET /healthz (a trivial view that still touches Postgres and Redis: one SQL and two Redis round
+trips, no session) on the same server with the same client concurrency, measured in the same run in slices
+alternating with the cycles' (--rounds), so that both see the same load from whatever else shares the machine.
+The server is the same for both: gunicorn gthread, 2 worker processes (one per core; threads share a process's
+GIL) x 6 threads, persistent database connections (DB_CONN_MAX_AGE), DEBUG off, the database session backend.
+"submit" posts then=stop, so it is one request (its redirect is not followed); the rating page's "Submit and
+next" would run next inside the same request. Every rater's HTTP session opens its home page once (for the
+CSRF cookie) before any clock starts. A short one-client phase after the cycles reports the same
+figures without queueing ("one_client": the server's cost per request). The client threads run on the same 2
+cores as gunicorn and Postgres, so the concurrent figures include that contention.
 Afterwards the database is checked: no conversation may have more than k active-or-submitted assignments
 ("over_assigned_conversations", must be 0) and no rater may hold two rows for one conversation.
 
     .venv/bin/python benchmarks/next_item.py [--seconds 60] [--clients 8] [--workers 2] [--threads 6]
-                                             [--scale-seconds 30] [--no-scale]
+                                             [--scale-seconds 30] [--no-scale] [--rounds 4]
 
 The last line of output is one JSON object with the figures; the scale run's are under "scale".
 """
@@ -177,15 +183,15 @@ def run_baseline(base, clients, seconds):
     return lat, errors
 
 
-def run_cycles(base, clients, seconds, campaign_id, sessions, values):
+def run_cycles(base, clients, seconds, campaign_id, raters, values):
+    """`clients` threads, each cycling through its share of `raters` (logged-in HTTP sessions)."""
     lat = defaultdict(list)
     errors, cycles, exhausted = [], [0], []
     lock = threading.Lock()
     stop_at = time.perf_counter() + seconds
     next_url = f"{base}/rate/campaigns/{campaign_id}/next/"
 
-    def worker(mine):
-        clients_ = [rater_client(base, key) for key in mine]
+    def worker(clients_):
         i = 0
         while time.perf_counter() < stop_at:
             s = clients_[i % len(clients_)]
@@ -225,12 +231,31 @@ def run_cycles(base, clients, seconds, campaign_id, sessions, values):
         with lock:
             cycles[0] += 1
 
-    groups = [sessions[i::clients] for i in range(clients)]
+    groups = [raters[i::clients] for i in range(clients)]
     threads = [threading.Thread(target=worker, args=(g,)) for g in groups]
     started = time.perf_counter()
     [t.start() for t in threads]
     [t.join() for t in threads]
     return lat, errors, cycles[0], exhausted, time.perf_counter() - started
+
+
+def interleaved(args, base, clients, baseline_seconds, seconds, campaign_id, raters, values):
+    """The baseline and the cycles in --rounds alternating slices, so both see the same outside load (other
+    work on a shared machine comes and goes within a minute). Returns both phases' figures, merged."""
+    base_lat, base_errors, lat, errors, cycles, exhausted, elapsed = [], [], defaultdict(list), [], 0, [], 0.0
+    for _ in range(args.rounds):
+        b_lat, b_err = run_baseline(base, clients, baseline_seconds / args.rounds)
+        c_lat, c_err, c_cycles, c_exhausted, c_elapsed = run_cycles(base, clients, seconds / args.rounds,
+                                                                    campaign_id, raters, values)
+        base_lat += b_lat
+        base_errors += b_err
+        for key, values_ in c_lat.items():
+            lat[key] += values_
+        errors += c_err
+        cycles += c_cycles
+        exhausted += c_exhausted
+        elapsed += c_elapsed
+    return base_lat, base_errors, lat, errors, cycles, exhausted, elapsed
 
 
 def check_database(campaign_id, k=K):
@@ -278,18 +303,20 @@ def run_size(args, db_name, n_conversations, n_raters, seconds):
     log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall the server
     proc, base = start_server(free_port(), args.workers, args.threads, log)
     try:
+        # Not measured: each rater's HTTP session opens their home page once (for the CSRF cookie). Done
+        # before any clock starts: at 200 raters these home pages (which count what is left for each rater
+        # over the whole campaign) would otherwise run inside the measured phase.
+        raters = [rater_client(base, key) for key in sessions]
         # Warm-up (not measured): every server thread opens its database connection, templates compile.
         run_baseline(base, args.workers * args.threads, 3)
-        run_cycles(base, args.clients, 3, campaign_id, sessions, values)
-        base_lat, base_errors = run_baseline(base, args.clients, args.baseline_seconds)
-        print(f"baseline: {len(base_lat)} GET /healthz", flush=True)
-        lat, errors, cycles, exhausted, elapsed = run_cycles(base, args.clients, seconds, campaign_id,
-                                                             sessions, values)
-        print(f"cycles: {cycles} in {elapsed:.1f}s, errors: {len(errors)} {errors[:5]}", flush=True)
+        run_cycles(base, args.clients, 3, campaign_id, raters, values)
+        base_lat, base_errors, lat, errors, cycles, exhausted, elapsed = interleaved(
+            args, base, args.clients, args.baseline_seconds, seconds, campaign_id, raters, values)
+        print(f"baseline: {len(base_lat)} GET /healthz; cycles: {cycles} in {elapsed:.1f}s, "
+              f"errors: {len(errors)} {errors[:5]}", flush=True)
         # One client: what each request costs the server without queueing behind others.
-        solo_base, solo_base_errors = run_baseline(base, 1, args.solo_seconds / 2)
-        solo, solo_errors, solo_cycles, _, _ = run_cycles(base, 1, args.solo_seconds, campaign_id, sessions[:5],
-                                                          values)
+        solo_base, solo_base_errors, solo, solo_errors, solo_cycles, _, _ = interleaved(
+            args, base, 1, args.solo_seconds / 2, args.solo_seconds, campaign_id, raters[:5], values)
         print(f"one client: {solo_cycles} cycles, errors: {len(solo_errors)} {solo_errors[:5]}", flush=True)
         errors += solo_errors + solo_base_errors
     finally:
@@ -326,6 +353,7 @@ def main():
     parser.add_argument("--scale-seconds", type=float, default=30, help="the same at 100,000 conversations")
     parser.add_argument("--no-scale", action="store_true", help="skip the 100,000-conversation run")
     parser.add_argument("--baseline-seconds", type=float, default=15)
+    parser.add_argument("--rounds", type=int, default=4, help="alternating baseline/cycle slices per phase")
     parser.add_argument("--solo-seconds", type=float, default=10, help="the one-client phase")
     parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")

@@ -346,10 +346,18 @@ def completeness_errors(rating: Rating) -> dict[str, str]:
 def submit_rating(assignment: Assignment, actor, changes: DraftChanges | None = None) -> Rating:
     """Save `changes`, check every required axis, and submit (or, if already submitted, keep the
     revision). Raises SubmitRejected with per-field errors; the valid part of the draft is kept."""
+    known = getattr(assignment, "rating", None) if Assignment.rating.is_cached(assignment) else None
     outcome = apply_changes(assignment, actor, changes or DraftChanges())
     if outcome.errors:
         rating = with_contents(Rating.objects.filter(assignment=assignment)).get()
         raise SubmitRejected({**completeness_errors(rating), **outcome.errors})
+    # A revision was saved and audited by apply_changes: done, even if the campaign closes now. Submission is
+    # final, so a rating read earlier in the request (the views read it with the assignment) that said
+    # "draft" needs no new read: the check under the lock below catches a submission from another tab.
+    if known is None or known.status == Rating.Status.SUBMITTED:
+        rating = Rating.objects.get(assignment=assignment)
+        if rating.status == Rating.Status.SUBMITTED:
+            return rating
     with transaction.atomic():
         _hold(assignment)  # campaign still open, rater still on it, and a place on the item
         rating = with_contents(Rating.objects.select_for_update(of=("self",), no_key=True)).get(assignment=assignment)

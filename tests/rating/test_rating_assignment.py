@@ -29,6 +29,14 @@ def _occupancy_by_item(campaign_id):
     return {r["item_id"]: r["n"] for r in rows}
 
 
+def _assert_occupants_kept(campaign):
+    """CampaignItem.occupants, which chooses candidates, equals each item's SUBMITTED + ACTIVE rows."""
+    items = CampaignItem.objects.filter(campaign=campaign)
+    real = dict(items.annotate(n=Count("assignments", filter=Q(assignments__status__in=["active", "submitted"])))
+                .values_list("pk", "n"))
+    assert dict(items.values_list("pk", "occupants")) == real
+
+
 def _monitor(campaign_id, start, done, max_seen):
     """A thread body sampling the real occupancy while workers run: the cap must hold at every moment."""
     start.wait()
@@ -96,6 +104,36 @@ def test_twenty_threads_never_exceed_k_and_every_item_ends_with_k_ratings():
         assert a.rating.scores.filter(value__isnull=False).count() == len(values)
     # Several threads of one rater may be handed the same (resumed) assignment, never another rater's.
     assert sum(1 for _ in handed_out) == Assignment.objects.filter(campaign=campaign).count()
+    _assert_occupants_kept(campaign)
+
+
+@pytest.mark.django_db
+def test_every_writer_keeps_the_occupant_count_that_chooses_candidates():
+    from accounts.roles import Role
+    from rating.campaigns import close_campaign
+    from tests.factories import make_user
+
+    campaign, (r1, r2, r3) = build_campaign(n_items=4, n_raters=3, k=2)
+    a = assigning.next_assignment(campaign, r1)
+    b = make_assignment(campaign, r2, a.item)  # written directly, as a fixture or the admin would
+    _assert_occupants_kept(campaign)
+    assert CampaignItem.objects.get(pk=a.item_id).occupants == 2
+    services.submit_rating(a, r1, services.changes_from_post(full_values(campaign)))  # active -> submitted
+    assigning.skip(b, r2, "Outside my specialty.")
+    _assert_occupants_kept(campaign)
+    c = assigning.next_assignment(campaign, r3)
+    Assignment.objects.filter(pk=c.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert assigning.reclaim_expired(campaign) == 1
+    _assert_occupants_kept(campaign)
+    # A save() of the item writes every column, a stale count included: the database keeps its own.
+    item = CampaignItem.objects.get(pk=a.item_id)
+    item.occupants = 0
+    item.save()
+    _assert_occupants_kept(campaign)
+    assigning.next_assignment(campaign, r2)
+    close_campaign(make_user(Role.ADMIN), campaign)  # releases the active lease in one bulk UPDATE
+    _assert_occupants_kept(campaign)
+    assert not Assignment.objects.filter(campaign=campaign, status="active").exists()
 
 
 @pytest.mark.django_db(transaction=True)
