@@ -16,6 +16,7 @@ urlpatterns = [
     path("rate/", include("rating.urls")),
     path("campaigns/", include("rating.campaign_urls")),
     path("results/", include("results.urls")),
+    path("judging/", include("judging.urls")),
     path("api/v1/", include("api.urls")),
     path("exports/", include("api.ui_urls")),
     path("django-admin/", admin.site.urls),

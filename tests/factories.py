@@ -142,6 +142,11 @@ def build_world() -> World:
         researcher_token=world.researcher.api_tokens.first(), rubric=campaign.rubric,
         message=conv.messages.filter(role="sensemaker").first(),
     )
+    # A judge run on the campaign, launched but not sent to any worker.
+    from judging.services import JudgeRequest, launch_run
+
+    world.objects["judge_run"] = launch_run(
+        None, JudgeRequest(judge_model=make_model("simulator/judge"), campaign=campaign), enqueue_tasks=False)
     # Results: a real snapshot of the campaign (no submitted ratings yet), so results URLs have data.
     from results.services import recompute_campaign
 
