@@ -37,14 +37,15 @@ class LiveUsage:
     item only while this attempt owns it (e.g. filtered on attempts and status=running), so a lost
     worker's stray thread cannot write; `to_fields` maps the usage totals onto the row's columns."""
 
-    def __init__(self, rows, to_fields: Callable[[dict], dict]):
+    def __init__(self, rows, to_fields: Callable[[dict], dict], *, first_write_after: float = 0.0):
         from .medagent import Usage
 
         self.rows = rows
         self.to_fields = to_fields
         self._usage = Usage()
         self._lock = threading.Lock()
-        self._last_write = float("-inf")
+        # Writes happen at most every LIVE_USAGE_INTERVAL; `first_write_after` > 0 delays the first one.
+        self._last_write = time.monotonic() - LIVE_USAGE_INTERVAL + first_write_after
 
     def __call__(self, delta: dict) -> None:
         with self._lock:

@@ -6,6 +6,7 @@ derivation) is generation's, shared through generation/work_items.py and generat
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from generation.concurrency import JobCallSlots, WorkLease
 from generation.models import Conversation, ModelConfig
 from generation.services import llm_client
 from generation.work_items import (
+    LIVE_USAGE_INTERVAL,
     LiveUsage,
     cancel_queued_items,
     cost_decimal,
@@ -229,13 +231,15 @@ def _usage_values(usage: dict | None) -> dict:
             "cost_usd": cost_decimal(usage.get("cost_usd"))}
 
 
-def _start(item_id: int) -> int | None:
-    """Mark the item running and return this attempt's number, or None if there is nothing to do."""
+def _start(item_id: int) -> JudgeItem | None:
+    """Mark the item running and return it (with its run, rubric and conversation; `attempts` is this
+    attempt's number), or None if there is nothing to do."""
     with transaction.atomic():
-        item = JudgeItem.objects.select_for_update().get(pk=item_id)
+        item = (JudgeItem.objects.select_for_update(of=("self",))
+                .select_related("run__rubric", "conversation").get(pk=item_id))
         if item.status in (JudgeItem.Status.DONE, JudgeItem.Status.FAILED, JudgeItem.Status.CANCELLED):
             return None
-        if JudgeRun.objects.filter(pk=item.run_id, cancel_requested_at__isnull=False).exists():
+        if item.run.cancel_requested_at is not None:
             item.status, item.failure_reason = JudgeItem.Status.CANCELLED, "Cancelled before it started."
             item.save(update_fields=["status", "failure_reason"])
             return None
@@ -245,10 +249,19 @@ def _start(item_id: int) -> int | None:
         for name, value in _usage_values(None).items():
             setattr(item, name, value)
         item.save(update_fields=["status", "attempts", "started_at", "finished_at", *_usage_values(None)])
-    # Cheap, lock-free: only the first item of a queued run moves it to running.
-    JudgeRun.objects.filter(pk=item.run_id, status=JudgeRun.Status.QUEUED).update(
-        status=JudgeRun.Status.RUNNING, started_at=timezone.now())
-    return item.attempts
+    if item.run.status == JudgeRun.Status.QUEUED:
+        # Lock-free: the first item of a queued run moves it to running.
+        JudgeRun.objects.filter(pk=item.run_id, status=JudgeRun.Status.QUEUED).update(
+            status=JudgeRun.Status.RUNNING, started_at=timezone.now())
+    return item
+
+
+@functools.lru_cache(maxsize=64)
+def rubric_axes(rubric_id: int) -> tuple[list, dict[str, int]]:
+    """(judged axes, axis id by key) of a rubric. A rubric version never changes (new content is a new
+    version), so each worker reads it once instead of once per judge call."""
+    rubric = Rubric.objects.get(pk=rubric_id)
+    return judged_axes(rubric), dict(rubric.axes.values_list("key", "id"))
 
 
 def _owned(item_id: int, attempt: int):
@@ -259,14 +272,15 @@ def _owned(item_id: int, attempt: int):
 def _finish(item_id: int, attempt: int, *, usage: dict, raw_reply: str, scores=(), reason: str = "") -> bool:
     """Scores and the item's final state in ONE transaction: an item never has half its scores."""
     with transaction.atomic():
-        item = _owned(item_id, attempt).select_for_update().select_related("run").first()
+        item = _owned(item_id, attempt).select_for_update(of=("self",)).select_related("run").first()
         if item is None:
             return False
         if scores:
-            axes = {axis.key: axis for axis in item.run.rubric.axes.all()}
-            item.scores.all().delete()
+            axis_ids = rubric_axes(item.run.rubric_id)[1]
+            if item.attempts > 1:
+                item.scores.all().delete()  # none are expected: only a finishing attempt writes them
             JudgeScore.objects.bulk_create([
-                JudgeScore(item=item, axis=axes[s.axis_key], value=s.value, rationale=s.rationale,
+                JudgeScore(item=item, axis_id=axis_ids[s.axis_key], value=s.value, rationale=s.rationale,
                            cited_messages=s.cited_messages) for s in scores
             ])
         for name, value in _usage_values(usage).items():
@@ -282,7 +296,7 @@ def _finish(item_id: int, attempt: int, *, usage: dict, raw_reply: str, scores=(
 def judge_prompt(item: JudgeItem) -> tuple[str, list, int]:
     """(prompt, judged axes, message count) for one item: the conversation as raters see it."""
     run = item.run
-    axes = judged_axes(run.rubric)
+    axes = rubric_axes(run.rubric_id)[0]
     messages = [{"role": role, "text": text} for role, text in
                 item.conversation.messages.order_by("index").values_list("role", "text")]
     prompt = build_judge_prompt(rubric_name=run.rubric.name, instructions=run.rubric.instructions, axes=axes,
@@ -301,12 +315,13 @@ def run_item_attempt(item_id: int) -> str:
         return ItemOutcome.SKIPPED
     run_id = None
     try:
-        attempt = _start(item_id)
-        if attempt is None:
+        item = _start(item_id)
+        if item is None:
             return ItemOutcome.SKIPPED
-        item = JudgeItem.objects.select_related("run__rubric", "conversation").get(pk=item_id)
-        run, run_id = item.run, item.run_id
-        live = LiveUsage(_owned(item_id, attempt), _usage_values)
+        run, run_id, attempt = item.run, item.run_id, item.attempts
+        # Most items are one call, whose counters the final write records: live writes begin only
+        # once an item has been retrying for a while.
+        live = LiveUsage(_owned(item_id, attempt), _usage_values, first_write_after=LIVE_USAGE_INTERVAL)
         client = llm_client(call_slot=JobCallSlots(run.pk, run.max_concurrent_calls, scope=CALL_SLOT_SCOPE),
                             on_call=live, parse_attempts=settings.JUDGE_PARSE_ATTEMPTS)
         try:
