@@ -231,12 +231,19 @@ def _usage_values(usage: dict | None) -> dict:
             "cost_usd": cost_decimal(usage.get("cost_usd"))}
 
 
+# What an attempt reads of its item, run and conversation: large columns (the conversation's trace and
+# provenance, the run's snapshot) stay in the database until needed.
+_START_FIELDS = ("id", "status", "attempts", "seed", "run_id", "conversation_id", "run__id", "run__status",
+                 "run__cancel_requested_at", "run__rubric_id", "run__max_concurrent_calls", "run__prompt_version",
+                 "run__model_snapshot", "conversation__id", "conversation__ground_truth_diagnosis")
+
+
 def _start(item_id: int) -> JudgeItem | None:
-    """Mark the item running and return it (with its run, rubric and conversation; `attempts` is this
-    attempt's number), or None if there is nothing to do."""
+    """Mark the item running and return it (with the run and conversation fields the call needs;
+    `attempts` is this attempt's number), or None if there is nothing to do."""
     with transaction.atomic():
-        item = (JudgeItem.objects.select_for_update(of=("self",))
-                .select_related("run__rubric", "conversation").get(pk=item_id))
+        item = (JudgeItem.objects.select_for_update(of=("self",)).select_related("run", "conversation")
+                .only(*_START_FIELDS).get(pk=item_id))
         if item.status in (JudgeItem.Status.DONE, JudgeItem.Status.FAILED, JudgeItem.Status.CANCELLED):
             return None
         if item.run.cancel_requested_at is not None:
@@ -245,10 +252,9 @@ def _start(item_id: int) -> JudgeItem | None:
             return None
         item.status = JudgeItem.Status.RUNNING
         item.attempts += 1
-        item.started_at, item.finished_at = timezone.now(), None
-        for name, value in _usage_values(None).items():
-            setattr(item, name, value)
-        item.save(update_fields=["status", "attempts", "started_at", "finished_at", *_usage_values(None)])
+        JudgeItem.objects.filter(pk=item_id).update(
+            status=item.status, attempts=item.attempts, started_at=timezone.now(), finished_at=None,
+            **_usage_values(None))
     if item.run.status == JudgeRun.Status.QUEUED:
         # Lock-free: the first item of a queued run moves it to running.
         JudgeRun.objects.filter(pk=item.run_id, status=JudgeRun.Status.QUEUED).update(
@@ -256,12 +262,21 @@ def _start(item_id: int) -> JudgeItem | None:
     return item
 
 
+@dataclass(frozen=True)
+class RubricForJudge:
+    name: str
+    instructions: str
+    axes: list
+    axis_ids: dict
+
+
 @functools.lru_cache(maxsize=64)
-def rubric_axes(rubric_id: int) -> tuple[list, dict[str, int]]:
-    """(judged axes, axis id by key) of a rubric. A rubric version never changes (new content is a new
+def rubric_for_judge(rubric_id: int) -> RubricForJudge:
+    """What the judge needs of a rubric. A rubric version never changes (new content is a new
     version), so each worker reads it once instead of once per judge call."""
     rubric = Rubric.objects.get(pk=rubric_id)
-    return judged_axes(rubric), dict(rubric.axes.values_list("key", "id"))
+    return RubricForJudge(rubric.name, rubric.instructions, judged_axes(rubric),
+                          dict(rubric.axes.values_list("key", "id")))
 
 
 def _owned(item_id: int, attempt: int):
@@ -269,40 +284,37 @@ def _owned(item_id: int, attempt: int):
     return JudgeItem.objects.filter(pk=item_id, attempts=attempt, status=JudgeItem.Status.RUNNING)
 
 
-def _finish(item_id: int, attempt: int, *, usage: dict, raw_reply: str, scores=(), reason: str = "") -> bool:
-    """Scores and the item's final state in ONE transaction: an item never has half its scores."""
+def _finish(item_id: int, attempt: int, *, rubric_id: int, usage: dict, raw_reply: str, scores=(),
+            reason: str = "") -> bool:
+    """Scores and the item's final state in ONE transaction: an item never has half its scores. The
+    conditional UPDATE both checks that this attempt still owns the row and locks it until commit."""
     with transaction.atomic():
-        item = _owned(item_id, attempt).select_for_update(of=("self",)).select_related("run").first()
-        if item is None:
+        owned = _owned(item_id, attempt).update(
+            status=JudgeItem.Status.FAILED if reason else JudgeItem.Status.DONE, failure_reason=reason[:2000],
+            raw_reply=raw_reply or "", finished_at=timezone.now(), **_usage_values(usage))
+        if not owned:
             return False
         if scores:
-            axis_ids = rubric_axes(item.run.rubric_id)[1]
-            if item.attempts > 1:
-                item.scores.all().delete()  # none are expected: only a finishing attempt writes them
+            axis_ids = rubric_for_judge(rubric_id).axis_ids
+            if attempt > 1:
+                JudgeScore.objects.filter(item_id=item_id).delete()  # none expected: only a finisher writes them
             JudgeScore.objects.bulk_create([
-                JudgeScore(item=item, axis_id=axis_ids[s.axis_key], value=s.value, rationale=s.rationale,
+                JudgeScore(item_id=item_id, axis_id=axis_ids[s.axis_key], value=s.value, rationale=s.rationale,
                            cited_messages=s.cited_messages) for s in scores
             ])
-        for name, value in _usage_values(usage).items():
-            setattr(item, name, value)
-        item.status = JudgeItem.Status.FAILED if reason else JudgeItem.Status.DONE
-        item.failure_reason = reason[:2000]
-        item.raw_reply = raw_reply or ""
-        item.finished_at = timezone.now()
-        item.save()
         return True
 
 
 def judge_prompt(item: JudgeItem) -> tuple[str, list, int]:
     """(prompt, judged axes, message count) for one item: the conversation as raters see it."""
     run = item.run
-    axes = rubric_axes(run.rubric_id)[0]
+    rubric = rubric_for_judge(run.rubric_id)
     messages = [{"role": role, "text": text} for role, text in
                 item.conversation.messages.order_by("index").values_list("role", "text")]
-    prompt = build_judge_prompt(rubric_name=run.rubric.name, instructions=run.rubric.instructions, axes=axes,
+    prompt = build_judge_prompt(rubric_name=rubric.name, instructions=rubric.instructions, axes=rubric.axes,
                                 messages=messages, ground_truth=item.conversation.ground_truth_diagnosis or None,
                                 version=run.prompt_version)
-    return prompt, axes, len(messages)
+    return prompt, rubric.axes, len(messages)
 
 
 def run_item_attempt(item_id: int) -> str:
@@ -319,6 +331,7 @@ def run_item_attempt(item_id: int) -> str:
         if item is None:
             return ItemOutcome.SKIPPED
         run, run_id, attempt = item.run, item.run_id, item.attempts
+        finish = functools.partial(_finish, item_id, attempt, rubric_id=run.rubric_id)
         # Most items are one call, whose counters the final write records: live writes begin only
         # once an item has been retrying for a while.
         live = LiveUsage(_owned(item_id, attempt), _usage_values, first_write_after=LIVE_USAGE_INTERVAL)
@@ -334,20 +347,19 @@ def run_item_attempt(item_id: int) -> str:
             # No usable reply after the bounded retries: failed with the reason and the last reply as
             # received; never a default score.
             trace = exc.trace or {}
-            _finish(item_id, attempt, usage=live.totals(), raw_reply=trace.get("last_reply", ""), reason=exc.reason)
+            finish(usage=live.totals(), raw_reply=trace.get("last_reply", ""), reason=exc.reason)
             return ItemOutcome.FAILED
         except (MedAgentError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or str(exc)
-            _finish(item_id, attempt, usage=live.totals(), raw_reply="", reason=reason)
+            finish(usage=live.totals(), raw_reply="", reason=reason)
             return ItemOutcome.FAILED
         except Exception as exc:
             # A bug or an outage must end as a failed item with its reason, not as a "running" row
             # that the reaper re-queues for ever.
             logger.exception("Judge item %s failed with an unexpected error", item_id)
-            _finish(item_id, attempt, usage=live.totals(), raw_reply="",
-                    reason=f"Internal error: {type(exc).__name__}: {exc}")
+            finish(usage=live.totals(), raw_reply="", reason=f"Internal error: {type(exc).__name__}: {exc}")
             return ItemOutcome.FAILED
-        _finish(item_id, attempt, usage=live.totals(), raw_reply=parsed.completion.text, scores=parsed.value)
+        finish(usage=live.totals(), raw_reply=parsed.completion.text, scores=parsed.value)
         return ItemOutcome.DONE
     finally:
         lease.release()
