@@ -15,7 +15,7 @@ import json
 import os
 import time
 
-from _support import fresh_database, setup_django, start_worker, stop
+from _support import fresh_database, setup_django, start_worker, stop, throughput_summary
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 SAMPLES = 8
@@ -122,28 +122,11 @@ def main():
                              worker_concurrency=args.in_flight, label="parallel")
         baseline = run_judge(server, bench_campaign(args.baseline_items), samples=1, in_flight=1,
                              worker_concurrency=1, label="one call at a time")
-    limit = args.in_flight / args.latency
-    baseline_limit = 1 / args.latency
-    print(json.dumps({
-        "benchmark": "judge_throughput",
-        "cores": os.cpu_count(),
-        "load_average_1min_at_start": load_at_start,
-        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
-        "latency_seconds": args.latency,
-        "calls_in_flight_allowed": args.in_flight,
-        "achieved_calls_per_second": parallel["calls_per_second"],
-        "limit_calls_per_second": round(limit, 2),
-        "ratio_to_limit": round(parallel["calls_per_second"] / limit, 3),
-        "goal_ratio": 0.8,
-        # A run with failed judge calls did not do the work it times: the goal needs none.
-        "goal_met": parallel["calls_per_second"] / limit >= 0.8 and parallel["failed"] == 0 and baseline["failed"] == 0,
-        "baseline_calls_per_second": baseline["calls_per_second"],
-        "baseline_limit_calls_per_second": round(baseline_limit, 2),
-        "baseline_ratio_to_limit": round(baseline["calls_per_second"] / baseline_limit, 3),
-        "speedup_over_baseline": round(parallel["calls_per_second"] / baseline["calls_per_second"], 2),
-        "parallel_run": parallel,
-        "baseline_run": baseline,
-    }))
+    print(json.dumps(throughput_summary(
+        "judge_throughput", latency=args.latency, in_flight=args.in_flight, parallel=parallel, baseline=baseline,
+        cores=os.cpu_count(), load_average_1min_at_start=load_at_start,
+        load_average_1min_at_end=round(os.getloadavg()[0], 2),
+    )))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from generation.work_items import (
     reap_lost_items,
     refresh_run_status,
     requeue_failed_items,
+    run_in_threads,
     stalled_queued_item_ids,
 )
 from rating.campaigns import Selection, select_conversations
@@ -180,21 +181,8 @@ def enqueue(item_ids) -> None:
 def run_inline(run: JudgeRun, threads: int = 8) -> dict:
     """Run a run's queued items in this process (no worker needed): the task's own code path, used by
     `manage.py judge --inline` and the tests of single items."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connection
-
     ids = list(run.items.filter(status=JudgeItem.Status.QUEUED).values_list("id", flat=True))
-
-    def attempt(item_id):
-        try:
-            return run_item_attempt(item_id)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        outcomes = list(pool.map(attempt, ids))
-    return {outcome: outcomes.count(outcome) for outcome in set(outcomes)}
+    return run_in_threads(ids, run_item_attempt, threads)
 
 
 @transaction.atomic
