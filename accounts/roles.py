@@ -18,6 +18,7 @@ class Capability(StrEnum):
     MANAGE_MODELS = "manage_models"
     MANAGE_CASES = "manage_cases"
     LAUNCH_GENERATION = "launch_generation"
+    RUN_JUDGES = "run_judges"
     VIEW_GENERATION = "view_generation"
     MANAGE_CAMPAIGNS = "manage_campaigns"
     VIEW_SAFETY_QUEUE = "view_safety_queue"

@@ -35,6 +35,8 @@ JobAccess = requires(
     read=(Capability.USE_API, Capability.VIEW_GENERATION),
     write=(Capability.USE_API, Capability.LAUNCH_GENERATION),
 )
+# Judge runs: researchers and admins read them and their scores; admins launch, cancel and retry.
+JudgeAccess = requires(read=(Capability.USE_API,), write=(Capability.USE_API, Capability.RUN_JUDGES))
 ExportAccess = requires(read=(Capability.USE_API, Capability.EXPORT_DATA))
 ImportAccess = requires(write=(Capability.USE_API, Capability.IMPORT_CONVERSATIONS))
 # Raters reach only their own assignments.

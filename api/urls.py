@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularSwaggerView
 from accounts.access import capability_required
 from accounts.roles import Capability
 
-from . import probe_views, validation_views, views
+from . import judging_views, probe_views, validation_views, views
 
 app_name = "api"
 
@@ -43,6 +43,11 @@ urlpatterns = [
     path("jobs/<int:pk>/cancel", views.JobCancelView.as_view(), name="job_cancel"),
     path("jobs/<int:pk>/retry", views.JobRetryView.as_view(), name="job_retry"),
     path("probes/batteries/<int:pk>/report", probe_views.ProbeReportView.as_view(), name="probe_report"),
+    path("judge-runs", judging_views.JudgeRunListView.as_view(), name="judge_run_list"),
+    path("judge-runs/<int:pk>", judging_views.JudgeRunDetailView.as_view(), name="judge_run_detail"),
+    path("judge-runs/<int:pk>/cancel", judging_views.JudgeRunCancelView.as_view(), name="judge_run_cancel"),
+    path("judge-runs/<int:pk>/retry", judging_views.JudgeRunRetryView.as_view(), name="judge_run_retry"),
+    path("judge-runs/<int:pk>/scores", judging_views.JudgeScoresView.as_view(), name="judge_run_scores"),
     path("my/assignments", views.MyAssignmentsView.as_view(), name="my_assignments"),
     # Last: every other path under /api/v1/ is a 404 in the JSON error shape.
     re_path(r"^(?P<rest>[\s\S]*)$", views.fallback_view, name="not_found"),  # any character, newlines too

@@ -54,3 +54,29 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def throughput_summary(name: str, *, latency: float, in_flight: int, parallel: dict, baseline: dict,
+                       goal_ratio: float = 0.8, **extra) -> dict:
+    """The one JSON object of an LLM-throughput benchmark: calls/s with `in_flight` calls allowed at a
+    fixed server `latency`, against the one-call-at-a-time baseline measured in the same run. A run
+    with failures did not do the work it times, so the goal needs none."""
+    limit, baseline_limit = in_flight / latency, 1 / latency
+    return {
+        "benchmark": name,
+        **extra,
+        "latency_seconds": latency,
+        "calls_in_flight_allowed": in_flight,
+        "achieved_calls_per_second": parallel["calls_per_second"],
+        "limit_calls_per_second": round(limit, 2),
+        "ratio_to_limit": round(parallel["calls_per_second"] / limit, 3),
+        "goal_ratio": goal_ratio,
+        "goal_met": parallel["calls_per_second"] / limit >= goal_ratio and parallel["failed"] == 0
+        and baseline["failed"] == 0,
+        "baseline_calls_per_second": baseline["calls_per_second"],
+        "baseline_limit_calls_per_second": round(baseline_limit, 2),
+        "baseline_ratio_to_limit": round(baseline["calls_per_second"] / baseline_limit, 3),
+        "speedup_over_baseline": round(parallel["calls_per_second"] / baseline["calls_per_second"], 2),
+        "parallel_run": parallel,
+        "baseline_run": baseline,
+    }

@@ -12,7 +12,7 @@ import argparse
 import json
 import time
 
-from _support import fresh_database, setup_django, start_worker, stop
+from _support import fresh_database, setup_django, start_worker, stop, throughput_summary
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 
@@ -115,26 +115,8 @@ def main():
                            in_flight=args.in_flight, worker_concurrency=args.in_flight, label="parallel")
         baseline = run_job(server, conversations=1, traits=traits[:1], literacies=("basic",), in_flight=1,
                            worker_concurrency=1, label="one call at a time")
-    limit = args.in_flight / args.latency
-    baseline_limit = 1 / args.latency
-    result = {
-        "benchmark": "generation_throughput",
-        "latency_seconds": args.latency,
-        "calls_in_flight_allowed": args.in_flight,
-        "achieved_calls_per_second": parallel["calls_per_second"],
-        "limit_calls_per_second": round(limit, 2),
-        "ratio_to_limit": round(parallel["calls_per_second"] / limit, 3),
-        "goal_ratio": 0.8,
-        # A run with failed conversations did not do the work it times: the goal needs none.
-        "goal_met": parallel["calls_per_second"] / limit >= 0.8 and parallel["failed"] == 0
-        and baseline["failed"] == 0,
-        "baseline_calls_per_second": baseline["calls_per_second"],
-        "baseline_limit_calls_per_second": round(baseline_limit, 2),
-        "baseline_ratio_to_limit": round(baseline["calls_per_second"] / baseline_limit, 3),
-        "speedup_over_baseline": round(parallel["calls_per_second"] / baseline["calls_per_second"], 2),
-        "parallel_run": parallel,
-        "baseline_run": baseline,
-    }
+    result = throughput_summary("generation_throughput", latency=args.latency, in_flight=args.in_flight,
+                                parallel=parallel, baseline=baseline)
     print(json.dumps(result))
 
 

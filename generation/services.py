@@ -24,6 +24,7 @@ from .work_items import (
     reap_lost_items,
     refresh_run_status,
     requeue_failed_items,
+    run_in_threads,
 )
 
 logger = logging.getLogger(__name__)
@@ -190,21 +191,8 @@ def launch_job(actor, req: JobRequest, *, enqueue_tasks: bool = True) -> Generat
 def run_inline(job: GenerationJob, threads: int = 8) -> dict:
     """Run a job's queued conversations in this process (no worker needed): the same code path as
     the Celery task, used by `manage.py generate --inline` and the demo seed."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connection
-
     ids = list(job.conversations.filter(status=Conversation.Status.QUEUED).values_list("id", flat=True))
-
-    def run(cid):
-        try:
-            return run_conversation_attempt(cid)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        outcomes = list(pool.map(run, ids))
-    return {outcome: outcomes.count(outcome) for outcome in set(outcomes)}
+    return run_in_threads(ids, run_conversation_attempt, threads)
 
 
 def conversation_seed(job_seed: int, case: CaseStudy, persona: Persona) -> int:

@@ -37,14 +37,15 @@ class LiveUsage:
     item only while this attempt owns it (e.g. filtered on attempts and status=running), so a lost
     worker's stray thread cannot write; `to_fields` maps the usage totals onto the row's columns."""
 
-    def __init__(self, rows, to_fields: Callable[[dict], dict]):
+    def __init__(self, rows, to_fields: Callable[[dict], dict], *, first_write_after: float = 0.0):
         from .medagent import Usage
 
         self.rows = rows
         self.to_fields = to_fields
         self._usage = Usage()
         self._lock = threading.Lock()
-        self._last_write = float("-inf")
+        # Writes happen at most every LIVE_USAGE_INTERVAL; `first_write_after` > 0 delays the first one.
+        self._last_write = time.monotonic() - LIVE_USAGE_INTERVAL + first_write_after
 
     def __call__(self, delta: dict) -> None:
         with self._lock:
@@ -211,3 +212,21 @@ def stalled_queued_item_ids(run_model, items: str, *, quiet_seconds: float) -> l
         if not related.filter(Q(started_at__gte=since) | Q(finished_at__gte=since)).exists():
             ids += list(related.filter(status="queued").values_list("id", flat=True))
     return ids
+
+
+def run_in_threads(item_ids, attempt: Callable[[int], str], threads: int) -> dict:
+    """Run items' attempts in this process (no worker needed), `threads` at a time: the task's own code
+    path, for `--inline` commands, the demo seed and tests. Returns {outcome: count}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    def one(item_id):
+        try:
+            return attempt(item_id)
+        finally:
+            connection.close()  # each pool thread has its own connection
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        outcomes = list(pool.map(one, item_ids))
+    return {outcome: outcomes.count(outcome) for outcome in set(outcomes)}

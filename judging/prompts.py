@@ -7,6 +7,7 @@ test is never named: the judge, like the clinicians, is blinded to it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from string import Template
 
@@ -59,12 +60,17 @@ def _describe_axis(axis: JudgeAxis) -> str:
     return "\n".join(lines)
 
 
+@lru_cache(maxsize=8)
+def _template(version: str) -> Template:
+    return Template((TEMPLATE_DIR / f"{version}.txt").read_text())
+
+
 def build_judge_prompt(*, rubric_name: str, instructions: str, axes: list[JudgeAxis], messages: list[dict],
                        ground_truth: str | None, version: str = PROMPT_VERSION) -> str:
     """`messages` are {"role": "patient"|"sensemaker", "text": ...} in conversation order."""
     if not axes:
         raise ValueError("The rubric has no axis a judge can score.")
-    template = Template((TEMPLATE_DIR / f"{version}.txt").read_text())
+    template = _template(version)
     needs_truth = any(axis.shows_ground_truth for axis in axes)
     return template.substitute(
         rubric_name=rubric_name,

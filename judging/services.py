@@ -6,6 +6,7 @@ derivation) is generation's, shared through generation/work_items.py and generat
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from generation.concurrency import JobCallSlots, WorkLease
 from generation.models import Conversation, ModelConfig
 from generation.services import llm_client
 from generation.work_items import (
+    LIVE_USAGE_INTERVAL,
     LiveUsage,
     cancel_queued_items,
     cost_decimal,
@@ -27,6 +29,7 @@ from generation.work_items import (
     reap_lost_items,
     refresh_run_status,
     requeue_failed_items,
+    run_in_threads,
     stalled_queued_item_ids,
 )
 from rating.campaigns import Selection, select_conversations
@@ -178,21 +181,8 @@ def enqueue(item_ids) -> None:
 def run_inline(run: JudgeRun, threads: int = 8) -> dict:
     """Run a run's queued items in this process (no worker needed): the task's own code path, used by
     `manage.py judge --inline` and the tests of single items."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connection
-
     ids = list(run.items.filter(status=JudgeItem.Status.QUEUED).values_list("id", flat=True))
-
-    def attempt(item_id):
-        try:
-            return run_item_attempt(item_id)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        outcomes = list(pool.map(attempt, ids))
-    return {outcome: outcomes.count(outcome) for outcome in set(outcomes)}
+    return run_in_threads(ids, run_item_attempt, threads)
 
 
 @transaction.atomic
@@ -229,26 +219,52 @@ def _usage_values(usage: dict | None) -> dict:
             "cost_usd": cost_decimal(usage.get("cost_usd"))}
 
 
-def _start(item_id: int) -> int | None:
-    """Mark the item running and return this attempt's number, or None if there is nothing to do."""
+# What an attempt reads of its item, run and conversation: large columns (the conversation's trace and
+# provenance, the run's snapshot) stay in the database until needed.
+_START_FIELDS = ("id", "status", "attempts", "seed", "run_id", "conversation_id", "run__id", "run__status",
+                 "run__cancel_requested_at", "run__rubric_id", "run__max_concurrent_calls", "run__prompt_version",
+                 "run__model_snapshot", "conversation__id", "conversation__ground_truth_diagnosis")
+
+
+def _start(item_id: int) -> JudgeItem | None:
+    """Mark the item running and return it (with the run and conversation fields the call needs;
+    `attempts` is this attempt's number), or None if there is nothing to do."""
     with transaction.atomic():
-        item = JudgeItem.objects.select_for_update().get(pk=item_id)
+        item = (JudgeItem.objects.select_for_update(of=("self",)).select_related("run", "conversation")
+                .only(*_START_FIELDS).get(pk=item_id))
         if item.status in (JudgeItem.Status.DONE, JudgeItem.Status.FAILED, JudgeItem.Status.CANCELLED):
             return None
-        if JudgeRun.objects.filter(pk=item.run_id, cancel_requested_at__isnull=False).exists():
+        if item.run.cancel_requested_at is not None:
             item.status, item.failure_reason = JudgeItem.Status.CANCELLED, "Cancelled before it started."
             item.save(update_fields=["status", "failure_reason"])
             return None
         item.status = JudgeItem.Status.RUNNING
         item.attempts += 1
-        item.started_at, item.finished_at = timezone.now(), None
-        for name, value in _usage_values(None).items():
-            setattr(item, name, value)
-        item.save(update_fields=["status", "attempts", "started_at", "finished_at", *_usage_values(None)])
-    # Cheap, lock-free: only the first item of a queued run moves it to running.
-    JudgeRun.objects.filter(pk=item.run_id, status=JudgeRun.Status.QUEUED).update(
-        status=JudgeRun.Status.RUNNING, started_at=timezone.now())
-    return item.attempts
+        JudgeItem.objects.filter(pk=item_id).update(
+            status=item.status, attempts=item.attempts, started_at=timezone.now(), finished_at=None,
+            **_usage_values(None))
+    if item.run.status == JudgeRun.Status.QUEUED:
+        # Lock-free: the first item of a queued run moves it to running.
+        JudgeRun.objects.filter(pk=item.run_id, status=JudgeRun.Status.QUEUED).update(
+            status=JudgeRun.Status.RUNNING, started_at=timezone.now())
+    return item
+
+
+@dataclass(frozen=True)
+class RubricForJudge:
+    name: str
+    instructions: str
+    axes: list
+    axis_ids: dict
+
+
+@functools.lru_cache(maxsize=64)
+def rubric_for_judge(rubric_id: int) -> RubricForJudge:
+    """What the judge needs of a rubric. A rubric version never changes (new content is a new
+    version), so each worker reads it once instead of once per judge call."""
+    rubric = Rubric.objects.get(pk=rubric_id)
+    return RubricForJudge(rubric.name, rubric.instructions, judged_axes(rubric),
+                          dict(rubric.axes.values_list("key", "id")))
 
 
 def _owned(item_id: int, attempt: int):
@@ -256,39 +272,37 @@ def _owned(item_id: int, attempt: int):
     return JudgeItem.objects.filter(pk=item_id, attempts=attempt, status=JudgeItem.Status.RUNNING)
 
 
-def _finish(item_id: int, attempt: int, *, usage: dict, raw_reply: str, scores=(), reason: str = "") -> bool:
-    """Scores and the item's final state in ONE transaction: an item never has half its scores."""
+def _finish(item_id: int, attempt: int, *, rubric_id: int, usage: dict, raw_reply: str, scores=(),
+            reason: str = "") -> bool:
+    """Scores and the item's final state in ONE transaction: an item never has half its scores. The
+    conditional UPDATE both checks that this attempt still owns the row and locks it until commit."""
     with transaction.atomic():
-        item = _owned(item_id, attempt).select_for_update().select_related("run").first()
-        if item is None:
+        owned = _owned(item_id, attempt).update(
+            status=JudgeItem.Status.FAILED if reason else JudgeItem.Status.DONE, failure_reason=reason[:2000],
+            raw_reply=raw_reply or "", finished_at=timezone.now(), **_usage_values(usage))
+        if not owned:
             return False
         if scores:
-            axes = {axis.key: axis for axis in item.run.rubric.axes.all()}
-            item.scores.all().delete()
+            axis_ids = rubric_for_judge(rubric_id).axis_ids
+            if attempt > 1:
+                JudgeScore.objects.filter(item_id=item_id).delete()  # none expected: only a finisher writes them
             JudgeScore.objects.bulk_create([
-                JudgeScore(item=item, axis=axes[s.axis_key], value=s.value, rationale=s.rationale,
+                JudgeScore(item_id=item_id, axis_id=axis_ids[s.axis_key], value=s.value, rationale=s.rationale,
                            cited_messages=s.cited_messages) for s in scores
             ])
-        for name, value in _usage_values(usage).items():
-            setattr(item, name, value)
-        item.status = JudgeItem.Status.FAILED if reason else JudgeItem.Status.DONE
-        item.failure_reason = reason[:2000]
-        item.raw_reply = raw_reply or ""
-        item.finished_at = timezone.now()
-        item.save()
         return True
 
 
 def judge_prompt(item: JudgeItem) -> tuple[str, list, int]:
     """(prompt, judged axes, message count) for one item: the conversation as raters see it."""
     run = item.run
-    axes = judged_axes(run.rubric)
+    rubric = rubric_for_judge(run.rubric_id)
     messages = [{"role": role, "text": text} for role, text in
                 item.conversation.messages.order_by("index").values_list("role", "text")]
-    prompt = build_judge_prompt(rubric_name=run.rubric.name, instructions=run.rubric.instructions, axes=axes,
+    prompt = build_judge_prompt(rubric_name=rubric.name, instructions=rubric.instructions, axes=rubric.axes,
                                 messages=messages, ground_truth=item.conversation.ground_truth_diagnosis or None,
                                 version=run.prompt_version)
-    return prompt, axes, len(messages)
+    return prompt, rubric.axes, len(messages)
 
 
 def run_item_attempt(item_id: int) -> str:
@@ -301,12 +315,14 @@ def run_item_attempt(item_id: int) -> str:
         return ItemOutcome.SKIPPED
     run_id = None
     try:
-        attempt = _start(item_id)
-        if attempt is None:
+        item = _start(item_id)
+        if item is None:
             return ItemOutcome.SKIPPED
-        item = JudgeItem.objects.select_related("run__rubric", "conversation").get(pk=item_id)
-        run, run_id = item.run, item.run_id
-        live = LiveUsage(_owned(item_id, attempt), _usage_values)
+        run, run_id, attempt = item.run, item.run_id, item.attempts
+        finish = functools.partial(_finish, item_id, attempt, rubric_id=run.rubric_id)
+        # Most items are one call, whose counters the final write records: live writes begin only
+        # once an item has been retrying for a while.
+        live = LiveUsage(_owned(item_id, attempt), _usage_values, first_write_after=LIVE_USAGE_INTERVAL)
         client = llm_client(call_slot=JobCallSlots(run.pk, run.max_concurrent_calls, scope=CALL_SLOT_SCOPE),
                             on_call=live, parse_attempts=settings.JUDGE_PARSE_ATTEMPTS)
         try:
@@ -319,20 +335,19 @@ def run_item_attempt(item_id: int) -> str:
             # No usable reply after the bounded retries: failed with the reason and the last reply as
             # received; never a default score.
             trace = exc.trace or {}
-            _finish(item_id, attempt, usage=live.totals(), raw_reply=trace.get("last_reply", ""), reason=exc.reason)
+            finish(usage=live.totals(), raw_reply=trace.get("last_reply", ""), reason=exc.reason)
             return ItemOutcome.FAILED
         except (MedAgentError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or str(exc)
-            _finish(item_id, attempt, usage=live.totals(), raw_reply="", reason=reason)
+            finish(usage=live.totals(), raw_reply="", reason=reason)
             return ItemOutcome.FAILED
         except Exception as exc:
             # A bug or an outage must end as a failed item with its reason, not as a "running" row
             # that the reaper re-queues for ever.
             logger.exception("Judge item %s failed with an unexpected error", item_id)
-            _finish(item_id, attempt, usage=live.totals(), raw_reply="",
-                    reason=f"Internal error: {type(exc).__name__}: {exc}")
+            finish(usage=live.totals(), raw_reply="", reason=f"Internal error: {type(exc).__name__}: {exc}")
             return ItemOutcome.FAILED
-        _finish(item_id, attempt, usage=live.totals(), raw_reply=parsed.completion.text, scores=parsed.value)
+        finish(usage=live.totals(), raw_reply=parsed.completion.text, scores=parsed.value)
         return ItemOutcome.DONE
     finally:
         lease.release()

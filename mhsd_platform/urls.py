@@ -21,6 +21,7 @@ urlpatterns = [
     path("campaigns/", include("rating.campaign_urls")),
     path("probes/", include("probes.urls")),
     path("results/", include("results.urls")),
+    path("judging/", include("judging.urls")),
     path("validate/", include("judging.validation_urls")),
     path("results/validation/", include("results.validation_urls")),
     path("api/v1/", include("api.urls")),

@@ -97,6 +97,7 @@ def campaign_detail(request, pk):
     page_obj, items = selectors.item_progress(c, request.GET.get("page") or 1)
     return render(request, "campaigns/detail.html", {
         "campaign": c, "can_manage": can(request.user, MANAGE),
+        "can_run_judges": can(request.user, Capability.RUN_JUDGES),
         "totals": selectors.campaign_totals(c), "raters": selectors.rater_progress(c),
         "overlap": selectors.pair_overlap(c), "stuck": selectors.stuck_leases(c),
         "flags": selectors.campaign_flags(c), "items": items, "page_obj": page_obj,

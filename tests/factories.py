@@ -149,6 +149,11 @@ def build_world() -> World:
         campaign, {(c, 0): {"susceptibility": 3} for c in (conv, conv2)}
     )
     world.objects.update(_validation_objects(world, [conv, conv2]))
+    # A judge run on the campaign, launched but not sent to any worker.
+    from judging.services import JudgeRequest, launch_run
+
+    world.objects["judge_run"] = launch_run(
+        None, JudgeRequest(judge_model=make_model("simulator/judge"), campaign=campaign), enqueue_tasks=False)
     # Results: a real snapshot of the campaign (no submitted ratings yet), so results URLs have data.
     from results.services import recompute_campaign
 
@@ -167,4 +172,4 @@ def _validation_objects(world: World, conversations) -> dict:
         world.admin, judge_run=run, name="Second look", raters=[world.rater, world.other_rater], overlap_k=2,
         lease_minutes=60, open_now=True)
     assignment = next_assignment(validation.campaign, world.rater)
-    return {"judge_run": run, "validation_campaign": validation.campaign, "validation_assignment": assignment}
+    return {"validation_judge_run": run, "validation_campaign": validation.campaign, "validation_assignment": assignment}

@@ -32,6 +32,11 @@ def _campaign_payload(w):
             "conversations": [w.objects["conversation"].pk]}
 
 
+def _judge_run_payload(w):
+    return {"judge_model": w.objects["judge_run"].judge_model_id, "campaign": w.objects["campaign"].pk,
+            "samples": 2, "seed": 4, "max_concurrent_calls": 2}
+
+
 # (url name, kwargs, method, payload builder, expected status per role). Unsafe methods of read-only
 # resources answer 405 to everyone who gets past authentication.
 MATRIX = [
@@ -52,7 +57,7 @@ MATRIX = [
     ("api:campaign_export", {"pk": "campaign"}, "get", None, READ),
     ("api:campaign_datasheet", {"pk": "campaign"}, "get", None, READ),
     ("api:judge_validation_create", {}, "post", lambda w: {
-        "judge_run": w.objects["judge_run"].pk, "name": "Second look again", "raters": [w.rater.pk, w.other_rater.pk],
+        "judge_run": w.objects["validation_judge_run"].pk, "name": "Second look again", "raters": [w.rater.pk, w.other_rater.pk],
         "overlap_k": 2}, ADMIN_WRITE),
     ("api:campaign_judge_validation", {"pk": "validation_campaign"}, "get", None, READ),
     ("api:job_list", {}, "get", None, READ),
@@ -60,6 +65,12 @@ MATRIX = [
     ("api:job_detail", {"pk": "job"}, "get", None, READ),
     ("api:job_cancel", {"pk": "job"}, "post", None, ADMIN_WRITE),
     ("api:job_retry", {"pk": "job"}, "post", None, ADMIN_WRITE),
+    ("api:judge_run_list", {}, "get", None, READ),
+    ("api:judge_run_list", {}, "post", _judge_run_payload, ADMIN_WRITE),
+    ("api:judge_run_detail", {"pk": "judge_run"}, "get", None, READ),
+    ("api:judge_run_scores", {"pk": "judge_run"}, "get", None, READ),
+    ("api:judge_run_cancel", {"pk": "judge_run"}, "post", None, ADMIN_WRITE),
+    ("api:judge_run_retry", {"pk": "judge_run"}, "post", None, ADMIN_WRITE),
     ("api:my_assignments", {}, "get", None, {"anon": 401, "rater": 200, "researcher": 403, "admin": 403}),
     ("api:me", {}, "get", None, {"anon": 401, "rater": 200, "researcher": 200, "admin": 200}),
     ("api:schema", {}, "get", None, READ),
@@ -71,6 +82,8 @@ NOT_ALLOWED = [
     ("api:campaign_detail", {"pk": "campaign"}, "delete"), ("api:campaign_export", {"pk": "campaign"}, "post"),
     ("api:job_detail", {"pk": "job"}, "delete"), ("api:job_cancel", {"pk": "job"}, "get"),
     ("api:conversation_import", {}, "get"), ("api:campaign_ratings", {"pk": "campaign"}, "post"),
+    ("api:judge_run_detail", {"pk": "judge_run"}, "delete"), ("api:judge_run_scores", {"pk": "judge_run"}, "post"),
+    ("api:judge_run_cancel", {"pk": "judge_run"}, "get"),
 ]
 
 

@@ -285,6 +285,18 @@ URL_ACCESS: dict[str, Access] = {
         {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
         kwargs=lambda w: {"pk": _probe_run(w).battery_id},
     ),
+    # --- judging (admins launch and watch judge runs; researchers read judge scores through the API) ---
+    "judging:campaign_panel": staff_only(kwargs=lambda w: {"campaign_pk": w.objects["campaign"].pk}),
+    "judging:launch": staff_only(
+        method="POST", kwargs=lambda w: {"campaign_pk": w.objects["campaign"].pk},
+        data=lambda w: {"judge_model": w.objects["judge_run"].judge_model_id, "samples": "1", "seed": "3",
+                        "max_concurrent_calls": "2"},
+    ),
+    "judging:run_list": staff_only(),
+    "judging:run_detail": staff_only(kwargs=lambda w: {"pk": w.objects["judge_run"].pk}),
+    "judging:run_progress": staff_only(kwargs=lambda w: {"pk": w.objects["judge_run"].pk}),
+    "judging:run_cancel": staff_only(method="POST", kwargs=lambda w: {"pk": w.objects["judge_run"].pk}),
+    "judging:run_retry": staff_only(method="POST", kwargs=lambda w: {"pk": w.objects["judge_run"].pk}),
     # --- API ---
     "api:schema": api_readers(),
     "api:docs": Access({"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK}),
@@ -314,7 +326,7 @@ URL_ACCESS: dict[str, Access] = {
     "api:judge_validation_create": Access(
         {"anon": UNAUTH, "other_rater": DENY, "rater": DENY, "researcher": DENY, "admin": OK},
         method="POST", token={"rater": DENY, "researcher": DENY, "admin": OK},
-        data=lambda w: {"judge_run": w.objects["judge_run"].pk, "name": "Second look again",
+        data=lambda w: {"judge_run": w.objects["validation_judge_run"].pk, "name": "Second look again",
                         "raters": [w.rater.pk, w.other_rater.pk], "overlap_k": 2},
     ),
     "api:campaign_judge_validation": api_readers(kwargs=lambda w: {"pk": w.objects["validation_campaign"].pk}),
@@ -332,6 +344,20 @@ URL_ACCESS: dict[str, Access] = {
         token={"rater": DENY, "researcher": DENY, "admin": OK},
     ),
     "api:probe_report": api_readers(kwargs=lambda w: {"pk": _probe_run(w).battery_id}),
+    # Judge runs: researchers and admins read runs and judge scores; only admins launch, cancel, retry.
+    "api:judge_run_list": api_readers(),
+    "api:judge_run_detail": api_readers(kwargs=lambda w: {"pk": w.objects["judge_run"].pk}),
+    "api:judge_run_scores": api_readers(kwargs=lambda w: {"pk": w.objects["judge_run"].pk}),
+    "api:judge_run_cancel": Access(
+        {"anon": UNAUTH, "other_rater": DENY, "rater": DENY, "researcher": DENY, "admin": OK},
+        method="POST", kwargs=lambda w: {"pk": w.objects["judge_run"].pk},
+        token={"rater": DENY, "researcher": DENY, "admin": OK},
+    ),
+    "api:judge_run_retry": Access(
+        {"anon": UNAUTH, "other_rater": DENY, "rater": DENY, "researcher": DENY, "admin": OK},
+        method="POST", kwargs=lambda w: {"pk": w.objects["judge_run"].pk},
+        token={"rater": DENY, "researcher": DENY, "admin": OK},
+    ),
     # Raters see their own assignments and nothing else of the API.
     "api:my_assignments": Access(
         {"anon": UNAUTH, "other_rater": OK, "rater": OK, "researcher": DENY, "admin": DENY},

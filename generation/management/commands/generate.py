@@ -1,9 +1,9 @@
 import sys
-import time
 
 from django.core.management.base import BaseCommand, CommandError
 
 from generation import services
+from generation.management.follow import follow
 from generation.models import CaseStudy, GenerationJob, Literacy, ModelConfig, Trait
 from generation.selectors import job_progress
 
@@ -71,23 +71,11 @@ class Command(BaseCommand):
             sys.exit(1)
 
     def _follow(self, job, poll) -> int:
-        while True:
-            job = GenerationJob.objects.get(pk=job.pk)
-            p = job_progress(job)
-            c = p["counts"]
-            eta = f", ETA {p['eta_seconds']:.0f} s" if p["eta_seconds"] is not None else ""
-            self.stdout.write(
-                f"[{p['percent']:3d}%] queued {c['queued']} running {c['running']} done {c['done']} "
-                f"failed {c['failed']} cancelled {c['cancelled']} | {p['elapsed_seconds']:.0f} s{eta} | "
-                f"{p['llm_calls']} calls, {p['prompt_tokens'] + p['completion_tokens']} tokens"
-            )
-            if p["is_finished"]:
-                # The worker derives the job's status just after its last conversation ends; derive
-                # it here too, or the summary can say "Running" for a finished job.
-                job = services.refresh_job_status(job.pk)
-                break
-            time.sleep(poll)
+        p = follow(self.stdout.write, lambda: job_progress(GenerationJob.objects.get(pk=job.pk)), poll)
+        # The worker derives the job's status just after its last conversation ends; derive it here
+        # too, or the summary can say "Running" for a finished job.
+        job = services.refresh_job_status(job.pk)
         for conv in job.conversations.filter(status="failed"):
             self.stderr.write(f"conversation {conv.pk} failed: {conv.failure_reason}")
         self.stdout.write(f"Job {job.pk} finished: {job.get_status_display()}.")
-        return c["failed"]
+        return p["counts"]["failed"]
