@@ -13,4 +13,5 @@ urlpatterns = [
     path("runs/<int:pk>/progress", views.run_progress_fragment, name="run_progress"),
     path("runs/<int:pk>/cancel", views.run_cancel, name="run_cancel"),
     path("runs/<int:pk>/retry", views.run_retry, name="run_retry"),
+    path("runs/<int:pk>/campaign/", views.run_campaign, name="run_campaign"),
 ]

@@ -6,6 +6,8 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import capability_required
 from accounts.roles import Capability
+from rating.campaigns import CampaignError
+from rating.forms import CampaignSettingsForm
 
 from . import selectors, services
 from .battery_files import BatteryFileError
@@ -62,7 +64,8 @@ def run_launch(request):
 
 
 def _run_context(run):
-    return {"run": run, "progress": selectors.run_progress(run), "attention": selectors.attention_items(run)}
+    return {"run": run, "progress": selectors.run_progress(run), "attention": selectors.attention_items(run),
+            "exchanges": selectors.exchanges(run)}
 
 
 @capability_required(Capability.VIEW_RESULTS)
@@ -93,3 +96,24 @@ def run_retry(request, pk):
     n = services.retry_failed(run, request.user)
     messages.success(request, f"Re-queued {n} failed prompts." if n else "No failed prompts to retry.")
     return redirect("probes:run_detail", pk=pk)
+
+
+@capability_required(Capability.MANAGE_CAMPAIGNS)
+def run_campaign(request, pk):
+    """A draft campaign over an interjection run's exchanges, rated with the verification rubric."""
+    run = get_object_or_404(ProbeRun.objects.select_related("battery"), pk=pk, battery__protocol="interjection")
+    form = CampaignSettingsForm(request.POST or None,
+                                initial={"name": f"Verification round {run.created_at:%Y-%m-%d}"})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            campaign = services.create_verification_campaign(
+                request.user, run, name=data["name"], description=data["description"], raters=data["raters"],
+                overlap_k=data["overlap_k"], lease_minutes=data["lease_minutes"])
+        except CampaignError as exc:
+            for field, message in exc.errors.items():
+                form.add_error(None if field == "__all__" or field not in form.fields else field, message)
+        else:
+            messages.success(request, f"Campaign created with {campaign.items.count()} exchanges: open it when ready.")
+            return redirect("campaigns:detail", pk=campaign.pk)
+    return render(request, "probes/run_campaign.html", {"run": run, "form": form})

@@ -11,30 +11,30 @@ from accounts.roles import Capability
 from probes.models import ProbeBattery
 
 from . import svg
-from .probe_report import stigma_report
+from .probe_report import battery_report
 
-PAGE_TABLES = ["by_condition", "by_question"]
+PAGE_TABLES = ["by_condition", "by_question", "by_symptom", "by_probe"]
 
 
 def _report(pk):
     battery = get_object_or_404(ProbeBattery, pk=pk)
-    return battery, stigma_report(battery)
+    return battery, battery_report(battery)
 
 
-def stigma_figure(report: dict) -> str:
+def probe_figure_svg(report: dict) -> str:
     figure = report["figure"]
-    title = f"Stigmatizing answers per condition and model: {report['battery']['name']} (95% CI)"
-    return svg.bar_chart(figure["groups"], figure["series"], figure["values"], 0.0, 100.0, title, "% stigmatizing")
+    title = f"{report['measure'].capitalize()} per group and model: {report['battery']['name']} (95% CI)"
+    return svg.bar_chart(figure["groups"], figure["series"], figure["values"], 0.0, 100.0, title, report["measure"])
 
 
 @require_GET
 @capability_required(Capability.VIEW_RESULTS)
 def probe_report(request, pk):
     battery, report = _report(pk)
-    tables = [(name, _for_page(report["tables"][name])) for name in PAGE_TABLES]
+    tables = [(name, _for_page(report["tables"][name])) for name in PAGE_TABLES if name in report["tables"]]
     return render(request, "probes/report.html", {
         "battery": battery, "report": report, "tables": tables,
-        "figure": stigma_figure(report) if report["runs"] else "",
+        "figure": probe_figure_svg(report) if report["runs"] else "",
         "downloads": [(name, t["title"]) for name, t in report["tables"].items()],
     })
 
@@ -64,7 +64,7 @@ def probe_table_csv(request, pk, name):
 @capability_required(Capability.VIEW_RESULTS)
 def probe_figure(request, pk):
     battery, report = _report(pk)
-    response = HttpResponse(stigma_figure(report), content_type="image/svg+xml; charset=utf-8")
+    response = HttpResponse(probe_figure_svg(report), content_type="image/svg+xml; charset=utf-8")
     if request.GET.get("download"):
         response["Content-Disposition"] = f'attachment; filename="probes-{battery.slug}-v{battery.version}.svg"'
     return response

@@ -17,7 +17,9 @@ def launch(battery, model, enqueue_tasks=True, **extra):
 
 
 def finished(run):
-    return lambda: not ProbeItem.objects.filter(run=run, status__in=["queued", "running"]).exists()
+    """Every item finished and the run's status derived from them (the last item's task does that last)."""
+    return lambda: (not ProbeItem.objects.filter(run=run, status__in=["queued", "running"]).exists()
+                    and ProbeRun.objects.get(pk=run.pk).finished_at is not None)
 
 
 def scripted(messages, model):
