@@ -202,6 +202,18 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+def derive_job_status(counts: dict[str, int], cancel_requested: bool) -> str:
+    """A job's status from how many of its items (conversations, probe items...) are in each state:
+    the one rule for every kind of job, so their pages read the same way."""
+    unfinished = counts.get("queued", 0) + counts.get("running", 0)
+    if unfinished:
+        started = counts.get("running", 0) or counts.get("done", 0) or counts.get("failed", 0)
+        return JobStatus.RUNNING if started else JobStatus.QUEUED
+    if cancel_requested:
+        return JobStatus.CANCELLED
+    return JobStatus.FAILED if counts.get("failed", 0) else JobStatus.DONE
+
+
 class GenerationJob(models.Model):
     Status = JobStatus
 

@@ -15,7 +15,17 @@ from django.utils import timezone
 
 from audit.services import record
 
-from .models import CaseStudy, Conversation, GenerationJob, Literacy, Message, ModelConfig, Persona, Trait
+from .models import (
+    CaseStudy,
+    Conversation,
+    GenerationJob,
+    Literacy,
+    Message,
+    ModelConfig,
+    Persona,
+    Trait,
+    derive_job_status,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -257,15 +267,7 @@ def refresh_job_status(job_id: int) -> GenerationJob:
         for status in job.conversations.values_list("status", flat=True):
             counts[status] += 1
         unfinished = counts["queued"] + counts["running"]
-        if unfinished:
-            status = GenerationJob.Status.RUNNING if counts["running"] or counts["done"] or counts["failed"] else (
-                GenerationJob.Status.QUEUED)
-        elif job.cancel_requested_at is not None:
-            status = GenerationJob.Status.CANCELLED
-        elif counts["failed"]:
-            status = GenerationJob.Status.FAILED
-        else:
-            status = GenerationJob.Status.DONE
+        status = derive_job_status(counts, job.cancel_requested_at is not None)
         fields = []
         if status != job.status:
             job.status = status

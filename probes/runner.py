@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from generation.models import derive_job_status
 from generation.services import llm_client
 
 from . import interjection, stigma
@@ -34,15 +35,7 @@ def refresh_run_status(run_id: int) -> ProbeRun:
         run = ProbeRun.objects.select_for_update().get(pk=run_id)
         counts = item_counts(run)
         unfinished = counts["queued"] + counts["running"]
-        if unfinished:
-            started = counts["running"] or counts["done"] or counts["failed"]
-            status = ProbeRun.Status.RUNNING if started else ProbeRun.Status.QUEUED
-        elif run.cancel_requested_at is not None:
-            status = ProbeRun.Status.CANCELLED
-        elif counts["failed"]:
-            status = ProbeRun.Status.FAILED
-        else:
-            status = ProbeRun.Status.DONE
+        status = derive_job_status(counts, run.cancel_requested_at is not None)
         fields = []
         if status != run.status:
             run.status = status

@@ -208,35 +208,36 @@ def verification_rubric():
 
 
 @transaction.atomic
-def create_verification_campaign(actor, run: ProbeRun, *, name: str, raters, overlap_k: int = 2,
+def create_verification_campaign(actor, runs, *, name: str, raters, overlap_k: int = 2,
                                  lease_minutes: int = 60, description: str = ""):
-    """A draft campaign over an interjection run's exchanges, rated with the binary verification rubric.
-    Its name and description are checked for blinding like any campaign's (raters see them)."""
+    """A draft campaign over the recorded exchanges of one or more interjection runs, rated with the
+    binary verification rubric. Its name and description are checked for blinding like any campaign's
+    (raters see them), the model configurations' names included."""
+    from generation.models import Conversation
     from rating import campaigns
 
-    if run.battery.protocol != "interjection":
+    runs = [runs] if isinstance(runs, ProbeRun) else list(runs)
+    if not runs or any(run.battery.protocol != "interjection" for run in runs):
         raise ProbeError("Only interjection runs are verified by clinicians; stigma answers are scored by rule.")
-    conversation_ids = list(run.items.filter(status=ItemStatus.DONE, conversation__isnull=False)
+    conversation_ids = list(ProbeItem.objects.filter(run__in=runs, status=ItemStatus.DONE, conversation__isnull=False)
                             .order_by("id").values_list("conversation_id", flat=True))
     raters = list(raters)
-    from generation.models import Conversation
-
     errors = campaigns.settings_errors(name=name, raters=raters, overlap_k=overlap_k, lease_minutes=lease_minutes,
                                        description=description,
                                        conversations=Conversation.objects.filter(pk__in=conversation_ids))
-    # Exchanges are stored without a job, so the blinding check above does not know the configuration's name.
-    config_name = (run.model_snapshot.get("name") or "").lower()
-    for field, text in (("name", name), ("description", description)):
-        if config_name and config_name in text.lower() and field not in errors:
-            errors[field] = (f"Raters see the campaign's {field}: it must not name the model configuration "
-                             f"({run.model_snapshot['name']}).")
+    # Exchanges are stored without a job, so the blinding check above does not know the configurations' names.
+    for config_name in {run.model_snapshot.get("name") or "" for run in runs} - {""}:
+        for field, text in (("name", name), ("description", description)):
+            if config_name.lower() in text.lower() and field not in errors:
+                errors[field] = (f"Raters see the campaign's {field}: it must not name the model configuration "
+                                 f"({config_name}).")
     if not conversation_ids:
         errors["__all__"] = "The run has no finished exchange to rate yet."
     if errors:
         raise campaigns.CampaignError(errors)
     return campaigns.insert_campaign(
         actor, name=name, description=description, rubric=verification_rubric(), raters=raters,
-        overlap_k=overlap_k, lease_minutes=lease_minutes, selection={"probe_run": run.pk},
+        overlap_k=overlap_k, lease_minutes=lease_minutes, selection={"probe_runs": [run.pk for run in runs]},
         conversation_ids=conversation_ids)
 
 

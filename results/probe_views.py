@@ -1,7 +1,5 @@
 """Safety-probe report pages (admins and researchers): tables, an SVG figure and CSV downloads.
 Computed on request from the runs' items (a few thousand rows; the bootstrap is vectorised)."""
-import csv
-
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
@@ -11,7 +9,9 @@ from accounts.roles import Capability
 from probes.models import ProbeBattery
 
 from . import svg
+from .csv_tables import table_csv_response
 from .probe_report import battery_report
+from .views import _for_page
 
 PAGE_TABLES = ["by_condition", "by_question", "by_symptom", "by_probe"]
 
@@ -39,11 +39,6 @@ def probe_report(request, pk):
     })
 
 
-def _for_page(table: dict) -> dict:
-    fmts = [c["fmt"] for c in table["columns"]]
-    return {**table, "cells": [list(zip(row, fmts, strict=False)) for row in table["rows"]]}
-
-
 @require_GET
 @capability_required(Capability.VIEW_RESULTS)
 def probe_table_csv(request, pk, name):
@@ -51,13 +46,7 @@ def probe_table_csv(request, pk, name):
     data = report["tables"].get(name)
     if data is None:
         raise Http404("No such table.")
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="probes-{battery.slug}-v{battery.version}-{name}.csv"'
-    writer = csv.writer(response)
-    writer.writerow([c["label"] for c in data["columns"]])
-    for row in data["rows"]:
-        writer.writerow(["" if v is None else v for v in row])
-    return response
+    return table_csv_response(data, f"probes-{battery.slug}-v{battery.version}-{name}.csv")
 
 
 @require_GET

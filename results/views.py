@@ -1,6 +1,5 @@
 """Results pages for admins and researchers. Everything shown is read from the newest snapshot; the
 only computation on request is drawing SVG and, for the staleness notice, one small aggregate query."""
-import csv
 
 from django.contrib import messages
 from django.core.serializers.json import DjangoJSONEncoder
@@ -16,6 +15,7 @@ from rating.models import Campaign
 from rating.selectors import campaign_overview
 
 from . import figures, selectors, services
+from .csv_tables import table_csv_response
 from .reporting import bootstrap_note
 from .reporting import table as make_table
 from .stats import DEFINITIONS, DRIFT_RULE
@@ -113,13 +113,7 @@ def table_csv(request, pk, name):
         data = (snapshot.tables.get("tables", {}) if snapshot else {}).get(name)
     if data is None:
         raise Http404("No such table for this campaign (or results not computed yet).")
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-{name}.csv"'
-    writer = csv.writer(response)
-    writer.writerow([c["label"] for c in data["columns"]])
-    for row in data["rows"]:
-        writer.writerow(["" if v is None else (repr(v) if isinstance(v, float) else v) for v in row])
-    return response
+    return table_csv_response(data, f"campaign-{campaign.pk}-{name}.csv", float_repr=True)
 
 
 @require_GET
