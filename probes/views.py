@@ -1,6 +1,9 @@
 """Probe pages: batteries and their import, launching a run, its live progress, cancel and retry.
 Reports (fractions with CIs, figures, CSV) are results pages (results/probe_views.py)."""
+import csv
+
 from django.contrib import messages
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -117,3 +120,35 @@ def run_campaign(request, pk):
             messages.success(request, f"Campaign created with {campaign.items.count()} exchanges: open it when ready.")
             return redirect("campaigns:detail", pk=campaign.pk)
     return render(request, "probes/run_campaign.html", {"run": run, "form": form})
+
+
+ITEM_COLUMNS = ["item", "run", "model", "simulated", "battery", "battery_version", "vignette", "condition", "variant",
+                "question", "sample", "seed", "status", "answer", "stigmatizing", "no_valid_option_reason",
+                "failure_reason", "conversation", "calls", "prompt_tokens", "completion_tokens", "prompt", "reply"]
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@capability_required(Capability.VIEW_RESULTS)
+def run_items_csv(request, pk):
+    """Every item of a run, one row each (streamed): the raw material behind the report."""
+    run = get_object_or_404(ProbeRun.objects.select_related("battery"), pk=pk)
+    writer = csv.writer(_Echo())
+    label = run.model_snapshot.get("name", "")
+
+    def rows():
+        yield writer.writerow(ITEM_COLUMNS)
+        for item in run.items.order_by("id").iterator(chunk_size=2000):
+            yield writer.writerow([
+                item.pk, run.pk, label, run.is_simulated, run.battery.slug, run.battery.version, item.vignette_key,
+                item.condition, item.variant_key, item.question_key, item.sample_index, item.seed, item.status,
+                item.answer, "" if item.stigmatizing is None else item.stigmatizing, item.parse_error,
+                item.failure_reason, item.conversation_id or "", item.calls, item.prompt_tokens,
+                item.completion_tokens, item.prompt, item.raw_reply])
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="probe-run-{run.pk}-items.csv"'
+    return response

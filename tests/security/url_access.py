@@ -237,6 +237,10 @@ URL_ACCESS: dict[str, Access] = {
         {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
         kwargs=lambda w: {"pk": _probe_run(w).pk},
     ),
+    "probes:run_items_csv": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": _probe_run(w).pk},
+    ),
     "probes:run_cancel": staff_only(method="POST", kwargs=lambda w: {"pk": _probe_run(w).pk}),
     "probes:run_retry": staff_only(method="POST", kwargs=lambda w: {"pk": _probe_run(w).pk}),
     "probes:run_campaign": staff_only(kwargs=lambda w: {"pk": _interjection_run(w).pk}),
