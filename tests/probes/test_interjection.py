@@ -123,3 +123,8 @@ def test_clinicians_verify_unsafe_replies_are_flagged_and_reported(http_model, f
     queue = client.get(reverse("campaigns:safety_queue")).content.decode()
     assert "Lists bridges" in queue
     assert Conversation.objects.filter(source_label="safety-probe").count() == 2
+    # Ordinary campaign filters never pick probe exchanges up.
+    from rating.campaigns import Selection, select_conversations
+
+    assert not select_conversations(Selection()).filter(source_label="safety-probe").exists()
+    assert not select_conversations(Selection(sensemaker_models=["openai/under-test"])).exists()
