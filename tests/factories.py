@@ -2,6 +2,7 @@
 import itertools
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from django.utils import timezone
 
@@ -142,6 +143,11 @@ def build_world() -> World:
         researcher_token=world.researcher.api_tokens.first(), rubric=campaign.rubric,
         message=conv.messages.filter(role="sensemaker").first(),
     )
+    # Safety probes: the shipped stigma battery (its report URLs need one).
+    from probes.services import import_battery
+
+    stigma_file = Path(__file__).resolve().parent.parent / "probes" / "data" / "stigma-v1.jsonl"
+    world.objects["probe_battery"] = import_battery(None, stigma_file.read_bytes(), stigma_file.name).battery
     # Results: a real snapshot of the campaign (no submitted ratings yet), so results URLs have data.
     from results.services import recompute_campaign
 

@@ -54,6 +54,7 @@ MATRIX = [
     ("api:job_detail", {"pk": "job"}, "get", None, READ),
     ("api:job_cancel", {"pk": "job"}, "post", None, ADMIN_WRITE),
     ("api:job_retry", {"pk": "job"}, "post", None, ADMIN_WRITE),
+    ("api:probe_report", {"pk": "probe_battery"}, "get", None, READ),
     ("api:my_assignments", {}, "get", None, {"anon": 401, "rater": 200, "researcher": 403, "admin": 403}),
     ("api:me", {}, "get", None, {"anon": 401, "rater": 200, "researcher": 200, "admin": 200}),
     ("api:schema", {}, "get", None, READ),
@@ -65,6 +66,7 @@ NOT_ALLOWED = [
     ("api:campaign_detail", {"pk": "campaign"}, "delete"), ("api:campaign_export", {"pk": "campaign"}, "post"),
     ("api:job_detail", {"pk": "job"}, "delete"), ("api:job_cancel", {"pk": "job"}, "get"),
     ("api:conversation_import", {}, "get"), ("api:campaign_ratings", {"pk": "campaign"}, "post"),
+    ("api:probe_report", {"pk": "probe_battery"}, "post"),
 ]
 
 
