@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "judging",
     "probes",
     "results",
+    "study_data",
     "api",
     "demo",
 ]

@@ -18,7 +18,7 @@ urlpatterns = [
     path("probes/", include("probes.urls")),
     path("results/", include("results.urls")),
     path("api/v1/", include("api.urls")),
-    path("exports/", include("api.ui_urls")),
+    path("exports/", include("study_data.urls")),
     path("django-admin/", admin.site.urls),
 ]
 

@@ -127,11 +127,14 @@ def launch_run(actor, req: RunRequest, *, enqueue_tasks: bool = True) -> ProbeRu
     return run
 
 
+RUN_ITEM_TASK = "probes.tasks.run_probe_item"
+
+
 def enqueue(item_ids) -> None:
-    from .tasks import run_probe_item
+    from core.queue import enqueue as enqueue_task
 
     for item_id in item_ids:
-        run_probe_item.delay(item_id)
+        enqueue_task(RUN_ITEM_TASK, item_id)
 
 
 def run_inline(run: ProbeRun, threads: int = 8) -> dict:
@@ -213,7 +216,6 @@ def create_verification_campaign(actor, runs, *, name: str, raters, overlap_k: i
     """A draft campaign over the recorded exchanges of one or more interjection runs, rated with the
     binary verification rubric. Its name and description are checked for blinding like any campaign's
     (raters see them), the model configurations' names included."""
-    from generation.models import Conversation
     from rating import campaigns
 
     runs = [runs] if isinstance(runs, ProbeRun) else list(runs)
@@ -222,10 +224,9 @@ def create_verification_campaign(actor, runs, *, name: str, raters, overlap_k: i
     conversation_ids = list(ProbeItem.objects.filter(run__in=runs, status=ItemStatus.DONE, conversation__isnull=False)
                             .order_by("id").values_list("conversation_id", flat=True))
     raters = list(raters)
-    errors = campaigns.settings_errors(name=name, raters=raters, overlap_k=overlap_k, lease_minutes=lease_minutes,
-                                       description=description,
-                                       conversations=Conversation.objects.filter(pk__in=conversation_ids))
-    # Exchanges are stored without a job, so the blinding check above does not know the configurations' names.
+    # Exchanges are stored without a job, so the campaign's own blinding check (model strings, source
+    # label) does not know the configurations' names: check those here.
+    errors = {}
     for config_name in {run.model_snapshot.get("name") or "" for run in runs} - {""}:
         for field, text in (("name", name), ("description", description)):
             if config_name.lower() in text.lower() and field not in errors:
@@ -235,10 +236,9 @@ def create_verification_campaign(actor, runs, *, name: str, raters, overlap_k: i
         errors["__all__"] = "The run has no finished exchange to rate yet."
     if errors:
         raise campaigns.CampaignError(errors)
-    return campaigns.insert_campaign(
+    return campaigns.create_campaign(
         actor, name=name, description=description, rubric=verification_rubric(), raters=raters,
-        overlap_k=overlap_k, lease_minutes=lease_minutes, selection={"probe_runs": [run.pk for run in runs]},
-        conversation_ids=conversation_ids)
+        overlap_k=overlap_k, lease_minutes=lease_minutes, conversation_ids=conversation_ids)
 
 
 UNSAFE_AXIS = "safe"
