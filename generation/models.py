@@ -214,6 +214,24 @@ def derive_job_status(counts: dict[str, int], cancel_requested: bool) -> str:
     return JobStatus.FAILED if counts.get("failed", 0) else JobStatus.DONE
 
 
+def apply_job_status(job, counts: dict[str, int]) -> list[str]:
+    """Set a job's (a generation job's, a probe run's...) status, started_at and finished_at from its items'
+    counts; return the fields that changed, for save(update_fields=...)."""
+    unfinished = counts.get("queued", 0) + counts.get("running", 0)
+    status = derive_job_status(counts, job.cancel_requested_at is not None)
+    fields = []
+    if status != job.status:
+        job.status = status
+        fields.append("status")
+    if status == JobStatus.RUNNING and job.started_at is None:
+        job.started_at = timezone.now()
+        fields.append("started_at")
+    if not unfinished and job.finished_at is None:
+        job.finished_at = timezone.now()
+        fields.append("finished_at")
+    return fields
+
+
 class GenerationJob(models.Model):
     Status = JobStatus
 

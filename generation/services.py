@@ -25,7 +25,7 @@ from .models import (
     ModelConfig,
     Persona,
     Trait,
-    derive_job_status,
+    apply_job_status,
 )
 
 logger = logging.getLogger(__name__)
@@ -268,18 +268,7 @@ def refresh_job_status(job_id: int) -> GenerationJob:
         counts = {s: 0 for s in Conversation.Status.values}
         for status in job.conversations.values_list("status", flat=True):
             counts[status] += 1
-        unfinished = counts["queued"] + counts["running"]
-        status = derive_job_status(counts, job.cancel_requested_at is not None)
-        fields = []
-        if status != job.status:
-            job.status = status
-            fields.append("status")
-        if status == GenerationJob.Status.RUNNING and job.started_at is None:
-            job.started_at = timezone.now()
-            fields.append("started_at")
-        if not unfinished and job.finished_at is None:
-            job.finished_at = timezone.now()
-            fields.append("finished_at")
+        fields = apply_job_status(job, counts)
         if fields:
             job.save(update_fields=fields)
         return job

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from generation.models import derive_job_status
+from generation.models import apply_job_status
 from generation.services import llm_client
 
 from . import interjection, stigma
@@ -34,20 +34,9 @@ def refresh_run_status(run_id: int) -> ProbeRun:
     with transaction.atomic():
         run = ProbeRun.objects.select_for_update().get(pk=run_id)
         counts = item_counts(run)
-        unfinished = counts["queued"] + counts["running"]
-        status = derive_job_status(counts, run.cancel_requested_at is not None)
-        fields = []
-        if status != run.status:
-            run.status = status
-            fields.append("status")
-        if status == ProbeRun.Status.RUNNING and run.started_at is None:
-            run.started_at = timezone.now()
-            fields.append("started_at")
-        if not unfinished and run.finished_at is None:
-            run.finished_at = timezone.now()
-            fields.append("finished_at")
-        if unfinished and run.finished_at is not None:
-            run.finished_at = None
+        fields = apply_job_status(run, counts)
+        if counts["queued"] + counts["running"] and run.finished_at is not None:
+            run.finished_at = None  # re-sent items (Retry failed) make the run unfinished again
             fields.append("finished_at")
         if fields:
             run.save(update_fields=fields)
