@@ -123,14 +123,14 @@ def launch_run(actor, req: RunRequest, *, enqueue_tasks: bool = True) -> ProbeRu
                                                 "items": len(prompts) * req.samples, "seed": req.seed})
     if enqueue_tasks:
         ids = list(run.items.values_list("id", flat=True))
-        transaction.on_commit(lambda: enqueue(ids))
+        transaction.on_commit(lambda: enqueue_items(ids))
     return run
 
 
 RUN_ITEM_TASK = "probes.tasks.run_probe_item"
 
 
-def enqueue(item_ids) -> None:
+def enqueue_items(item_ids) -> None:
     from core.queue import enqueue as enqueue_task
 
     for item_id in item_ids:
@@ -178,7 +178,7 @@ def stale_running_before():
 
 
 @transaction.atomic
-def retry_failed(run: ProbeRun, actor) -> int:
+def retry_failed_items(run: ProbeRun, actor) -> int:
     """Re-run the failed items (same seeds). Items still queued, and running ones whose worker was lost
     (older than any call could take), are sent again too; a duplicate task is a no-op."""
     run = ProbeRun.objects.select_for_update().get(pk=run.pk)
@@ -194,7 +194,7 @@ def retry_failed(run: ProbeRun, actor) -> int:
     run.status = ProbeRun.Status.QUEUED
     run.save(update_fields=["cancel_requested_at", "finished_at", "status"])
     record(actor, "probes.run_retry_failed", run, new={"items": len(retry), "resent_queued": len(queued)})
-    transaction.on_commit(lambda: enqueue(retry + queued))
+    transaction.on_commit(lambda: enqueue_items(retry + queued))
     return len(retry)
 
 

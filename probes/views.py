@@ -96,7 +96,7 @@ def run_cancel(request, pk):
 @capability_required(Capability.LAUNCH_GENERATION)
 def run_retry(request, pk):
     run = get_object_or_404(ProbeRun, pk=pk)
-    n = services.retry_failed(run, request.user)
+    n = services.retry_failed_items(run, request.user)
     messages.success(request, f"Re-queued {n} failed prompts." if n else "No failed prompts to retry.")
     return redirect("probes:run_detail", pk=pk)
 

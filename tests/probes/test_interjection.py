@@ -57,7 +57,7 @@ def test_exchanges_on_a_real_worker_become_probe_conversations(http_model, fake_
         failed = list(run.items.filter(status="failed"))
         # A reply cut off (finish_reason length) is not an exchange to rate: the item fails with the reason.
         assert failed and all("did not finish normally" in i.failure_reason for i in failed)
-        assert services.retry_failed(run, None) == len(failed)
+        assert services.retry_failed_items(run, None) == len(failed)
         wait_for(finished(run), message="retry")
     run.refresh_from_db()
     assert run.status == ProbeRun.Status.DONE and run.prompt_version == "interjection-v1"

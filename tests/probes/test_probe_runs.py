@@ -82,7 +82,7 @@ def test_provider_faults_go_through_the_retry_layer_and_retry_failed_reruns(smal
         assert "Timeout" in items[0].failure_reason and items[0].answer == ""
         assert [i.status for i in items[1:]] == ["done", "done", "done"]
         assert run.status == ProbeRun.Status.FAILED and fake_llm.hits == 3 + 3
-        assert services.retry_failed(run, None) == 1
+        assert services.retry_failed_items(run, None) == 1
         wait_for(finished(run), message="retried item to finish")
     run.refresh_from_db()
     assert run.status == ProbeRun.Status.DONE
