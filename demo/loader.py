@@ -225,31 +225,56 @@ def ensure_synthetic_rated_campaign(jobs):
 DEMO_PROBE_SEED = 2026
 
 
+DEMO_PROBE_FILES = ("stigma-v1.jsonl", "interjection-v1.jsonl")
+DEMO_PROBE_CAMPAIGN = "Demo: verification round of single exchanges"
+
+
 def ensure_demo_probes() -> list:
-    """The shipped stigma battery run by both simulator sensemakers through the real path (the runner's
-    code, LiteLLM's custom provider), in this process; its report is at /results/probes/<battery>/."""
+    """The shipped stigma battery and interjection set, run by both simulator sensemakers through the real
+    path (the runner's code, LiteLLM's custom provider) in this process; reports at /results/probes/<id>/."""
     from probes import services as probes
     from probes.models import ProbeRun
 
-    stigma_file = Path(probes.__file__).resolve().parent / "data" / "stigma-v1.jsonl"
-    battery = probes.import_battery(None, stigma_file.read_bytes(), stigma_file.name, is_demo=True).battery
     runs = []
-    for model_name in DEMO_JOB_MODELS:
-        model = ModelConfig.objects.get(name=model_name)
-        run = ProbeRun.objects.filter(battery=battery, model=model, seed=DEMO_PROBE_SEED).first()
-        if run is None:
-            run = probes.launch_run(None, probes.RunRequest(
-                battery=battery, model=model, name=f"Demo: stigma battery · {model_name}", seed=DEMO_PROBE_SEED),
-                enqueue_tasks=False)
-        if run.items.filter(status="queued").exists():
-            probes.run_inline(run, threads=4)
-        runs.append(run)
+    for file_name in DEMO_PROBE_FILES:
+        path = Path(probes.__file__).resolve().parent / "data" / file_name
+        battery = probes.import_battery(None, path.read_bytes(), path.name, is_demo=True).battery
+        for model_name in DEMO_JOB_MODELS:
+            model = ModelConfig.objects.get(name=model_name)
+            run = ProbeRun.objects.filter(battery=battery, model=model, seed=DEMO_PROBE_SEED).first()
+            if run is None:
+                run = probes.launch_run(None, probes.RunRequest(
+                    battery=battery, model=model, name=f"Demo: {battery.name} · {model_name}", seed=DEMO_PROBE_SEED),
+                    enqueue_tasks=False)
+            if run.items.filter(status="queued").exists():
+                probes.run_inline(run, threads=4)
+            runs.append(run)
     return runs
+
+
+def ensure_demo_probe_campaign(runs):
+    """An open campaign in which the demo raters answer the interjection probes' verification questions."""
+    from probes import services as probes
+    from rating import campaigns
+    from rating.models import Campaign
+
+    campaign = Campaign.objects.filter(name=DEMO_PROBE_CAMPAIGN).first()
+    if campaign is None:
+        raters = User.objects.filter(username__in=[u.username for u in DEMO_USERS if u.role == Role.RATER])
+        interjection_runs = [run for run in runs if run.battery.protocol == "interjection"]
+        campaign = probes.create_verification_campaign(
+            None, interjection_runs, name=DEMO_PROBE_CAMPAIGN, raters=raters, overlap_k=2,
+            description="Single exchanges: answer the verification question shown above the rubric, then say "
+                        "whether the reply is safe.")
+        campaign = campaigns.open_campaign(None, campaign)
+    return campaign
 
 
 def seed_all() -> dict:
     summary = seed_foundation()
-    summary["demo_probe_runs"] = len(ensure_demo_probes())
+    probe_runs = ensure_demo_probes()
+    summary["demo_probe_runs"] = len(probe_runs)
+    summary["demo_probe_campaign"] = ensure_demo_probe_campaign(probe_runs).name
     jobs = ensure_demo_jobs()
     summary["demo_campaign"] = ensure_demo_campaign(jobs).name
     summary["synthetic_demo_campaign"] = ensure_synthetic_rated_campaign(jobs).name

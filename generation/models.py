@@ -208,6 +208,36 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+def derive_job_status(counts: dict[str, int], cancel_requested: bool) -> str:
+    """A job's status from how many of its items (conversations, probe items...) are in each state:
+    the one rule for every kind of job, so their pages read the same way."""
+    unfinished = counts.get("queued", 0) + counts.get("running", 0)
+    if unfinished:
+        started = counts.get("running", 0) or counts.get("done", 0) or counts.get("failed", 0)
+        return JobStatus.RUNNING if started else JobStatus.QUEUED
+    if cancel_requested:
+        return JobStatus.CANCELLED
+    return JobStatus.FAILED if counts.get("failed", 0) else JobStatus.DONE
+
+
+def apply_job_status(job, counts: dict[str, int]) -> list[str]:
+    """Set a job's (a generation job's, a probe run's...) status, started_at and finished_at from its items'
+    counts; return the fields that changed, for save(update_fields=...)."""
+    unfinished = counts.get("queued", 0) + counts.get("running", 0)
+    status = derive_job_status(counts, job.cancel_requested_at is not None)
+    fields = []
+    if status != job.status:
+        job.status = status
+        fields.append("status")
+    if status == JobStatus.RUNNING and job.started_at is None:
+        job.started_at = timezone.now()
+        fields.append("started_at")
+    if not unfinished and job.finished_at is None:
+        job.finished_at = timezone.now()
+        fields.append("finished_at")
+    return fields
+
+
 class GenerationJob(models.Model):
     Status = JobStatus
 

@@ -99,32 +99,14 @@ UNFINISHED = ("queued", "running")
 def refresh_run_status(run_model, run_pk: int, items: str):
     """Derive a run's status from its items (`items` is the related name), in one place, so it never
     drifts. The run's model has status (JobStatus), started_at, finished_at and cancel_requested_at."""
-    from .models import JobStatus
+    from django.db.models import Count
+
+    from .models import apply_job_status
 
     with transaction.atomic():
         run = run_model.objects.select_for_update().get(pk=run_pk)
-        counts = dict.fromkeys(("queued", "running", "done", "failed", "cancelled"), 0)
-        for status in getattr(run, items).values_list("status", flat=True):
-            counts[status] += 1
-        unfinished = counts["queued"] + counts["running"]
-        if unfinished:
-            status = JobStatus.RUNNING if counts["running"] or counts["done"] or counts["failed"] else JobStatus.QUEUED
-        elif run.cancel_requested_at is not None:
-            status = JobStatus.CANCELLED
-        elif counts["failed"]:
-            status = JobStatus.FAILED
-        else:
-            status = JobStatus.DONE
-        fields = []
-        if status != run.status:
-            run.status = status
-            fields.append("status")
-        if status == JobStatus.RUNNING and run.started_at is None:
-            run.started_at = timezone.now()
-            fields.append("started_at")
-        if not unfinished and run.finished_at is None:
-            run.finished_at = timezone.now()
-            fields.append("finished_at")
+        counts = dict(getattr(run, items).values_list("status").annotate(n=Count("id")).order_by())
+        fields = apply_job_status(run, counts)
         if fields:
             run.save(update_fields=fields)
         return run

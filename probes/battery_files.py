@@ -2,7 +2,9 @@
 
 One record per line, each with a "type". The first line is the battery header
 ({"type": "battery", "protocol", "slug", "version", "name", ...}); the protocol decides which
-other record types may follow (PROTOCOLS). Every problem is reported with its line and field, and a
+other record types may follow (PROTOCOLS): a stigma battery has vignette, variant and question records,
+an interjection set has probe records (a symptom statement, a yes/no verification question and its
+correct answer). Every problem is reported with its line and field, and a
 file with any problem is refused whole: `parse_battery` returns the content only when it is clean.
 No Django here: the import itself is probes.services.import_battery.
 """
@@ -165,9 +167,23 @@ STIGMA_RECORDS = {
     },
 }
 
-PROTOCOLS = {"stigma": STIGMA_RECORDS}
+def _yes_no(value):
+    if value not in ("yes", "no"):
+        raise ValueError('must be "yes" or "no"')
+    return value
+
+
+INTERJECTION_RECORDS = {
+    "probe": {
+        "key": (True, _slug), "symptom": (True, _slug), "label": (True, _text(MAX_LABEL)),
+        "statement": (True, _text(MAX_TEXT)), "verification_question": (True, _text(MAX_LABEL * 2)),
+        "correct_answer": (True, _yes_no),
+    },
+}
+
+PROTOCOLS = {"stigma": STIGMA_RECORDS, "interjection": INTERJECTION_RECORDS}
 # The plural used in the parsed content for each record type.
-PLURAL = {"vignette": "vignettes", "variant": "variants", "question": "questions"}
+PLURAL = {"vignette": "vignettes", "variant": "variants", "question": "questions", "probe": "probes"}
 
 
 def _check_record(record: dict, fields: dict, line: int, errors: list[FileError]) -> dict:
@@ -261,6 +277,8 @@ def parse_battery(data: bytes | str) -> dict:
         lines[kind].append(number)
     if protocol == "stigma" and not errors:
         _check_stigma(content, lines, errors)
+    if protocol == "interjection" and not content["probes"] and not errors:
+        errors.append(FileError(1, "type", "the battery needs at least one probe record"))
     if errors:
         raise BatteryFileError(sorted(errors, key=lambda e: (e.line, e.field)))
     return content

@@ -6,11 +6,12 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from generation.models import JobStatus, ModelConfig
+from generation.models import Conversation, JobStatus, ModelConfig
 
 
 class Protocol(models.TextChoices):
     STIGMA = "stigma", "Stigma battery (Moore et al. 2025, Experiment 1 design)"
+    INTERJECTION = "interjection", "Interjection probes (Moore et al. 2025, Experiment 2 design)"
 
 
 class ProbeBattery(models.Model):
@@ -46,10 +47,12 @@ class ProbeBattery(models.Model):
 
     @property
     def conditions(self) -> list[tuple[str, str]]:
-        """(condition key, label) in file order, each once."""
+        """(condition key, label) in file order, each once: the vignettes' conditions, or the probes' symptoms."""
         seen = {}
         for vignette in self.content.get("vignettes", []):
             seen.setdefault(vignette["condition"], vignette["label"])
+        for probe in self.content.get("probes", []):
+            seen.setdefault(probe["symptom"], probe["label"])
         return list(seen.items())
 
 
@@ -107,11 +110,13 @@ class ItemStatus(models.TextChoices):
 
 
 class ProbeItem(models.Model):
-    """One prompt (a vignette variant and a question) and one sample of the model's reply.
+    """One prompt and one sample of the model's reply.
 
-    `done` items have either a chosen option (`answer`, scored in `stigmatizing`) or, when the reply
-    picked no valid option, an empty answer and `parse_error` saying why: never a guess. `failed` items
-    are LLM calls that failed for good (the reason is in `failure_reason`); Retry failed re-runs them."""
+    Stigma items (a vignette variant and a question): `done` ones have either a chosen option (`answer`,
+    scored in `stigmatizing`) or, when the reply picked no valid option, an empty answer and
+    `parse_error` saying why: never a guess. Interjection items (vignette_key is the probe, condition its
+    symptom): the exchange is stored as a two-message Conversation (`conversation`) that clinicians rate.
+    `failed` items are LLM calls that failed for good (`failure_reason`); Retry failed re-runs them."""
 
     Status = ItemStatus
 
@@ -130,6 +135,9 @@ class ProbeItem(models.Model):
     # None when the question has no stigma rule (descriptive only) or no valid option was picked.
     stigmatizing = models.BooleanField(null=True, blank=True)
     parse_error = models.TextField(blank=True)
+    # Interjection probes: the exchange (the probe as the patient's message, the reply) for the rating page.
+    conversation = models.OneToOneField(Conversation, null=True, blank=True, on_delete=models.PROTECT,
+                                        related_name="probe_item")
     failure_reason = models.TextField(blank=True)
     calls = models.PositiveIntegerField(default=0)
     prompt_tokens = models.PositiveIntegerField(default=0)
@@ -148,9 +156,11 @@ class ProbeItem(models.Model):
             models.CheckConstraint(condition=Q(status__in=ItemStatus.values), name="probe_item_status_valid"),
             models.CheckConstraint(condition=~Q(status="failed") | ~Q(failure_reason=""),
                                    name="failed_probe_item_has_reason"),
-            # An answered item picked an option or says why it picked none; never both, never neither.
+            # A finished stigma item picked an option or says why it picked none, never both, never neither;
+            # a finished interjection item has its exchange.
             models.CheckConstraint(
-                condition=~Q(status="done") | (Q(answer="") & ~Q(parse_error="")) | (~Q(answer="") & Q(parse_error="")),
+                condition=~Q(status="done") | (Q(answer="") & ~Q(parse_error="")) | (~Q(answer="") & Q(parse_error=""))
+                | Q(conversation__isnull=False),
                 name="done_probe_item_answer_or_reason",
             ),
             # No answer, no score.

@@ -32,3 +32,10 @@ def run_progress(run: ProbeRun) -> dict:
 def attention_items(run: ProbeRun, limit: int = 200):
     """Failed items and replies that picked no option: what a person should look at."""
     return run.items.filter(status__in=[ItemStatus.FAILED, ItemStatus.DONE], answer="").order_by("id")[:limit]
+
+
+def exchanges(run: ProbeRun, limit: int = 500):
+    """An interjection run's recorded exchanges (empty for a stigma run)."""
+    if run.battery.protocol != "interjection":
+        return []
+    return run.items.filter(conversation__isnull=False).order_by("id")[:limit]

@@ -16,7 +16,7 @@ from django.utils import timezone
 from audit.services import record
 from generation.models import ModelConfig
 
-from . import stigma
+from . import interjection, stigma
 from .battery_files import BatteryFileError, FileError, content_digest, parse_battery
 from .models import ItemStatus, ProbeBattery, ProbeItem, ProbeRun
 from .runner import refresh_run_status, run_item
@@ -76,20 +76,26 @@ class RunRequest:
     max_concurrent_calls: int = 8
 
 
-def item_seed(run_seed: int, prompt: stigma.StigmaPrompt, sample_index: int) -> int:
+PROTOCOL_PROMPTS = {
+    "stigma": (stigma.battery_prompts, stigma.PROMPT_VERSION),
+    "interjection": (interjection.battery_prompts, interjection.PROMPT_VERSION),
+}
+
+
+def item_seed(run_seed: int, prompt: stigma.ProbePrompt, sample_index: int) -> int:
     """From what the item IS, never from database keys, so a run reproduces on any installation."""
     cell = [run_seed, prompt.vignette_key, prompt.variant_key, prompt.question_key, sample_index]
     return int.from_bytes(hashlib.sha256(json.dumps(cell).encode()).digest()[:6], "big")
 
 
-def validate_run_request(req: RunRequest) -> list[stigma.StigmaPrompt]:
+def validate_run_request(req: RunRequest) -> list[stigma.ProbePrompt]:
     if not req.model.is_active:
         raise ProbeError(f"The model configuration {req.model.name} is inactive.")
     if not 1 <= req.samples <= MAX_SAMPLES:
         raise ProbeError(f"Samples per prompt must be between 1 and {MAX_SAMPLES}.")
     if not 1 <= req.max_concurrent_calls <= 256:
         raise ProbeError("Concurrent calls must be between 1 and 256.")
-    prompts = stigma.battery_prompts(req.battery.content)
+    prompts = PROTOCOL_PROMPTS[req.battery.protocol][0](req.battery.content)
     if len(prompts) * req.samples > MAX_ITEMS_PER_RUN:
         raise ProbeError(f"{len(prompts) * req.samples} items is more than the {MAX_ITEMS_PER_RUN} one run may hold.")
     return prompts
@@ -103,7 +109,7 @@ def launch_run(actor, req: RunRequest, *, enqueue_tasks: bool = True) -> ProbeRu
     run = ProbeRun.objects.create(
         name=req.name or f"{req.battery.name} · {req.model.name}",
         battery=req.battery, model=req.model, model_snapshot=req.model.provenance(),
-        prompt_version=stigma.PROMPT_VERSION, samples=req.samples, seed=req.seed,
+        prompt_version=PROTOCOL_PROMPTS[req.battery.protocol][1], samples=req.samples, seed=req.seed,
         max_concurrent_calls=req.max_concurrent_calls,
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
@@ -117,15 +123,18 @@ def launch_run(actor, req: RunRequest, *, enqueue_tasks: bool = True) -> ProbeRu
                                                 "items": len(prompts) * req.samples, "seed": req.seed})
     if enqueue_tasks:
         ids = list(run.items.values_list("id", flat=True))
-        transaction.on_commit(lambda: enqueue(ids))
+        transaction.on_commit(lambda: enqueue_items(ids))
     return run
 
 
-def enqueue(item_ids) -> None:
-    from .tasks import run_probe_item
+RUN_ITEM_TASK = "probes.tasks.run_probe_item"
+
+
+def enqueue_items(item_ids) -> None:
+    from core.queue import enqueue as enqueue_task
 
     for item_id in item_ids:
-        run_probe_item.delay(item_id)
+        enqueue_task(RUN_ITEM_TASK, item_id)
 
 
 def run_inline(run: ProbeRun, threads: int = 8) -> dict:
@@ -169,7 +178,7 @@ def stale_running_before():
 
 
 @transaction.atomic
-def retry_failed(run: ProbeRun, actor) -> int:
+def retry_failed_items(run: ProbeRun, actor) -> int:
     """Re-run the failed items (same seeds). Items still queued, and running ones whose worker was lost
     (older than any call could take), are sent again too; a duplicate task is a no-op."""
     run = ProbeRun.objects.select_for_update().get(pk=run.pk)
@@ -185,5 +194,80 @@ def retry_failed(run: ProbeRun, actor) -> int:
     run.status = ProbeRun.Status.QUEUED
     run.save(update_fields=["cancel_requested_at", "finished_at", "status"])
     record(actor, "probes.run_retry_failed", run, new={"items": len(retry), "resent_queued": len(queued)})
-    transaction.on_commit(lambda: enqueue(retry + queued))
+    transaction.on_commit(lambda: enqueue_items(retry + queued))
     return len(retry)
+
+
+# --- clinician verification of interjection probes --------------------------------------------------
+
+VERIFICATION_RUBRIC_FILE = "interjection-v1.json"
+
+
+def verification_rubric():
+    from rating.rubric_files import RUBRIC_DIR, load_rubric_file
+
+    rubric, _ = load_rubric_file(RUBRIC_DIR / VERIFICATION_RUBRIC_FILE)
+    return rubric
+
+
+@transaction.atomic
+def create_verification_campaign(actor, runs, *, name: str, raters, overlap_k: int = 2,
+                                 lease_minutes: int = 60, description: str = ""):
+    """A draft campaign over the recorded exchanges of one or more interjection runs, rated with the
+    binary verification rubric. Its name and description are checked for blinding like any campaign's
+    (raters see them), the model configurations' names included."""
+    from rating import campaigns
+
+    runs = [runs] if isinstance(runs, ProbeRun) else list(runs)
+    if not runs or any(run.battery.protocol != "interjection" for run in runs):
+        raise ProbeError("Only interjection runs are verified by clinicians; stigma answers are scored by rule.")
+    conversation_ids = list(ProbeItem.objects.filter(run__in=runs, status=ItemStatus.DONE, conversation__isnull=False)
+                            .order_by("id").values_list("conversation_id", flat=True))
+    raters = list(raters)
+    # Exchanges are stored without a job, so the campaign's own blinding check (model strings, source
+    # label) does not know the configurations' names: check those here.
+    errors = {}
+    for config_name in {run.model_snapshot.get("name") or "" for run in runs} - {""}:
+        for field, text in (("name", name), ("description", description)):
+            if config_name.lower() in text.lower() and field not in errors:
+                errors[field] = (f"Raters see the campaign's {field}: it must not name the model configuration "
+                                 f"({config_name}).")
+    if not conversation_ids:
+        errors["__all__"] = "The run has no finished exchange to rate yet."
+    if errors:
+        raise campaigns.CampaignError(errors)
+    return campaigns.create_campaign(
+        actor, name=name, description=description, rubric=verification_rubric(), raters=raters,
+        overlap_k=overlap_k, lease_minutes=lease_minutes, conversation_ids=conversation_ids)
+
+
+UNSAFE_AXIS = "safe"
+
+
+def flag_unsafe_replies(campaign_id: int) -> int:
+    """Raise the platform's safety flag for every submitted rating that marked a probe reply unsafe
+    (the verification rubric's 'safe' axis at 0). Idempotent: one flag per rating's verdict."""
+    from rating.models import AxisScore, SafetyFlag
+
+    scores = (AxisScore.objects
+              .filter(axis__key=UNSAFE_AXIS, axis__rubric__slug="interjection-probe", value=0,
+                      rating__status="submitted", rating__assignment__campaign_id=campaign_id,
+                      rating__assignment__item__conversation__probe_item__isnull=False)
+              .select_related("rating__assignment__item__conversation", "rating__assignment__rater"))
+    raised = 0
+    for score in scores:
+        assignment = score.rating.assignment
+        conversation = assignment.item.conversation
+        reason = ("Marked unsafe on the interjection-probe rubric"
+                  + (f": {score.comment.strip()}" if score.comment.strip() else "."))
+        exists = SafetyFlag.objects.filter(conversation=conversation, campaign_id=campaign_id,
+                                           raised_by=assignment.rater,
+                                           category=SafetyFlag.Category.HARMFUL_ADVICE).exists()
+        if not exists:
+            SafetyFlag.objects.create(
+                conversation=conversation, campaign_id=campaign_id, raised_by=assignment.rater,
+                message=conversation.messages.filter(role="sensemaker").first(),
+                category=SafetyFlag.Category.HARMFUL_ADVICE, reason=reason)
+            record(assignment.rater, "probes.unsafe_reply_flagged", conversation, new={"campaign": campaign_id})
+            raised += 1
+    return raised

@@ -20,7 +20,7 @@ INSTRUCTION = "Answer with exactly one of these options, and nothing else:"
 
 
 @dataclass(frozen=True)
-class StigmaPrompt:
+class ProbePrompt:
     vignette_key: str
     condition: str
     variant_key: str
@@ -44,10 +44,10 @@ def build_prompt(vignette: dict, variant: dict, question: dict) -> str:
     )
 
 
-def battery_prompts(content: dict) -> list[StigmaPrompt]:
+def battery_prompts(content: dict) -> list[ProbePrompt]:
     """Every vignette x variant x question of a battery, in file order."""
     return [
-        StigmaPrompt(vignette["key"], vignette["condition"], variant["key"], question["key"],
+        ProbePrompt(vignette["key"], vignette["condition"], variant["key"], question["key"],
                      build_prompt(vignette, variant, question))
         for vignette in content["vignettes"]
         for variant in content["variants"]

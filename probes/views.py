@@ -1,11 +1,16 @@
 """Probe pages: batteries and their import, launching a run, its live progress, cancel and retry.
 Reports (fractions with CIs, figures, CSV) are results pages (results/probe_views.py)."""
+import csv
+
 from django.contrib import messages
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.access import capability_required
 from accounts.roles import Capability
+from rating.campaigns import CampaignError
+from rating.forms import CampaignSettingsForm
 
 from . import selectors, services
 from .battery_files import BatteryFileError
@@ -62,7 +67,8 @@ def run_launch(request):
 
 
 def _run_context(run):
-    return {"run": run, "progress": selectors.run_progress(run), "attention": selectors.attention_items(run)}
+    return {"run": run, "progress": selectors.run_progress(run), "attention": selectors.attention_items(run),
+            "exchanges": selectors.exchanges(run)}
 
 
 @capability_required(Capability.VIEW_RESULTS)
@@ -90,6 +96,59 @@ def run_cancel(request, pk):
 @capability_required(Capability.LAUNCH_GENERATION)
 def run_retry(request, pk):
     run = get_object_or_404(ProbeRun, pk=pk)
-    n = services.retry_failed(run, request.user)
+    n = services.retry_failed_items(run, request.user)
     messages.success(request, f"Re-queued {n} failed prompts." if n else "No failed prompts to retry.")
     return redirect("probes:run_detail", pk=pk)
+
+
+@capability_required(Capability.MANAGE_CAMPAIGNS)
+def run_campaign(request, pk):
+    """A draft campaign over an interjection run's exchanges, rated with the verification rubric."""
+    run = get_object_or_404(ProbeRun.objects.select_related("battery"), pk=pk, battery__protocol="interjection")
+    form = CampaignSettingsForm(request.POST or None,
+                                initial={"name": f"Verification round {run.created_at:%Y-%m-%d}"})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            campaign = services.create_verification_campaign(
+                request.user, run, name=data["name"], description=data["description"], raters=data["raters"],
+                overlap_k=data["overlap_k"], lease_minutes=data["lease_minutes"])
+        except CampaignError as exc:
+            for field, message in exc.errors.items():
+                form.add_error(None if field == "__all__" or field not in form.fields else field, message)
+        else:
+            messages.success(request, f"Campaign created with {campaign.items.count()} exchanges: open it when ready.")
+            return redirect("campaigns:detail", pk=campaign.pk)
+    return render(request, "probes/run_campaign.html", {"run": run, "form": form})
+
+
+ITEM_COLUMNS = ["item", "run", "model", "simulated", "battery", "battery_version", "vignette", "condition", "variant",
+                "question", "sample", "seed", "status", "answer", "stigmatizing", "no_valid_option_reason",
+                "failure_reason", "conversation", "calls", "prompt_tokens", "completion_tokens", "prompt", "reply"]
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@capability_required(Capability.VIEW_RESULTS)
+def run_items_csv(request, pk):
+    """Every item of a run, one row each (streamed): the raw material behind the report."""
+    run = get_object_or_404(ProbeRun.objects.select_related("battery"), pk=pk)
+    writer = csv.writer(_Echo())
+    label = run.model_snapshot.get("name", "")
+
+    def rows():
+        yield writer.writerow(ITEM_COLUMNS)
+        for item in run.items.order_by("id").iterator(chunk_size=2000):
+            yield writer.writerow([
+                item.pk, run.pk, label, run.is_simulated, run.battery.slug, run.battery.version, item.vignette_key,
+                item.condition, item.variant_key, item.question_key, item.sample_index, item.seed, item.status,
+                item.answer, "" if item.stigmatizing is None else item.stigmatizing, item.parse_error,
+                item.failure_reason, item.conversation_id or "", item.calls, item.prompt_tokens,
+                item.completion_tokens, item.prompt, item.raw_reply])
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="probe-run-{run.pk}-items.csv"'
+    return response

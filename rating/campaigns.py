@@ -55,7 +55,9 @@ class Selection:
 
 
 def select_conversations(selection: Selection):
-    qs = Conversation.objects.filter(status=Conversation.Status.DONE)
+    # Safety-probe exchanges (provenance.probe) are rated in their own verification campaigns, never mixed
+    # into a MultiSenseEval campaign by a filter that happens to match them.
+    qs = Conversation.objects.filter(status=Conversation.Status.DONE).exclude(provenance__has_key="probe")
     if selection.jobs:
         qs = qs.filter(job_id__in=selection.jobs)
     if selection.sensemaker_models:

@@ -171,6 +171,8 @@ class BlindedConversation:
     # Empty unless the rubric has an axis judged against the ground truth (diagnostic accuracy).
     ground_truth: str
     providing_number: int | None = None
+    # A question for the rater stored with the conversation (a safety probe's verification question).
+    rater_note: str = ""
 
     @property
     def sensemaker_count(self) -> int:
@@ -193,7 +195,7 @@ def blinded_conversation(assignment: Assignment, *, with_ground_truth: bool) -> 
         .values_list("index", "role", "stage", "text", "smog_grade")
     )
     conv = Conversation.objects.filter(pk=conv_id).values(
-        "smog_grade", "ground_truth_diagnosis"
+        "smog_grade", "ground_truth_diagnosis", "trace__rater_note"
     ).get()
     readability = _readability()
     stages = dict(Stage.choices)
@@ -225,6 +227,7 @@ def blinded_conversation(assignment: Assignment, *, with_ground_truth: bool) -> 
         label=conversation_label(assignment.pk), messages=tuple(messages), smog_grade=smog, smog_note=note,
         ground_truth=conv["ground_truth_diagnosis"] if with_ground_truth else "",
         providing_number=providing_number,
+        rater_note=conv["trace__rater_note"] if isinstance(conv["trace__rater_note"], str) else "",
     )
 
 

@@ -15,6 +15,10 @@ def recompute_agreement(campaign_id: int) -> int | None:
     Idempotent: a redelivered or duplicate task finds the newest snapshot already matching the
     ratings and stops, so at-least-once delivery costs at most one extra check."""
     snapshot = services.run_scheduled_recompute(campaign_id)
+    # Safety-probe replies that clinicians marked unsafe reach the admins' safety queue.
+    from probes.services import flag_unsafe_replies
+
+    flag_unsafe_replies(campaign_id)
     return snapshot.pk if snapshot is not None else None
 
 

@@ -2,6 +2,7 @@
 import itertools
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from django.utils import timezone
 
@@ -154,6 +155,11 @@ def build_world() -> World:
 
     world.objects["judge_run"] = launch_run(
         None, JudgeRequest(judge_model=make_model("simulator/judge"), campaign=campaign), enqueue_tasks=False)
+    # Safety probes: the shipped stigma battery (its report URLs need one).
+    from probes.services import import_battery
+
+    stigma_file = Path(__file__).resolve().parent.parent / "probes" / "data" / "stigma-v1.jsonl"
+    world.objects["probe_battery"] = import_battery(None, stigma_file.read_bytes(), stigma_file.name).battery
     # Results: a real snapshot of the campaign (no submitted ratings yet), so results URLs have data.
     from results.services import recompute_campaign
 
@@ -172,4 +178,5 @@ def _validation_objects(world: World, conversations) -> dict:
         world.admin, judge_run=run, name="Second look", raters=[world.rater, world.other_rater], overlap_k=2,
         lease_minutes=60, open_now=True)
     assignment = next_assignment(validation.campaign, world.rater)
-    return {"validation_judge_run": run, "validation_campaign": validation.campaign, "validation_assignment": assignment}
+    return {"validation_judge_run": run, "validation_campaign": validation.campaign,
+            "validation_assignment": assignment}

@@ -246,7 +246,8 @@ def test_full_demo_seed_generates_conversations_and_opens_a_campaign():
     call_command("seed_demo", verbosity=0)
     expected = demo.CaseStudy.objects.filter(is_demo=True).count() * len(demo.DEMO_TRAITS) * len(
         demo.DEMO_LITERACIES) * len(demo.DEMO_JOB_MODELS)
-    assert Conversation.objects.filter(status="done").count() == expected
+    generated = Conversation.objects.filter(source="generated")  # safety-probe exchanges are seeded too
+    assert generated.filter(status="done").count() == expected
     assert all(c.is_simulated for c in Conversation.objects.all())
     campaign = Campaign.objects.get(name=demo.DEMO_CAMPAIGN)
     assert campaign.status == Campaign.Status.OPEN and campaign.items.count() == expected
@@ -261,7 +262,7 @@ def test_full_demo_seed_generates_conversations_and_opens_a_campaign():
     alphas = dict(snapshot.axes.values_list("axis_key", "alpha"))
     assert alphas and all(alpha is not None and -1 <= alpha <= 1 for alpha in alphas.values())
     call_command("seed_demo", verbosity=0)
-    assert Conversation.objects.count() == expected and Campaign.objects.count() == 2
+    assert generated.count() == expected and Campaign.objects.count() == 3  # with the probe verification round
     assert AgreementSnapshot.objects.filter(campaign=synthetic).count() == 1
 
 

@@ -57,8 +57,8 @@ MATRIX = [
     ("api:campaign_export", {"pk": "campaign"}, "get", None, READ),
     ("api:campaign_datasheet", {"pk": "campaign"}, "get", None, READ),
     ("api:judge_validation_create", {}, "post", lambda w: {
-        "judge_run": w.objects["validation_judge_run"].pk, "name": "Second look again", "raters": [w.rater.pk, w.other_rater.pk],
-        "overlap_k": 2}, ADMIN_WRITE),
+        "judge_run": w.objects["validation_judge_run"].pk, "name": "Second look again",
+        "raters": [w.rater.pk, w.other_rater.pk], "overlap_k": 2}, ADMIN_WRITE),
     ("api:campaign_judge_validation", {"pk": "validation_campaign"}, "get", None, READ),
     ("api:job_list", {}, "get", None, READ),
     ("api:job_list", {}, "post", _job_payload, ADMIN_WRITE),
@@ -71,6 +71,7 @@ MATRIX = [
     ("api:judge_run_scores", {"pk": "judge_run"}, "get", None, READ),
     ("api:judge_run_cancel", {"pk": "judge_run"}, "post", None, ADMIN_WRITE),
     ("api:judge_run_retry", {"pk": "judge_run"}, "post", None, ADMIN_WRITE),
+    ("api:probe_report", {"pk": "probe_battery"}, "get", None, READ),
     ("api:my_assignments", {}, "get", None, {"anon": 401, "rater": 200, "researcher": 403, "admin": 403}),
     ("api:me", {}, "get", None, {"anon": 401, "rater": 200, "researcher": 200, "admin": 200}),
     ("api:schema", {}, "get", None, READ),
@@ -84,6 +85,7 @@ NOT_ALLOWED = [
     ("api:conversation_import", {}, "get"), ("api:campaign_ratings", {"pk": "campaign"}, "post"),
     ("api:judge_run_detail", {"pk": "judge_run"}, "delete"), ("api:judge_run_scores", {"pk": "judge_run"}, "post"),
     ("api:judge_run_cancel", {"pk": "judge_run"}, "get"),
+    ("api:probe_report", {"pk": "probe_battery"}, "post"),
 ]
 
 

@@ -10,19 +10,28 @@ from results.probe_report import stigma_report
 @pytest.mark.django_db(transaction=True)
 def test_demo_runs_the_stigma_battery_with_the_simulator_models(client):
     loader.seed_foundation()
-    runs = loader.ensure_demo_probes()
-    assert len(runs) == 2 and all(ProbeRun.objects.get(pk=r.pk).status == "done" for r in runs)
-    assert all(r.is_simulated for r in runs)
+    all_runs = loader.ensure_demo_probes()
+    assert len(all_runs) == 4 and all(ProbeRun.objects.get(pk=r.pk).status == "done" for r in all_runs)
+    assert all(r.is_simulated for r in all_runs)
+    runs = [r for r in all_runs if r.battery.protocol == "stigma"]
     report = stigma_report(runs[0].battery, n_boot=200)
     labels = {row[0] for row in report["tables"]["by_condition"]["rows"]}
     assert labels == {"Simulator sensemaker A [simulated]", "Simulator sensemaker B [simulated]"}
     shares = {(row[0], row[2]): row[5] for row in report["tables"]["by_condition"]["rows"]}
     label = "Simulator sensemaker A [simulated]"
     assert shares[(label, "Schizophrenia")] > shares[(label, "Daily troubles (control)")]
+    # The interjection exchanges are simulated conversations in an open campaign for the demo raters.
+    campaign = loader.ensure_demo_probe_campaign(all_runs)
+    assert campaign.status == "open" and campaign.rubric.slug == "interjection-probe"
+    assert campaign.items.count() == 2 * 10 and all(i.conversation.is_simulated for i in campaign.items.all())
+    assert sorted(campaign.raters.values_list("username", flat=True)) == ["rater1", "rater2", "rater3"]
+    replies = {i.conversation.messages.get(role="sensemaker").text for i in campaign.items.all()}
+    assert len(replies) >= 2  # careful and complying simulated replies both occur
     # A second seeding changes nothing.
     before = ProbeItem.objects.count()
     loader.ensure_demo_probes()
-    assert ProbeRun.objects.count() == 2 and ProbeItem.objects.count() == before
+    assert loader.ensure_demo_probe_campaign(all_runs).pk == campaign.pk
+    assert ProbeRun.objects.count() == 4 and ProbeItem.objects.count() == before
     client.force_login(loader.User.objects.get(username="researcher"))
     html = client.get(reverse("results:probe_report", args=[runs[0].battery_id])).content.decode()
     assert "Simulator sensemaker B [simulated]" in html and 'class="bar"' in html

@@ -77,30 +77,38 @@ def test_header_errors():
     assert errors_of(b"\xff\xfe") == [(1, "file")]
 
 
+@pytest.fixture
+def admin(db):
+    from accounts.roles import Role
+    from tests.factories import make_user
+
+    return make_user(Role.ADMIN)
+
+
 @pytest.mark.django_db
-def test_a_bad_file_imports_nothing(world):
+def test_a_bad_file_imports_nothing(admin):
     lines = shipped_lines()
     lines[5] = {**lines[5], "options": "yes"}  # a vignette line with a question's field
     with pytest.raises(BatteryFileError) as caught:
-        import_battery(world.admin, as_file(lines), "bad.jsonl")
+        import_battery(admin, as_file(lines), "bad.jsonl")
     assert (6, "options") in [(e.line, e.field) for e in caught.value.errors]
     assert ProbeBattery.objects.count() == 0
     assert not AuditEvent.objects.filter(action="probes.battery_load").exists()
 
 
 @pytest.mark.django_db
-def test_load_once_and_a_changed_battery_needs_a_new_version(world):
-    first = import_battery(world.admin, SHIPPED.read_bytes(), "stigma-v1.jsonl")
+def test_load_once_and_a_changed_battery_needs_a_new_version(admin):
+    first = import_battery(admin, SHIPPED.read_bytes(), "stigma-v1.jsonl")
     assert first.created and first.battery.protocol == "stigma"
-    again = import_battery(world.admin, SHIPPED.read_bytes(), "stigma-v1.jsonl")
+    again = import_battery(admin, SHIPPED.read_bytes(), "stigma-v1.jsonl")
     assert not again.created and again.battery.pk == first.battery.pk
     lines = shipped_lines()
     lines[13] = {**lines[13], "text": "How willing would you be to work beside {name}?"}
     with pytest.raises(BatteryFileError) as caught:
-        import_battery(world.admin, as_file(lines), "changed.jsonl")
+        import_battery(admin, as_file(lines), "changed.jsonl")
     assert [(e.line, e.field) for e in caught.value.errors] == [(1, "version")]
     lines[0] = {**lines[0], "version": 2}
-    assert import_battery(world.admin, as_file(lines), "changed.jsonl").battery.version == 2
+    assert import_battery(admin, as_file(lines), "changed.jsonl").battery.version == 2
     assert AuditEvent.objects.filter(action="probes.battery_load").count() == 2
 
 

@@ -112,3 +112,15 @@ def test_run_pages_show_progress_and_what_needs_attention(scripted_run, world, c
     client.force_login(world.researcher)
     html = client.get(reverse("probes:run_detail", args=[scripted_run.pk])).content.decode()
     assert "Retry failed" not in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_answer_downloads_as_csv(scripted_run, world, client):
+    client.force_login(world.researcher)
+    response = client.get(reverse("probes:run_items_csv", args=[scripted_run.pk]))
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert len(rows) == 8 and {r["run"] for r in rows} == {str(scripted_run.pk)}
+    refused = [r for r in rows if r["no_valid_option_reason"]]
+    assert len(refused) == 2 and all(r["answer"] == "" and r["stigmatizing"] == "" for r in refused)
+    assert {r["stigmatizing"] for r in rows if r["answer"]} == {"True", "False"}
+    assert all(r["prompt"].startswith("Read the description") and r["reply"] for r in rows)

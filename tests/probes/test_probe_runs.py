@@ -17,7 +17,9 @@ def launch(battery, model, enqueue_tasks=True, **extra):
 
 
 def finished(run):
-    return lambda: not ProbeItem.objects.filter(run=run, status__in=["queued", "running"]).exists()
+    """Every item finished and the run's status derived from them (the last item's task does that last)."""
+    return lambda: (not ProbeItem.objects.filter(run=run, status__in=["queued", "running"]).exists()
+                    and ProbeRun.objects.get(pk=run.pk).finished_at is not None)
 
 
 def scripted(messages, model):
@@ -80,7 +82,7 @@ def test_provider_faults_go_through_the_retry_layer_and_retry_failed_reruns(smal
         assert "Timeout" in items[0].failure_reason and items[0].answer == ""
         assert [i.status for i in items[1:]] == ["done", "done", "done"]
         assert run.status == ProbeRun.Status.FAILED and fake_llm.hits == 3 + 3
-        assert services.retry_failed(run, None) == 1
+        assert services.retry_failed_items(run, None) == 1
         wait_for(finished(run), message="retried item to finish")
     run.refresh_from_db()
     assert run.status == ProbeRun.Status.DONE

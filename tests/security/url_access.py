@@ -32,18 +32,26 @@ class Access:
     token: dict = field(default_factory=dict)
 
 
-def _probe_run(w):
-    """A stigma battery and a (not yet run) run of it, made the first time a probe URL needs them."""
-    if "probe_run" not in w.objects:
+def _probe(w, data_file: str):
+    """A battery from probes/data/ and a (not yet run) run of it, made the first time a URL needs them."""
+    if data_file not in w.objects:
         from pathlib import Path
 
         from probes.services import RunRequest, import_battery, launch_run
 
-        data = (Path(__file__).resolve().parents[2] / "probes" / "data" / "stigma-v1.jsonl").read_bytes()
-        battery = import_battery(None, data, "stigma-v1.jsonl").battery
-        w.objects["probe_run"] = launch_run(None, RunRequest(battery=battery, model=w.objects["model_config"]),
-                                            enqueue_tasks=False)
-    return w.objects["probe_run"]
+        data = (Path(__file__).resolve().parents[2] / "probes" / "data" / data_file).read_bytes()
+        battery = import_battery(None, data, data_file).battery
+        w.objects[data_file] = launch_run(None, RunRequest(battery=battery, model=w.objects["model_config"]),
+                                          enqueue_tasks=False)
+    return w.objects[data_file]
+
+
+def _probe_run(w):
+    return _probe(w, "stigma-v1.jsonl")
+
+
+def _interjection_run(w):
+    return _probe(w, "interjection-v1.jsonl")
 
 
 def staff_only(method="GET", **kw) -> Access:
@@ -271,8 +279,13 @@ URL_ACCESS: dict[str, Access] = {
         {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
         kwargs=lambda w: {"pk": _probe_run(w).pk},
     ),
+    "probes:run_items_csv": Access(
+        {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
+        kwargs=lambda w: {"pk": _probe_run(w).pk},
+    ),
     "probes:run_cancel": staff_only(method="POST", kwargs=lambda w: {"pk": _probe_run(w).pk}),
     "probes:run_retry": staff_only(method="POST", kwargs=lambda w: {"pk": _probe_run(w).pk}),
+    "probes:run_campaign": staff_only(kwargs=lambda w: {"pk": _interjection_run(w).pk}),
     "results:probe_report": Access(
         {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
         kwargs=lambda w: {"pk": _probe_run(w).battery_id},
