@@ -17,7 +17,7 @@ from results import judge_selectors, selectors, services
 from results.models import JudgeAgreement
 from results.stats import unit_means
 from results.stats.judge import judge_agreement
-from tests.factories import make_user
+from tests.factories import make_conversation, make_user
 from tests.judging.judge_fixture import make_judge_run
 from tests.results.results_fixture import CONSTANT, build_fixed_campaign
 from tests.worker_support import wait_for, worker_thread
@@ -72,8 +72,12 @@ def test_only_finished_runs_on_the_campaign_rubric_count_and_filter_runs_too(fix
         {"key": "susceptibility", "name": "S", "kind": "ordinal", "scale": [1, 4]}]})
     make_judge_run(fixed.campaign, {(fixed.conv["c1"], 0): {"susceptibility": 2}}, rubric=other_rubric)
     assert list(judge_selectors.campaign_judge_runs(fixed.campaign)) == []
-    by_filter = make_judge_run(fixed.campaign, judge_scores(fixed), attach=False, status=JudgeRun.Status.CANCELLED)
+    outside = make_conversation()  # chosen by the same filter, but not an item of the campaign
+    scores = {**judge_scores(fixed), (outside, 0): {"susceptibility": 1}}
+    by_filter = make_judge_run(fixed.campaign, scores, attach=False, status=JudgeRun.Status.CANCELLED)
     assert list(judge_selectors.campaign_judge_runs(fixed.campaign)) == [by_filter]
+    read = judge_selectors.judge_scores(fixed.campaign, by_filter, selectors.rated_axes(fixed.campaign))
+    assert sorted(read.conversation_ids.tolist()) == sorted(c.pk for c in fixed.conv.values())
 
 
 def test_snapshot_stores_the_judge_statistics_and_leaves_the_clinicians_agreement_alone(fixed):
