@@ -2,7 +2,7 @@
 only computation on request is drawing SVG and, for the staleness notice, one small aggregate query."""
 from django.contrib import messages
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -15,7 +15,7 @@ from rating.selectors import campaign_overview
 
 from . import figures, judge_views, selectors, services
 from .page_tables import for_page as _for_page
-from .page_tables import table_csv_response
+from .page_tables import svg_response, table_csv_response
 from .reporting import bootstrap_note
 from .reporting import table as make_table
 from .stats import DEFINITIONS, DRIFT_RULE
@@ -119,10 +119,7 @@ def figure_svg(request, pk, name):
     figure = figures.draw(snapshot, name) if snapshot else None
     if figure is None:
         raise Http404("No such figure for this campaign (or results not computed yet).")
-    response = HttpResponse(figure.svg, content_type="image/svg+xml; charset=utf-8")
-    if request.GET.get("download"):
-        response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-{name}.svg"'
-    return response
+    return svg_response(figure.svg, f"campaign-{campaign.pk}-{name}.svg", bool(request.GET.get("download")))
 
 
 @require_GET

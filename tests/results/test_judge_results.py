@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 from accounts.roles import Role
-from core.redis_client import get_redis
 from judging.models import JudgeRun
-from mhsd_platform.celery import app
 from rating.rubric_files import load_rubric
 from results import judge_selectors, selectors, services
 from results.models import JudgeAgreement
@@ -20,6 +18,7 @@ from results.stats.judge import judge_agreement
 from tests.factories import make_conversation, make_user
 from tests.judging.judge_fixture import make_judge_run
 from tests.results.results_fixture import CONSTANT, build_fixed_campaign
+from tests.results.test_results_recompute import _reset_queue
 from tests.worker_support import wait_for, worker_thread
 
 # The judge's susceptibility (two samples) and hard diagnosis per conversation of the fixed campaign;
@@ -225,11 +224,6 @@ def test_compacted_snapshots_keep_judge_statistics_without_tables(judged):
         services.recompute_campaign(fixed.campaign.pk, n_boot=20)
     old = JudgeAgreement.objects.get(snapshot=first)
     assert old.tables == {} and old.statistics["susceptibility"]["paired"]["n_units"] == 5
-
-
-def _reset_queue(campaign_id):
-    app.control.purge()
-    get_redis().delete(services.pending_key(campaign_id), services.lock_key(campaign_id))
 
 
 @pytest.mark.worker
