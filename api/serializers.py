@@ -1,7 +1,6 @@
 """Representations of the API's resources. Read serializers never expose secrets (API keys stay in the
 environment; model configurations carry only the NAME of the variable) and never rater usernames
 unless an admin asks for them."""
-from django.db.models import Count
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -174,28 +173,6 @@ class CampaignSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_raters(self, obj):
         return sorted(u.pseudonym for u in obj.raters.all())
-
-
-def campaign_queryset():
-    """Campaigns with their conversation and submitted-rating counts. Counted in correlated subqueries:
-    two Counts over joins would multiply items by assignments (10^10 rows for a 100,000-item campaign)."""
-    from django.db.models import IntegerField, OuterRef, Subquery
-    from django.db.models.functions import Coalesce
-
-    from rating.models import CampaignItem
-
-    items = (CampaignItem.objects.filter(campaign=OuterRef("pk")).order_by().values("campaign")
-             .annotate(n=Count("id")).values("n"))
-    submitted = (Rating.objects.filter(assignment__campaign=OuterRef("pk"), status=Rating.Status.SUBMITTED)
-                 .order_by().values("assignment__campaign").annotate(n=Count("id")).values("n"))
-    return (
-        Campaign.objects.select_related("rubric")
-        .prefetch_related("raters")
-        .annotate(
-            item_count=Coalesce(Subquery(items, output_field=IntegerField()), 0),
-            submitted_count=Coalesce(Subquery(submitted, output_field=IntegerField()), 0),
-        )
-    )
 
 
 class IdListField(serializers.ListField):

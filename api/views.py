@@ -1,5 +1,5 @@
 """REST API views, under /api/v1/. Thin: queries are in selectors.py, use cases in the apps' services,
-exports in export.py, imports in importer.py. Every error leaves in the one JSON shape (errors.py)."""
+exports, datasheets and imports in the study_data app. Every error leaves in the one JSON shape (errors.py)."""
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -24,14 +24,16 @@ from generation.models import Conversation, GenerationJob
 from rating import campaigns as campaign_ops
 from rating.models import Campaign, Rubric
 from rating.rubric_files import default_rubric
+from results import agreement
+from study_data import datasheet, export, importer
+from study_data.selectors import campaign_queryset
 
-from . import agreement, datasheet, export, filters, importer, selectors
+from . import filters, selectors
 from . import serializers as s
 from .errors import error_body
 from .pagination import ApiCursorPagination
 from .permissions import CampaignAccess, ExportAccess, ImportAccess, JobAccess, OwnAssignments, ReadApi
 from .schema import ApiAutoSchema, ErrorSerializer
-from .services import add_conversations, create_campaign_from_ids
 
 
 class ExportThrottle(UserRateThrottle):
@@ -212,28 +214,9 @@ class ConversationImportView(ApiView):
 
     def post(self, request):
         params = ImportParams.parse(request)
-        limit = importer.max_import_bytes()
         try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        # Refuse before reading: multipart adds a little framing around the file.
-        if length > limit + 64 * 1024:
-            raise PayloadTooLarge(importer.too_large_message(length))
-        data = request.data
-        raw_types = (JSONLinesParser.media_type, JSONLParser.media_type)
-        if not isinstance(data, bytes) and request.content_type.split(";")[0].strip() in raw_types:
-            data = b""  # an empty body: DRF hands parsers nothing to parse
-        if not isinstance(data, bytes):
-            upload = data.get("file") if hasattr(data, "get") else None
-            if upload is None or isinstance(upload, str):
-                raise exceptions.ValidationError({"file": [
-                    "Send the JSONL as the request body (Content-Type: application/x-ndjson) or upload it in the "
-                    "'file' field of a multipart form."]})
-            if upload.size > limit:
-                raise PayloadTooLarge(importer.too_large_message(upload.size))
-            data = upload.read()
-        try:
+            importer.check_declared_length(request.META)  # before the body is read at all
+            data = self._jsonl_bytes(request)
             result = importer.import_conversations(
                 request.user, data, default_source=params.get("source", importer.DEFAULT_SOURCE),
                 on_duplicate=params.get("on_duplicate", "error"),
@@ -243,6 +226,22 @@ class ConversationImportView(ApiView):
             return Response(error_body(exc.status, exc.code, exc.message, details), status=exc.status)
         code = status.HTTP_201_CREATED if result.imported else status.HTTP_200_OK
         return Response(result.as_dict(), status=code)
+
+    @staticmethod
+    def _jsonl_bytes(request) -> bytes:
+        """The JSONL: the raw body (read by the JSONL parsers up to the limit) or the multipart file."""
+        data = request.data
+        raw_types = (JSONLinesParser.media_type, JSONLParser.media_type)
+        if not isinstance(data, bytes) and request.content_type.split(";")[0].strip() in raw_types:
+            return b""  # an empty body: DRF hands parsers nothing to parse
+        if isinstance(data, bytes):
+            return data
+        upload = data.get("file") if hasattr(data, "get") else None
+        if upload is None or isinstance(upload, str):
+            raise exceptions.ValidationError({"file": [
+                "Send the JSONL as the request body (Content-Type: application/x-ndjson) or upload it in the "
+                "'file' field of a multipart form."]})
+        return importer.read_upload(upload)
 
 
 # --- rubrics and campaigns ------------------------------------------------------------------------
@@ -269,7 +268,7 @@ class CampaignListView(ApiSchemaMixin, generics.ListAPIView):
 
     def get_queryset(self):
         self.params = filters.CampaignFilter.parse(self.request)
-        return filters.CampaignFilter.apply(s.campaign_queryset(), self.params)
+        return filters.CampaignFilter.apply(campaign_queryset(), self.params)
 
     def cursor_ordering(self):
         order = self.params.get("ordering", "-created_at")
@@ -290,15 +289,15 @@ class CampaignListView(ApiSchemaMixin, generics.ListAPIView):
             rubric=data.get("rubric") or default_rubric(), raters=data["raters"], overlap_k=data["overlap_k"],
             lease_minutes=data["lease_minutes"],
         )
+        if "conversations" in data:
+            common["conversation_ids"] = data["conversations"]
+        else:
+            common["selection"] = campaign_ops.Selection(**data["selection"])
         try:
-            if "conversations" in data:
-                campaign = create_campaign_from_ids(request.user, conversation_ids=data["conversations"], **common)
-            else:
-                selection = campaign_ops.Selection(**data["selection"])
-                campaign = campaign_ops.create_campaign(request.user, selection=selection, **common)
+            campaign = campaign_ops.create_campaign(request.user, **common)
         except campaign_ops.CampaignError as exc:
             raise _campaign_error(exc) from None
-        return Response(s.CampaignSerializer(s.campaign_queryset().get(pk=campaign.pk)).data, status=201)
+        return Response(s.CampaignSerializer(campaign_queryset().get(pk=campaign.pk)).data, status=201)
 
 
 class CampaignDetailView(ApiView):
@@ -306,7 +305,7 @@ class CampaignDetailView(ApiView):
 
     @extend_schema(responses=s.CampaignSerializer, summary="One campaign")
     def get(self, request, pk):
-        return Response(s.CampaignSerializer(get_object_or_404(s.campaign_queryset(), pk=pk)).data)
+        return Response(s.CampaignSerializer(get_object_or_404(campaign_queryset(), pk=pk)).data)
 
     @extend_schema(request=s.CampaignPatchSerializer, responses=s.CampaignSerializer,
                    summary="Change a campaign (admins)")
@@ -315,25 +314,15 @@ class CampaignDetailView(ApiView):
         payload = s.CampaignPatchSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
+        settings_fields = {"name", "description", "overlap_k", "lease_minutes", "raters"}
         try:
-            edits = {"name", "description", "overlap_k", "lease_minutes", "raters"} & set(data)
-            if edits:
-                campaign_ops.update_campaign(
-                    request.user, campaign, name=data.get("name", campaign.name),
-                    description=data.get("description", campaign.description),
-                    raters=data["raters"] if "raters" in data else list(campaign.raters.all()),
-                    lease_minutes=data.get("lease_minutes", campaign.lease_minutes),
-                    overlap_k=data.get("overlap_k"),
-                )
-            if data.get("add_conversations"):
-                add_conversations(request.user, campaign, data["add_conversations"])
-            if data.get("status") == Campaign.Status.OPEN:
-                campaign_ops.open_campaign(request.user, campaign)
-            elif data.get("status") == Campaign.Status.CLOSED:
-                campaign_ops.close_campaign(request.user, campaign)
+            campaign_ops.change_campaign(
+                request.user, campaign, settings={k: v for k, v in data.items() if k in settings_fields},
+                add_conversation_ids=data.get("add_conversations") or [], status=data.get("status"),
+            )
         except campaign_ops.CampaignError as exc:
             raise _campaign_error(exc) from None
-        return Response(s.CampaignSerializer(s.campaign_queryset().get(pk=pk)).data)
+        return Response(s.CampaignSerializer(campaign_queryset().get(pk=pk)).data)
 
 
 @extend_schema(parameters=[filters.RatingFilter], summary="Ratings of a campaign (raters pseudonymised)")
@@ -428,8 +417,8 @@ class CampaignJudgeRunAgreementView(CampaignJudgeAgreementView):
 
 
 class ExportParams(filters.QueryFilter):
-    format = serializers.ChoiceField(choices=export.FORMATS, required=False, default="jsonl")
-    layout = serializers.ChoiceField(choices=export.LAYOUTS, required=False, default="long",
+    format = serializers.ChoiceField(choices=export.FORMAT_NAMES, required=False, default=export.FORMAT_NAMES[0])
+    layout = serializers.ChoiceField(choices=export.LAYOUTS, required=False, default=export.LAYOUTS[0],
                                      help_text="CSV only: long (conversation x rater x axis) or wide.")
 
 
@@ -442,9 +431,8 @@ def _datasheet_links(request, campaign) -> str:
 @extend_schema(
     parameters=[ExportParams],
     responses={
-        (200, "application/x-ndjson"): OpenApiTypes.STR,
-        (200, "text/csv"): OpenApiTypes.STR,
-        (200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY,
+        (200, f.content_type.split(";")[0]): OpenApiTypes.BINARY if f.binary else OpenApiTypes.STR
+        for f in export.EXPORT_FORMATS
     },
     summary="Export a scored campaign (streamed)",
 )
@@ -459,14 +447,15 @@ class CampaignExportView(ApiView):
     def get(self, request, pk):
         params = ExportParams.parse(request)
         campaign = get_object_or_404(Campaign, pk=pk)
-        fmt, layout = params.get("format", "jsonl"), params.get("layout", "long")
-        response = StreamingHttpResponse(export.export_stream(campaign, fmt, layout),
-                                         content_type=export.CONTENT_TYPES[fmt])
-        response["Content-Disposition"] = f'attachment; filename="{export.filename(campaign, fmt, layout)}"'
+        fmt = export.export_format(params.get("format", export.FORMAT_NAMES[0]),
+                                   params.get("layout", export.LAYOUTS[0]))
+        response = StreamingHttpResponse(fmt.stream(campaign), content_type=fmt.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{fmt.filename(campaign)}"'
         response["Link"] = _datasheet_links(request, campaign)
         response["X-Export-Schema-Version"] = export.EXPORT_SCHEMA_VERSION
         response["Cache-Control"] = "no-store"
-        record(request.user, "campaign.export", campaign, new={"format": fmt, "layout": layout})
+        record(request.user, "campaign.export", campaign,
+               new={"format": fmt.name, "layout": params.get("layout", export.LAYOUTS[0])})
         return response
 
 

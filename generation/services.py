@@ -1,7 +1,7 @@
 """Generation use cases: launch, cancel and retry jobs; run one conversation; extract case facts.
 
 Views, the API and management commands call these; Celery tasks (generation/tasks.py) are thin
-wrappers around `run_conversation_attempt`.
+wrappers around `run_conversation_attempt`. The tasks import this module, so it enqueues them by name.
 """
 import logging
 import time
@@ -14,10 +14,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import record
+from core import queue
 
 from .models import CaseStudy, Conversation, GenerationJob, Literacy, Message, ModelConfig, Persona, Trait
 
 logger = logging.getLogger(__name__)
+
+# The registered name of generation.tasks.generate_conversation (tasks.py declares it with this name).
+GENERATE_CONVERSATION_TASK = "generation.tasks.generate_conversation"
 
 # The paper's persona grid: each Big Five trait High (the other four Low) x Basic/Advanced literacy.
 DEFAULT_TRAITS = tuple(Trait.values)
@@ -206,10 +210,8 @@ def conversation_seed(job_seed: int, case: CaseStudy, persona: Persona) -> int:
 
 
 def enqueue(conversation_ids) -> None:
-    from .tasks import generate_conversation
-
     for conversation_id in conversation_ids:
-        generate_conversation.delay(conversation_id)
+        queue.enqueue(GENERATE_CONVERSATION_TASK, conversation_id)
 
 
 @transaction.atomic

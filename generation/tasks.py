@@ -4,7 +4,7 @@ from celery import shared_task
 from . import services
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(name=services.GENERATE_CONVERSATION_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def generate_conversation(conversation_id: int) -> str:
     return services.run_conversation_attempt(conversation_id)
 

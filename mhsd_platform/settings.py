@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "rating",
     "judging",
     "results",
+    "study_data",
     "api",
     "demo",
 ]

@@ -17,7 +17,7 @@ urlpatterns = [
     path("campaigns/", include("rating.campaign_urls")),
     path("results/", include("results.urls")),
     path("api/v1/", include("api.urls")),
-    path("exports/", include("api.ui_urls")),
+    path("exports/", include("study_data.urls")),
     path("django-admin/", admin.site.urls),
 ]
 

@@ -1,8 +1,8 @@
-"""Admin operations on campaigns: create from filtered conversations, open/close, raters, gold items.
+"""Admin operations on campaigns: create, add conversations, open/close, raters, gold items.
 
 Every operation is audited. Conversations are chosen by filters (job, model under test, condition,
-persona trait, literacy, intent and goal) among finished ones only; the filters are stored on the
-campaign for provenance.
+persona trait, literacy, intent and goal) or listed by id (the API), among finished ones only; how they
+were chosen is stored on the campaign for provenance.
 """
 from __future__ import annotations
 
@@ -174,14 +174,8 @@ def settings_errors(*, name: str, raters: list, overlap_k: int, lease_minutes: i
     return errors
 
 
-def insert_campaign(actor, *, name: str, description: str, rubric: Rubric, raters: list, overlap_k: int,
-                    lease_minutes: int, selection: dict, conversation_ids: list[int]) -> Campaign:
-    """Store a validated campaign with its items and audit event. Callers validate first (settings_errors);
-    the blinding of what raters read is checked here again, whoever the caller."""
-    errors = blinding_errors(Conversation.objects.filter(pk__in=conversation_ids), name=name,
-                             description=description)
-    if errors:
-        raise CampaignError(errors)
+def _insert_campaign(actor, *, name: str, description: str, rubric: Rubric, raters: list, overlap_k: int,
+                     lease_minutes: int, selection: dict, conversation_ids: list[int]) -> Campaign:
     campaign = Campaign.objects.create(
         name=name.strip(), description=description.strip(), rubric=rubric, overlap_k=overlap_k,
         lease_minutes=lease_minutes, selection=selection, created_by=actor,
@@ -198,21 +192,51 @@ def insert_campaign(actor, *, name: str, description: str, rubric: Rubric, rater
     return campaign
 
 
+def conversation_id_errors(conversation_ids: list[int]) -> dict[str, str]:
+    """Conversations given by id must exist and be finished."""
+    found = dict(Conversation.objects.filter(pk__in=conversation_ids).values_list("pk", "status"))
+    missing = [pk for pk in conversation_ids if pk not in found]
+    if missing:
+        return {"conversations": f"No conversations with ids {missing[:20]}."}
+    unfinished = [pk for pk in conversation_ids if found[pk] != Conversation.Status.DONE]
+    if unfinished:
+        return {"conversations": f"Conversations {unfinished[:20]} are not finished and cannot be rated."}
+    return {}
+
+
+def _chosen_conversations(selection: Selection | None, conversation_ids: list[int] | None):
+    """(ids, how they were chosen for the campaign's provenance, errors) for exactly one of the two."""
+    if (selection is None) == (conversation_ids is None):
+        raise TypeError("Give either a selection or conversation ids.")
+    if selection is not None:
+        ids = list(select_conversations(selection).values_list("pk", flat=True))
+        errors = {} if ids else {"__all__": "No finished conversation matches these filters."}
+        return ids, selection.as_json(), errors
+    ids = list(dict.fromkeys(conversation_ids))
+    if not ids:
+        return ids, {}, {"conversations": "Give at least one id."}
+    # The items table says exactly which conversations; the selection records how they were chosen.
+    chosen = {"by": "conversation ids (API)", "conversations": len(ids), "first_id": min(ids), "last_id": max(ids),
+              "status": "done"}
+    return ids, chosen, conversation_id_errors(ids)
+
+
 @transaction.atomic
 def create_campaign(actor, *, name: str, description: str, rubric: Rubric, raters, overlap_k: int,
-                    lease_minutes: int, selection: Selection) -> Campaign:
+                    lease_minutes: int, selection: Selection | None = None,
+                    conversation_ids: list[int] | None = None) -> Campaign:
+    """A draft campaign over the finished conversations that match `selection` (the campaign pages) or
+    the ones listed in `conversation_ids` (the API). Same rules and audit event either way."""
     raters = list(raters)
-    conversation_ids = list(select_conversations(selection).values_list("pk", flat=True))
-    errors = settings_errors(name=name, raters=raters, overlap_k=overlap_k, lease_minutes=lease_minutes,
-                             description=description,
-                             conversations=Conversation.objects.filter(pk__in=conversation_ids))
-    if not conversation_ids:
-        errors["__all__"] = "No finished conversation matches these filters."
+    ids, chosen, errors = _chosen_conversations(selection, conversation_ids)
+    errors = {**settings_errors(name=name, raters=raters, overlap_k=overlap_k, lease_minutes=lease_minutes,
+                                description=description, conversations=Conversation.objects.filter(pk__in=ids)),
+              **errors}
     if errors:
         raise CampaignError(errors)
-    return insert_campaign(actor, name=name, description=description, rubric=rubric, raters=raters,
-                           overlap_k=overlap_k, lease_minutes=lease_minutes, selection=selection.as_json(),
-                           conversation_ids=conversation_ids)
+    return _insert_campaign(actor, name=name, description=description, rubric=rubric, raters=raters,
+                            overlap_k=overlap_k, lease_minutes=lease_minutes, selection=chosen,
+                            conversation_ids=ids)
 
 
 @transaction.atomic
@@ -290,6 +314,50 @@ def close_campaign(actor, campaign: Campaign) -> Campaign:
     )
     record(actor, "campaign.close", campaign, old={"status": old},
            new={"status": campaign.status, "leases_released": released})
+    return campaign
+
+
+@transaction.atomic
+def add_conversations(actor, campaign: Campaign, conversation_ids: list[int]) -> int:
+    """Add finished conversations to a campaign that is not closed; ids already in it are ignored."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.status == Campaign.Status.CLOSED:
+        raise CampaignError({"conversations": "The campaign is closed."})
+    conversation_ids = list(dict.fromkeys(conversation_ids))
+    errors = conversation_id_errors(conversation_ids)
+    if errors:
+        raise CampaignError(errors)
+    present = set(CampaignItem.objects.filter(campaign=campaign, conversation_id__in=conversation_ids)
+                  .values_list("conversation_id", flat=True))
+    new = [pk for pk in conversation_ids if pk not in present]
+    CampaignItem.objects.bulk_create([CampaignItem(campaign=campaign, conversation_id=pk) for pk in new],
+                                     batch_size=2000)
+    if new:
+        record(actor, "campaign.add_conversations", campaign, new={"conversations": len(new),
+                                                                   "first_id": min(new), "last_id": max(new)})
+    return len(new)
+
+
+@transaction.atomic
+def change_campaign(actor, campaign: Campaign, *, settings: dict | None = None, add_conversation_ids=(),
+                    status: str | None = None) -> Campaign:
+    """Several changes at once (the API's PATCH), all or none: new settings (any of name, description,
+    raters, lease_minutes, overlap_k; the rest stay), then added conversations, then the status. Each
+    step is its own audited service; a CampaignError in any step rolls back the steps before it."""
+    if settings:
+        update_campaign(
+            actor, campaign, name=settings.get("name", campaign.name),
+            description=settings.get("description", campaign.description),
+            raters=settings["raters"] if "raters" in settings else list(campaign.raters.all()),
+            lease_minutes=settings.get("lease_minutes", campaign.lease_minutes),
+            overlap_k=settings.get("overlap_k"),
+        )
+    if add_conversation_ids:
+        add_conversations(actor, campaign, add_conversation_ids)
+    if status == Campaign.Status.OPEN:
+        campaign = open_campaign(actor, campaign)
+    elif status == Campaign.Status.CLOSED:
+        campaign = close_campaign(actor, campaign)
     return campaign
 
 

@@ -16,6 +16,7 @@ from audit.services import record
 from generation.models import Message
 
 from . import assignment as assigning
+from . import events
 from .models import Assignment, AxisScore, Campaign, MessageNote, Rating, RubricAxis, SafetyFlag
 
 # The rating page sends a heartbeat this often; no heartbeat is credited with more active time.
@@ -83,20 +84,6 @@ def changes_from_post(data) -> DraftChanges:
 class SaveOutcome:
     saved: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
-
-
-def _results_changed(campaign_id: int) -> None:
-    """Once the transaction commits, ask the results app to recompute the campaign's agreement (it
-    debounces bursts and never raises); imported lazily because results depends on rating."""
-
-    def notify():
-        try:
-            from results.services import schedule_recompute
-        except ImportError:  # results app not installed: nothing to refresh
-            return
-        schedule_recompute(campaign_id)
-
-    transaction.on_commit(notify)
 
 
 def _fmt(value: float | None):
@@ -265,7 +252,7 @@ def apply_changes(assignment: Assignment, actor, changes: DraftChanges) -> SaveO
                 rating.revision += 1
                 record(actor, "rating.revise", rating, old=old, new=new, revision=rating.revision,
                        assignment=assignment.pk)
-                _results_changed(assignment.campaign_id)
+                events.ratings_changed(assignment.campaign_id)
             rating.save()
     return outcome
 
@@ -321,7 +308,7 @@ def submit_rating(assignment: Assignment, actor, changes: DraftChanges | None = 
         assignment.refresh_from_db()
         record(actor, "rating.submit", rating, old={"status": "draft"},
                new={"status": "submitted", **snapshot(rating)}, assignment=assignment.pk)
-        _results_changed(assignment.campaign_id)
+        events.ratings_changed(assignment.campaign_id)
     return rating
 
 

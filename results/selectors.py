@@ -303,7 +303,7 @@ def alpha_history(campaign, limit: int = 200) -> list[dict]:
 
 
 def precomputed_agreement(campaign) -> dict | None:
-    """The newest snapshot's agreement in the shape api.agreement expects, or None when there is no
+    """The newest snapshot's agreement in the shape results.agreement expects, or None when there is no
     snapshot or it no longer matches the ratings (the API then computes afresh rather than serve
     stale figures)."""
     snapshot = latest_snapshot(campaign)

@@ -16,6 +16,7 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
+from core import queue
 from core.redis_client import get_redis
 from rating.models import Campaign
 
@@ -30,6 +31,9 @@ N_BOOT = DEFAULT_N_BOOT
 SEED = DEFAULT_SEED  # fixed: the same ratings always give the same bootstrap interval
 KEEP_FULL_SNAPSHOTS = 10  # older snapshots keep their per-axis headline figures only
 LOCK_SECONDS = 15 * 60
+# The registered name of results.tasks.recompute_agreement: the tasks import this module, so it
+# enqueues them by name rather than importing them back.
+RECOMPUTE_TASK = "results.tasks.recompute_agreement"
 
 
 def pending_key(campaign_id: int) -> str:
@@ -47,8 +51,6 @@ def schedule_recompute(campaign_id: int, delay: float = DEBOUNCE_SECONDS) -> boo
     Never raises: it runs after a rater's submission has committed, and a results hiccup must not
     turn their successful submission into an error page. A missed run is caught by the periodic
     sweep (results.tasks.recompute_stale_campaigns) and by the page's "stale" notice."""
-    from .tasks import recompute_agreement
-
     claimed = False
     # This runs in the rater's request thread: the fast client gives up after ~1 s without retries, and
     # the publish is tried once (Celery would otherwise retry it with back-off), so a dead or hung Redis
@@ -59,7 +61,7 @@ def schedule_recompute(campaign_id: int, delay: float = DEBOUNCE_SECONDS) -> boo
         claimed = bool(r.set(pending_key(campaign_id), "1", nx=True, ex=int(delay) + 120))
         if not claimed:
             return False
-        recompute_agreement.apply_async((campaign_id,), countdown=delay, retry=False)
+        queue.enqueue(RECOMPUTE_TASK, campaign_id, countdown=delay, retry=False)
         return True
     except Exception:  # noqa: BLE001 - see docstring
         logger.exception("Could not schedule the agreement recomputation of campaign %s", campaign_id)

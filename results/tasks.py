@@ -8,7 +8,7 @@ from . import services
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="results.tasks.recompute_agreement", ignore_result=True)
+@shared_task(name=services.RECOMPUTE_TASK, ignore_result=True)
 def recompute_agreement(campaign_id: int) -> int | None:
     """Recompute the campaign's agreement and results (scheduled by services.schedule_recompute).
 

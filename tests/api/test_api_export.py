@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import math
+import re
 
 import pandas as pd
 import pyarrow as pa
@@ -13,10 +14,10 @@ from django.apps import apps
 from django.db import connection
 from django.http import StreamingHttpResponse
 
-from api import export
-from api.export import LONG_COLUMNS, arrow_schema
 from generation.models import Message
 from rating.models import Campaign, Rating
+from study_data import export
+from study_data.export import LONG_COLUMNS, arrow_schema
 from tests.api.conftest import ApiClient, assert_error
 from tests.api.rated import TRICKY, truth
 from tests.factories import make_token
@@ -325,6 +326,44 @@ def test_exports_page_links_every_format(rated, client, researcher):
     response = client.get(f"/api/v1/campaigns/{rated.pk}/export?format=jsonl")
     assert response.status_code == 200 and isinstance(response, StreamingHttpResponse)
     assert len(b"".join(response.streaming_content).splitlines()) == 5
+
+
+def test_view_schema_datasheet_and_page_list_exactly_the_registered_formats(rated, researcher_api, client,
+                                                                          researcher):
+    from drf_spectacular.generators import SchemaGenerator
+
+    formats = export.EXPORT_FORMATS
+    # The view serves each one with its content type and file extension.
+    for fmt in formats:
+        response, _ = download(researcher_api, rated, **dict(part.split("=") for part in fmt.query().split("&")))
+        assert response["Content-Type"] == fmt.content_type
+        assert response["Content-Disposition"].endswith(f'.{fmt.extension}"')
+    # The OpenAPI schema's enums and response types.
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    [operation] = [ops["get"] for path, ops in schema["paths"].items() if path.endswith("/export")]
+    enums = {p["name"]: p["schema"].get("enum") for p in operation["parameters"]}
+    assert enums["format"] == list(export.FORMAT_NAMES) == list(dict.fromkeys(f.name for f in formats))
+    assert enums["layout"] == list(export.LAYOUTS) == [f.layout for f in formats if f.layout]
+    assert set(operation["responses"]["200"]["content"]) == {f.content_type.split(";")[0] for f in formats}
+    # The datasheet links and describes each one.
+    sheet = researcher_api.get(f"/api/v1/campaigns/{rated.pk}/datasheet").json()
+    assert list(sheet["exports"]) == [f.key for f in formats]
+    assert [key for key in sheet["fields"] if key != "record"] == [f.key for f in formats]
+    assert all(sheet["exports"][f.key].endswith(f"/export?{f.query()}") for f in formats)
+    md = researcher_api.get(f"/api/v1/campaigns/{rated.pk}/datasheet?format=md").content.decode()
+    assert all(f"### {f.label}\n" in md and f"- {f.label}: " in md for f in formats)
+    # The exports page offers each one, in the registry's order.
+    client.force_login(researcher)
+    page = client.get("/exports/").content.decode()
+    links = re.findall(rf'/api/v1/campaigns/{rated.pk}/export\?([^"]+)"', page)
+    assert links == [f.query().replace("&", "&amp;") for f in formats]
+
+
+def test_an_unknown_format_or_layout_is_refused(researcher_api, rated):
+    assert_error(researcher_api.get(f"/api/v1/campaigns/{rated.pk}/export?format=xlsx"), 400)
+    assert_error(researcher_api.get(f"/api/v1/campaigns/{rated.pk}/export?format=csv&layout=tall"), 400)
+    with pytest.raises(export.ExportError):
+        export.export_format("xlsx")
 
 
 def test_parquet_schema_is_readable_as_arrow_types():

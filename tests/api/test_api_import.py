@@ -5,10 +5,10 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from api import importer
 from audit.models import AuditEvent
 from generation.models import Conversation, Message
 from generation.readability import smog_grade, smog_grade_texts
+from study_data import importer
 from tests.api.conftest import assert_error
 
 pytestmark = pytest.mark.django_db

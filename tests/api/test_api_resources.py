@@ -11,12 +11,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.roles import Role
-from api import agreement as api_agreement
 from api import views as api_views
 from audit.models import AuditEvent
 from generation.models import Conversation, GenerationJob, Message
 from rating import services as rating_services
 from rating.models import Assignment, AxisScore, Campaign, Rating
+from results import agreement as results_agreement
 from results.stats import compute_agreement
 from tests.api.conftest import ApiClient, assert_error
 from tests.factories import (
@@ -216,6 +216,33 @@ def test_campaign_patch(admin_api, rated):
     assert_error(admin_api.patch("/api/v1/campaigns/999999", {"name": "x"}), 404)
 
 
+def test_a_campaign_patch_that_fails_in_its_last_part_commits_nothing(admin_api, grid, raters):
+    created = admin_api.post("/api/v1/campaigns", {"name": "Draft", "raters": [r.pk for r in raters], "overlap_k": 2,
+                                                   "lease_minutes": 60, "conversations": [grid["convs"][0].pk]})
+    campaign = Campaign.objects.get(pk=created.json()["id"])
+    campaign.items.all().delete()  # an empty draft: opening it is refused
+    url = f"/api/v1/campaigns/{campaign.pk}"
+    events_before = AuditEvent.objects.count()
+
+    # Valid new settings, then a status change that fails: the settings are not kept either.
+    refused = admin_api.patch(url, {"name": "Renamed", "lease_minutes": 45, "raters": [r.pk for r in raters[:2]],
+                                    "status": "open"})
+    assert "no conversations" in assert_error(refused, 400)["details"]["non_field_errors"][0]
+    campaign.refresh_from_db()
+    assert (campaign.name, campaign.lease_minutes, campaign.status) == ("Draft", 60, "draft")
+    assert set(campaign.raters.all()) == set(raters)
+    assert AuditEvent.objects.count() == events_before  # not even the audit event of the first part
+
+    # On a closed campaign: the rename is valid, adding conversations is not; nothing is kept.
+    admin_api.patch(url, {"status": "closed"})
+    events_before = AuditEvent.objects.count()
+    refused = admin_api.patch(url, {"name": "Renamed", "add_conversations": [grid["convs"][1].pk]})
+    assert "closed" in assert_error(refused, 400)["details"]["conversations"][0]
+    campaign.refresh_from_db()
+    assert campaign.name == "Draft" and not campaign.items.exists()
+    assert AuditEvent.objects.count() == events_before
+
+
 def test_ratings_are_pseudonymised(researcher_api, admin_api, rated):
     ratings, _ = walk(researcher_api, f"/api/v1/campaigns/{rated.pk}/ratings", {"page_size": 3})
     assert len(ratings) == 8 and all(r["status"] == "submitted" for r in ratings)
@@ -301,8 +328,8 @@ def test_agreement_equals_the_statistics_on_the_same_matrix(researcher_api, rate
 
 def test_agreement_is_cached_until_a_rating_changes(researcher_api, rated, monkeypatch):
     calls = []
-    real = api_agreement.compute_campaign_agreement
-    monkeypatch.setattr(api_agreement, "compute_campaign_agreement",
+    real = results_agreement.compute_campaign_agreement
+    monkeypatch.setattr(results_agreement, "compute_campaign_agreement",
                         lambda campaign, n_boot: calls.append(n_boot) or real(campaign, n_boot))
     url = f"/api/v1/campaigns/{rated.pk}/agreement"
     first = researcher_api.get(url, {"n_boot": 20}).json()
@@ -341,7 +368,7 @@ def test_agreement_prefers_the_results_snapshot_while_it_is_current(researcher_a
     rating_services.apply_changes(assignment, assignment.rater, rating_services.DraftChanges(
         values={"flow": str(int(current % 4) + 1)}))
     fresh = researcher_api.get(url).json()
-    assert fresh["source"] == "computed" and fresh["n_boot"] == api_agreement.DEFAULT_N_BOOT
+    assert fresh["source"] == "computed" and fresh["n_boot"] == results_agreement.DEFAULT_N_BOOT
 
 
 # --- jobs -----------------------------------------------------------------------------------------

@@ -158,12 +158,13 @@ def test_skipped_assignment_cannot_be_edited(started):
         services.apply_changes(a, rater, changes({"value__flow": "3"}))
 
 
-def test_submission_and_revision_ask_results_to_recompute(started, monkeypatch, django_capture_on_commit_callbacks):
-    import results.services
+def test_submission_and_revision_tell_the_ratings_changed_listeners(started, monkeypatch,
+                                                                    django_capture_on_commit_callbacks):
+    from rating import events
 
     campaign, rater, a = started
     calls = []
-    monkeypatch.setattr(results.services, "schedule_recompute", lambda cid, *args, **kw: calls.append(cid))
+    monkeypatch.setattr(events, "_listeners", [calls.append])  # results' listener is tested in test_app_hooks
     with django_capture_on_commit_callbacks(execute=True):
         services.submit_rating(a, rater, changes(full_values(campaign)))
     with django_capture_on_commit_callbacks(execute=True):

@@ -125,13 +125,13 @@ def test_api_on_request_agreement_equals_the_snapshot_and_names_raters_by_pseudo
 
     from django.core.cache import cache
 
-    from api import agreement as api_agreement
+    from results import agreement as results_agreement
 
     cache.clear()
-    computed = api_agreement.campaign_agreement(fixed.campaign, n_boot=60)
+    computed = results_agreement.campaign_agreement(fixed.campaign, n_boot=60)
     assert computed["source"] == "computed" and computed["seed"] == services.SEED
     snapshot = recompute_campaign(fixed.campaign.pk, n_boot=60, seed=services.SEED)
-    precomputed = api_agreement.campaign_agreement(fixed.campaign, n_boot=60)
+    precomputed = results_agreement.campaign_agreement(fixed.campaign, n_boot=60)
     assert precomputed["source"] == "precomputed" and precomputed["snapshot_id"] == snapshot.pk
     assert json.loads(json.dumps(computed["axes"])) == json.loads(json.dumps(precomputed["axes"]))
 

@@ -258,7 +258,7 @@ URL_ACCESS: dict[str, Access] = {
         {"anon": DENY, "other_rater": DENY, "rater": DENY, "researcher": DENY, "admin": DENY},
         kwargs=lambda w: {"rest": "no/such/route"}, token={"rater": DENY, "researcher": DENY, "admin": DENY},
     ),
-    # --- exports and imports pages (api/ui_urls.py) ---
+    # --- exports and imports pages (study_data/urls.py) ---
     "exports:index": Access({"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK}),
     "exports:import": staff_only(),
 }

@@ -5,7 +5,7 @@ Memory stays flat however large the campaign: every table is read through a Post
 time. All cursors run inside one REPEATABLE READ, READ ONLY transaction, so a campaign that is being
 rated while it is exported still yields one consistent snapshot.
 
-One record per conversation (field meanings in api/datasheet.py RECORD_FIELDS; Parquet types in
+One record per conversation (field meanings in study_data/datasheet.py RECORD_FIELDS; Parquet types in
 `arrow_schema()`; both are served by the datasheet): conversation metadata and provenance, the
 messages, every SUBMITTED rating (drafts are work in progress, not data) with per-axis values and
 comments, time on task and rubric version, the per-conversation aggregate per axis, and every safety
@@ -19,7 +19,8 @@ import io
 import json
 import math
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import groupby
 from operator import itemgetter
@@ -34,13 +35,6 @@ except ImportError:  # pragma: no cover - pinned in pyproject.toml; the standard
     orjson = None
 
 EXPORT_SCHEMA_VERSION = "1"
-FORMATS = ("jsonl", "csv", "parquet")
-LAYOUTS = ("long", "wide")
-CONTENT_TYPES = {
-    "jsonl": "application/x-ndjson; charset=utf-8",
-    "csv": "text/csv; charset=utf-8",
-    "parquet": "application/vnd.apache.parquet",
-}
 DEFAULT_ITERSIZE = 2000
 # Output is handed to the server in pieces of about this size: few enough writes, small enough buffers.
 CHUNK_BYTES = 256 * 1024
@@ -624,20 +618,97 @@ def parquet_stream(campaign: Campaign, *, row_group: int | None = None, metadata
     yield sink.drain()
 
 
-def export_stream(campaign: Campaign, fmt: str, layout: str = "long", **kwargs) -> Iterator[bytes]:
-    if fmt == "jsonl":
-        return jsonl_stream(campaign, **kwargs)
-    if fmt == "csv":
-        return (csv_wide_stream if layout == "wide" else csv_long_stream)(campaign, **kwargs)
-    if fmt == "parquet":
-        return parquet_stream(campaign, **kwargs)
-    raise ExportError(f"Unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+def csv_stream(campaign: Campaign, layout: str = "long", **kwargs) -> Iterator[bytes]:
+    return (csv_wide_stream if layout == "wide" else csv_long_stream)(campaign, **kwargs)
 
 
-def filename(campaign: Campaign, fmt: str, layout: str = "long") -> str:
-    from django.utils.text import slugify
+# --- the formats -----------------------------------------------------------------------------------
 
-    stem = f"campaign-{campaign.pk}-{slugify(campaign.name)[:60] or 'export'}"
-    if fmt == "csv":
-        stem += f"-{layout}"
-    return f"{stem}.{fmt}"
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One kind of export file. The API view and its OpenAPI enum, the datasheet and the exports page
+    all read EXPORT_FORMATS: a new format is a writer above and one entry below."""
+
+    key: str  # unique; the datasheet's name for it
+    name: str  # ?format=
+    layout: str | None  # ?layout= for a format that has several (CSV), else None
+    label: str  # the exports page's button and the datasheet's heading
+    content_type: str
+    extension: str
+    writer: Callable[..., Iterator[bytes]]  # writer(campaign, **kwargs) -> the file in chunks
+    description: str  # what a row or record is; printed by the datasheet
+    details: Callable[[], dict] = dict  # what the datasheet adds to the description (columns, schema)
+    binary: bool = False
+
+    def query(self) -> str:
+        """The query string that asks the export endpoint for this format."""
+        return f"format={self.name}" + (f"&layout={self.layout}" if self.layout else "")
+
+    def stream(self, campaign: Campaign, **kwargs) -> Iterator[bytes]:
+        if self.layout:
+            kwargs["layout"] = self.layout
+        return self.writer(campaign, **kwargs)
+
+    def filename(self, campaign: Campaign) -> str:
+        from django.utils.text import slugify
+
+        stem = f"campaign-{campaign.pk}-{slugify(campaign.name)[:60] or 'export'}"
+        if self.layout:
+            stem += f"-{self.layout}"
+        return f"{stem}.{self.extension}"
+
+
+EXPORT_FORMATS = (
+    ExportFormat(
+        key="jsonl", name="jsonl", layout=None, label="JSONL", content_type="application/x-ndjson; charset=utf-8",
+        extension="jsonl", writer=jsonl_stream,
+        description="One JSON object per line, one per conversation, with the fields listed under Fields.",
+    ),
+    ExportFormat(
+        key="csv_long", name="csv", layout="long", label="CSV (long)", content_type="text/csv; charset=utf-8",
+        extension="csv", writer=csv_stream,
+        description=(
+            "One row per conversation x submitted rating x axis; conversations without submitted ratings have no "
+            "rows. Columns repeat the conversation metadata; axis_mean and axis_n are the conversation's aggregate "
+            "of that axis. Empty cells are missing values; booleans are true/false; floats are written in shortest "
+            "round-trip form."
+        ),
+        details=lambda: {"columns": LONG_COLUMNS},
+    ),
+    ExportFormat(
+        key="csv_wide", name="csv", layout="wide", label="CSV (wide)", content_type="text/csv; charset=utf-8",
+        extension="csv", writer=csv_stream,
+        description=(
+            "One row per conversation (rated or not). Per axis: <axis>__mean, <axis>__sd, <axis>__n. Then rater "
+            "slots rater1..raterK (K = most submitted ratings of any conversation), each with the pseudonym, "
+            "__rating_id, __rubric_version, __submitted_at, __active_seconds, __overall_comment and per axis the "
+            "value and __comment; slots are filled in rating-id order, so rater1 is not the same person on every "
+            "row. messages_json holds the messages as a JSON array."
+        ),
+        details=lambda: {"columns": "see notes (depends on the rubric's axes)"},
+    ),
+    ExportFormat(
+        key="parquet", name="parquet", layout=None, label="Parquet", content_type="application/vnd.apache.parquet",
+        extension="parquet", writer=parquet_stream, binary=True,
+        description=(
+            "One row per conversation with the same nested fields as the JSONL records (lists of structs; no maps, "
+            "so `datasets.load_dataset('parquet', data_files=...)` and pandas read it as is). Date-times are "
+            "timestamp[us, UTC]; provenance and gold_scores are JSON text (free-form objects have no fixed Arrow "
+            "type). Compressed with zstd; one row group per 1,000 conversations."
+        ),
+        details=lambda: {"arrow_schema": arrow_schema().to_string(show_schema_metadata=False)},
+    ),
+)
+# What ?format= and ?layout= accept, in the registry's order.
+FORMAT_NAMES = tuple(dict.fromkeys(f.name for f in EXPORT_FORMATS))
+LAYOUTS = tuple(dict.fromkeys(f.layout for f in EXPORT_FORMATS if f.layout))
+
+
+def export_format(name: str, layout: str | None = None) -> ExportFormat:
+    """The format `?format=name&layout=layout` asks for; formats without layouts ignore `layout`."""
+    candidates = [f for f in EXPORT_FORMATS if f.name == name]
+    for fmt in candidates:
+        if fmt.layout is None or fmt.layout == (layout or LAYOUTS[0]):
+            return fmt
+    raise ExportError(f"Unknown format {name!r} (layout {layout!r}); choose one of {', '.join(FORMAT_NAMES)}.")

@@ -1,20 +1,22 @@
-"""Browser pages for exports and imports (mounted at /exports/). The work is the API's: the export
-links are the streamed API endpoints (session-authenticated), and the import form calls the same
-import service as POST /api/v1/conversations/import."""
+"""Browser pages for exports and imports (mounted at /exports/). The export links are the streamed API
+endpoints (session-authenticated), and the import form calls the same import service as
+POST /api/v1/conversations/import."""
 from django import forms
 from django.shortcuts import render
 
 from accounts.access import capability_required
 from accounts.roles import Capability
 
-from . import importer
-from .serializers import campaign_queryset
+from . import export, importer
+from .selectors import campaign_queryset
 
 
 @capability_required(Capability.EXPORT_DATA)
 def exports(request):
     campaigns = campaign_queryset().order_by("-created_at")
-    return render(request, "api/exports.html", {"campaigns": campaigns})
+    return render(request, "study_data/exports.html", {
+        "campaigns": campaigns, "formats": export.EXPORT_FORMATS, "format_names": export.FORMAT_NAMES,
+    })
 
 
 class ImportForm(forms.Form):
@@ -35,23 +37,16 @@ def import_page(request):
     context = {"limit_mb": importer.max_import_bytes() / (1024 * 1024), "example": EXAMPLE}
     status = 200
     if request.method == "POST":
-        limit = importer.max_import_bytes()
         try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > limit + 64 * 1024:
-            # Do not read an oversized body at all.
-            context.update(form=ImportForm(), rejected={"message": importer.too_large_message(length)})
-            return render(request, "api/import.html", context, status=413)
+            importer.check_declared_length(request.META)  # before the body is read at all
+        except importer.ImportRejected as exc:
+            context.update(form=ImportForm(), rejected={"message": exc.message})
+            return render(request, "study_data/import.html", context, status=exc.status)
         form = ImportForm(request.POST, request.FILES)
         if form.is_valid():
-            upload = form.cleaned_data["file"]
             try:
-                if upload.size > limit:
-                    raise importer.ImportRejected(importer.too_large_message(upload.size), status=413)
                 result = importer.import_conversations(
-                    request.user, upload.read(),
+                    request.user, importer.read_upload(form.cleaned_data["file"]),
                     default_source=form.cleaned_data["source"] or importer.DEFAULT_SOURCE,
                     on_duplicate=form.cleaned_data["on_duplicate"],
                 )
@@ -68,7 +63,7 @@ def import_page(request):
     else:
         form = ImportForm()
     context["form"] = form
-    return render(request, "api/import.html", context, status=status)
+    return render(request, "study_data/import.html", context, status=status)
 
 
 EXAMPLE = (

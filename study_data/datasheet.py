@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from generation.models import Conversation, GenerationJob, Message
 from rating.models import Campaign, CampaignItem, Rating, SafetyFlag
+from results.agreement import agreement_summary, campaign_agreement
 
 from . import export
-from .agreement import agreement_summary, campaign_agreement
 
 RECORD_FIELDS = {
     "conversation_id": "Platform id of the conversation (stable).",
@@ -53,24 +53,6 @@ RECORD_FIELDS = {
     "safety_flags[]": "Every safety flag on the conversation: flag_id, campaign_id, category, status, reason, "
     "raised_by (pseudonym), created_at, message_index (the message it is about, if one was named).",
 }
-CSV_LONG_NOTES = (
-    "One row per conversation x submitted rating x axis; conversations without submitted ratings have no rows. "
-    "Columns repeat the conversation metadata; axis_mean and axis_n are the conversation's aggregate of that axis. "
-    "Empty cells are missing values; booleans are true/false; floats are written in shortest round-trip form."
-)
-CSV_WIDE_NOTES = (
-    "One row per conversation (rated or not). Per axis: <axis>__mean, <axis>__sd, <axis>__n. Then rater slots "
-    "rater1..raterK (K = most submitted ratings of any conversation), each with the pseudonym, __rating_id, "
-    "__rubric_version, __submitted_at, __active_seconds, __overall_comment and per axis the value and "
-    "__comment; slots are filled in rating-id order, so rater1 is not the same person on every row. "
-    "messages_json holds the messages as a JSON array."
-)
-PARQUET_NOTES = (
-    "One row per conversation with the same nested fields as the JSONL records (lists of structs; no maps, so "
-    "`datasets.load_dataset('parquet', data_files=...)` and pandas read it as is). Date-times are "
-    "timestamp[us, UTC]; provenance and gold_scores are JSON text (free-form objects have no fixed Arrow "
-    "type). Compressed with zstd; one row group per 1,000 conversations."
-)
 
 
 @lru_cache(maxsize=1)
@@ -196,20 +178,10 @@ def build_datasheet(campaign: Campaign, *, base_url: str = "") -> dict:
             "full": f"{api}/agreement",
         },
         "generation": _generation(campaign),
-        "exports": {
-            "jsonl": f"{api}/export?format=jsonl",
-            "csv_long": f"{api}/export?format=csv&layout=long",
-            "csv_wide": f"{api}/export?format=csv&layout=wide",
-            "parquet": f"{api}/export?format=parquet",
-        },
+        "exports": {f.key: f"{api}/export?{f.query()}" for f in export.EXPORT_FORMATS},
         "fields": {
             "record": RECORD_FIELDS,
-            "csv_long": {"notes": CSV_LONG_NOTES, "columns": export.LONG_COLUMNS},
-            "csv_wide": {"notes": CSV_WIDE_NOTES, "columns": "see notes (depends on the rubric's axes)"},
-            "parquet": {
-                "notes": PARQUET_NOTES,
-                "arrow_schema": export.arrow_schema().to_string(show_schema_metadata=False),
-            },
+            **{f.key: {"notes": f.description, **f.details()} for f in export.EXPORT_FORMATS},
         },
     }
 
@@ -230,6 +202,15 @@ def _fmt(value) -> str:
 
 def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _format_section(label: str, fields: dict) -> list[str]:
+    lines = ["", f"### {label}", "", fields["notes"], ""]
+    if isinstance(fields.get("columns"), list):
+        lines += ["Columns: " + ", ".join(f"`{col}`" for col in fields["columns"]), ""]
+    if "arrow_schema" in fields:
+        lines += ["```", fields["arrow_schema"], "```", ""]
+    return lines
 
 
 def render_markdown(sheet: dict) -> str:
@@ -293,15 +274,13 @@ def render_markdown(sheet: dict) -> str:
                      f"{imp['conversations']} conversations.")
     if not sheet["generation"]["jobs"] and not sheet["generation"]["imports"]:
         lines.append("- No conversations yet.")
+    labels = {f.key: f.label for f in export.EXPORT_FORMATS}
     lines += ["", "## Files", ""]
-    for name, url in sheet["exports"].items():
-        lines.append(f"- {name}: {url}")
+    for key, url in sheet["exports"].items():
+        lines.append(f"- {labels.get(key, key)}: {url}")
     lines += ["", "## Fields (JSONL records and Parquet rows)", "", "| Field | Meaning |", "|---|---|"]
     for name, meaning in sheet["fields"]["record"].items():
         lines.append(f"| `{name}` | {_cell(meaning)} |")
-    lines += ["", "### CSV, long layout", "", sheet["fields"]["csv_long"]["notes"], "",
-              "Columns: " + ", ".join(f"`{col}`" for col in sheet["fields"]["csv_long"]["columns"]), "",
-              "### CSV, wide layout", "", sheet["fields"]["csv_wide"]["notes"], "",
-              "### Parquet", "", sheet["fields"]["parquet"]["notes"], "", "```",
-              sheet["fields"]["parquet"]["arrow_schema"], "```", ""]
+    for key in sheet["exports"]:
+        lines += _format_section(labels.get(key, key), sheet["fields"][key])
     return "\n".join(lines)
