@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from accounts.roles import Role
+from judging import events as judging_events
 from judging.models import JudgeRun
 from rating.rubric_files import load_rubric
 from results import judge_selectors, selectors, services
@@ -243,6 +244,12 @@ def test_a_finished_judge_run_is_recomputed_by_a_real_worker():
         assert services.judge_run_finished(run.pk) == [campaign_id]
         wait_for(lambda: JudgeAgreement.objects.filter(judge_run=run).exists(), timeout=60,
                  message="the judge's statistics")
+        # The same through judging's event, the way judging (which may not import results) tells it.
+        _reset_queue(campaign_id)
+        second = make_judge_run(fixed.campaign, judge_scores(fixed), samples=1)
+        judging_events.judge_run_finished(second.pk)
+        wait_for(lambda: JudgeAgreement.objects.filter(judge_run=second).exists(), timeout=60,
+                 message="the second run's statistics, through judging.events")
         latest = selectors.latest_snapshot(campaign_id)
         assert latest.pk != first.pk and not selectors.is_stale(latest)
         time.sleep(0.5)
