@@ -19,6 +19,7 @@ from .page_tables import svg_response, table_csv_response
 from .reporting import bootstrap_note
 from .reporting import table as make_table
 from .stats import DEFINITIONS, DRIFT_RULE
+from .stats.judge import JUDGE_DEFINITIONS
 
 # Where each stored table appears on the page; all of them (and alpha_history) download as CSV.
 AGREEMENT_TABLES = ["agreement", "raters"]
@@ -146,6 +147,13 @@ def snapshot_json(request, pk):
         "raters": snapshot.rater_stats,
         "drift_flagged": snapshot.drift_flagged,
         "results": snapshot.tables,
+        # LLM judge runs against the clinicians (never counted among the raters above).
+        "judges": [
+            {"run": j.provenance, "n_conversations": j.n_conversations, "input_hash": j.input_hash,
+             "statistics": j.statistics, "tables": j.tables.get("tables", {})}
+            for j in judge_views.snapshot_judges(snapshot)
+        ],
+        "judge_definitions": JUDGE_DEFINITIONS,
         "definitions": DEFINITIONS,
         "drift_rule": DRIFT_RULE,
     }

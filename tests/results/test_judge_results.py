@@ -203,6 +203,17 @@ def test_judge_figures_are_svg_with_n_points_and_the_bias_lines(judged_page):
     assert client.get(f"{base}/scatter-nope.svg").status_code == 404
 
 
+def test_snapshot_json_holds_the_judge_statistics(judged_page):
+    fixed, run, client = judged_page
+    payload = client.get(f"/results/campaigns/{fixed.campaign.pk}/snapshot.json").json()
+    (judge,) = payload["judges"]
+    assert judge["run"]["run_id"] == run.pk and judge["run"]["prompt_version"] == "judge-v1"
+    stored = JudgeAgreement.objects.get(judge_run=run)
+    assert judge["statistics"] == stored.statistics and "judge_vs_clinicians" in judge["tables"]
+    assert "paired.alpha" in payload["judge_definitions"]
+    assert payload["snapshot"]["n_raters"] == 3  # the judge is not a rater
+
+
 def test_raters_get_nothing_of_the_judge_results(judged, client):
     fixed, run, _ = judged
     client.force_login(fixed.raters[0])
