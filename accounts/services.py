@@ -21,7 +21,7 @@ def create_user(actor, *, username, email, role, first_name="", last_name="") ->
 
 
 @transaction.atomic
-def set_active(actor, user: User, active: bool) -> User:
+def set_user_active(actor, user: User, active: bool) -> User:
     if user.pk == actor.pk and not active:
         raise ValueError("You cannot deactivate your own account.")
     old = user.is_active

@@ -30,7 +30,7 @@ def user_set_active(request, pk):
     user = get_object_or_404(User, pk=pk)
     active = request.POST.get("active") == "1"
     try:
-        services.set_active(request.user, user, active)
+        services.set_user_active(request.user, user, active)
         messages.success(request, f"{user.username} is now {'active' if active else 'deactivated'}.")
     except ValueError as exc:
         messages.error(request, str(exc))

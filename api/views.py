@@ -570,7 +570,7 @@ class JobCancelView(JobActionView):
 class JobRetryView(JobActionView):
     """Failed conversations are queued again with their original seeds."""
 
-    job_action = staticmethod(generation_services.retry_failed)
+    job_action = staticmethod(generation_services.retry_failed_conversations)
 
 
 # --- a rater's own assignments --------------------------------------------------------------------

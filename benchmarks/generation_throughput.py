@@ -59,7 +59,7 @@ def run_job(server, *, conversations, traits, literacies, in_flight, worker_conc
         ), enqueue_tasks=False)
         ids = list(job.conversations.order_by("id").values_list("id", flat=True))
         job.conversations.filter(id__in=ids[n:]).delete()  # the grid rounds up to whole cases
-        services.enqueue(ids[:n])
+        services.enqueue_conversations(ids[:n])
         while not job_progress(GenerationJob.objects.get(pk=job.pk))["is_finished"]:
             time.sleep(0.1)
         return job, time.perf_counter() - started

@@ -126,10 +126,10 @@ def ensure_demo_jobs() -> list[GenerationJob]:
 @transaction.atomic
 def seed_foundation() -> dict:
     ensure_users()
-    load_rubric_file(DEFAULT_RUBRIC_FILE, make_default=True)
+    load_rubric_file(DEFAULT_RUBRIC_FILE, origin=f"demo seed {DEFAULT_RUBRIC_FILE.name}", make_default=True)
     for path in sorted(RUBRIC_DIR.glob("*.json")):
         if path != DEFAULT_RUBRIC_FILE:
-            load_rubric_file(path)
+            load_rubric_file(path, origin=f"demo seed {path.name}")
     personas = ensure_personas()
     ensure_models()
     cases = ensure_demo_cases()

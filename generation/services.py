@@ -174,7 +174,7 @@ def launch_job(actor, req: JobRequest, *, enqueue_tasks: bool = True) -> Generat
     record(actor, "job.launch", job, new={"conversations": len(conversations), "name": job.name})
     if enqueue_tasks:
         ids = list(job.conversations.values_list("id", flat=True))
-        transaction.on_commit(lambda: enqueue(ids))
+        transaction.on_commit(lambda: enqueue_conversations(ids))
     return job
 
 
@@ -209,7 +209,7 @@ def conversation_seed(job_seed: int, case: CaseStudy, persona: Persona) -> int:
     return int.from_bytes(digest[:6], "big")
 
 
-def enqueue(conversation_ids) -> None:
+def enqueue_conversations(conversation_ids) -> None:
     for conversation_id in conversation_ids:
         queue.enqueue(GENERATE_CONVERSATION_TASK, conversation_id)
 
@@ -230,7 +230,7 @@ def cancel_job(job: GenerationJob, actor) -> int:
 
 
 @transaction.atomic
-def retry_failed(job: GenerationJob, actor) -> int:
+def retry_failed_conversations(job: GenerationJob, actor) -> int:
     """Re-run only the failed conversations (with their original seeds). Conversations still queued
     are sent to the queue again too: if the broker lost their messages (a Redis restart without
     persistence), this is how an admin gets them going; a duplicate task is a no-op."""
@@ -247,7 +247,7 @@ def retry_failed(job: GenerationJob, actor) -> int:
     job.status = GenerationJob.Status.QUEUED
     job.save(update_fields=["cancel_requested_at", "finished_at", "status"])
     record(actor, "job.retry_failed", job, new={"conversations": len(failed)})
-    transaction.on_commit(lambda: enqueue(failed + still_queued))
+    transaction.on_commit(lambda: enqueue_conversations(failed + still_queued))
     return len(failed)
 
 
@@ -470,7 +470,7 @@ def orphaned_conversation_ids() -> list[int]:
     return [cid for cid in running if not ConversationLease.is_held(cid)]
 
 
-def requeue_orphans() -> list[int]:
+def requeue_orphaned_conversations() -> list[int]:
     """Hand conversations of dead workers to live ones. Nothing of theirs was written (messages are
     written only on completion), so they restart from the beginning with the same seed. One that has
     already lost GENERATION_MAX_ATTEMPTS workers is failed instead: it is probably what kills them."""
@@ -494,7 +494,7 @@ def requeue_orphans() -> list[int]:
         logger.error("Conversations failed after losing %s workers: %s", max_attempts, given_up)
     if requeued:
         logger.warning("Re-queued conversations of a lost worker: %s", requeued)
-        enqueue(requeued)
+        enqueue_conversations(requeued)
     return requeued
 
 

@@ -11,7 +11,7 @@ def generate_conversation(conversation_id: int) -> str:
 
 @shared_task(ignore_result=True)
 def requeue_orphaned_conversations() -> list[int]:
-    return services.requeue_orphans()
+    return services.requeue_orphaned_conversations()
 
 
 @shared_task(acks_late=True, ignore_result=True)

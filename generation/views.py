@@ -82,7 +82,7 @@ def job_cancel(request, pk):
 @capability_required(Capability.LAUNCH_GENERATION)
 def job_retry(request, pk):
     job = get_object_or_404(GenerationJob, pk=pk)
-    n = services.retry_failed(job, request.user)
+    n = services.retry_failed_conversations(job, request.user)
     messages.success(request, f"Re-queued {n} failed conversations." if n else "No failed conversations to retry.")
     return redirect("generation:job_detail", pk=pk)
 

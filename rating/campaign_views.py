@@ -149,7 +149,7 @@ def campaign_close(request, pk):
 @require_POST
 def campaign_reclaim(request, pk):
     c = get_object_or_404(Campaign, pk=pk)
-    n = campaigns.reclaim(request.user, c)
+    n = campaigns.reclaim_expired_leases(request.user, c)
     messages.success(request, f"{n} expired lease(s) reclaimed." if n else "No expired leases to reclaim.")
     return redirect("campaigns:detail", pk=pk)
 
@@ -216,7 +216,9 @@ def rubrics(request):
     form = RubricUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            rubric, created = load_rubric(form.cleaned_data["file"], make_default=form.cleaned_data["make_default"])
+            rubric, created = load_rubric(form.cleaned_data["file"], actor=request.user,
+                                          origin=f"upload {request.FILES['file'].name}",
+                                          make_default=form.cleaned_data["make_default"])
         except RubricFileError as exc:
             form.add_error("file", f"{request.FILES['file'].name}: {exc}")
         else:

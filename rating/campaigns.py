@@ -361,7 +361,7 @@ def change_campaign(actor, campaign: Campaign, *, settings: dict | None = None, 
     return campaign
 
 
-def reclaim(actor, campaign: Campaign) -> int:
+def reclaim_expired_leases(actor, campaign: Campaign) -> int:
     return assigning.reclaim_expired(campaign, actor=actor)
 
 

@@ -140,121 +140,167 @@ def apply_changes(assignment: Assignment, actor, changes: DraftChanges) -> SaveO
     outcome = SaveOutcome(errors=dict(changes.bad_fields))
     with transaction.atomic():
         _hold(assignment)
-        # One save at a time per rating, so concurrent requests from one page cannot interleave.
-        rating = Rating.objects.select_for_update(of=("self",), no_key=True).filter(assignment=assignment).first()
-        if rating is None:
-            rating = rating_for(assignment)
-        submitted = rating.status == Rating.Status.SUBMITTED
-        axes = {a.key: a for a in RubricAxis.objects.filter(rubric_id=rating.rubric_id)}
-        by_id = {a.pk: a for a in axes.values()}
-        scores = {by_id[s.axis_id].key: s for s in AxisScore.objects.filter(rating=rating)}
-        dirty_scores = {}  # rows to insert or update in one statement each, at the end
-        old, new = {}, {}
-
-        def score_row(axis):
-            if axis.key not in scores:
-                scores[axis.key] = AxisScore(rating=rating, axis=axis)
-            dirty_scores[axis.key] = scores[axis.key]
-            return scores[axis.key]
-
-        for key, raw in changes.values.items():
-            name = f"value__{key}"
-            axis = axes.get(key)
-            if axis is None:
-                outcome.errors[name] = f"The rubric has no axis “{key}”."
-                continue
-            value, error = _parse_value(axis, raw)
-            if error is None and value is None and submitted and axis.required:
-                error = f"{axis.name} is required: choose another score rather than clearing it."
-            if error:
-                outcome.errors[name] = error
-                continue
-            current = scores[key].value if key in scores else None
-            if current != value or key not in scores:
-                old[name], new[name] = _fmt(current), _fmt(value)
-                score_row(axis).value = value
-            outcome.saved.append(name)
-
-        for key, text in changes.comments.items():
-            name = f"comment__{key}"
-            axis = axes.get(key)
-            if axis is None:
-                outcome.errors[name] = f"The rubric has no axis “{key}”."
-                continue
-            if _too_long(text):
-                outcome.errors[name] = f"Comments are limited to {MAX_TEXT_CHARS} characters."
-                continue
-            current = scores[key].comment if key in scores else ""
-            if current != text:
-                old[name], new[name] = current, text
-                score_row(axis).comment = text
-            outcome.saved.append(name)
-
+        edit = _open_edit(assignment, outcome)
+        _apply_values(edit, changes.values)
+        _apply_comments(edit, changes.comments)
         if changes.overall_comment is not None:
-            if _too_long(changes.overall_comment):
-                outcome.errors["overall_comment"] = f"Comments are limited to {MAX_TEXT_CHARS} characters."
-            else:
-                if rating.overall_comment != changes.overall_comment:
-                    old["overall_comment"], new["overall_comment"] = rating.overall_comment, changes.overall_comment
-                    rating.overall_comment = changes.overall_comment
-                outcome.saved.append("overall_comment")
-
-        indexes = set(changes.notes) | set(changes.problematic)
-        if indexes:
-            messages = {m.index: m for m in assignment.item.conversation.messages.filter(index__in=indexes)}
-            existing = {n.message.index: n for n in rating.message_notes.select_related("message")}
-            for index in sorted(indexes):
-                message = messages.get(index)
-                if message is None:
-                    for name in (f"note__{index}" if index in changes.notes else None,
-                                 f"problematic__{index}" if index in changes.problematic else None):
-                        if name:
-                            outcome.errors[name] = "This conversation has no such message."
-                    continue
-                if message.role != Message.Role.SENSEMAKER and (changes.notes.get(index, "").strip()
-                                                                 or changes.problematic.get(index)):
-                    # The issue scopes notes to the sensemaker's replies: the patient is simulated, not rated.
-                    for name in (f"note__{index}" if index in changes.notes else None,
-                                 f"problematic__{index}" if index in changes.problematic else None):
-                        if name:
-                            outcome.errors[name] = (f"Message #{index + 1} is the patient's: notes and problem "
-                                                    "marks are for the sensemaker's messages.")
-                    continue
-                note = existing.get(index) or MessageNote(rating=rating, message=message)
-                text = changes.notes.get(index, note.note)
-                flagged = changes.problematic.get(index, note.problematic)
-                if _too_long(text):
-                    outcome.errors[f"note__{index}"] = f"Notes are limited to {MAX_TEXT_CHARS} characters."
-                    continue
-                if (text, flagged) != (note.note, note.problematic):
-                    old[f"message__{index}"] = {"problematic": note.problematic, "note": note.note}
-                    new[f"message__{index}"] = {"problematic": flagged, "note": text}
-                    note.note, note.problematic = text, flagged
-                    if not text and not flagged:
-                        if note.pk:
-                            note.delete()  # an emptied note is no note
-                    else:
-                        note.save()
-                if index in changes.notes:
-                    outcome.saved.append(f"note__{index}")
-                if index in changes.problematic:
-                    outcome.saved.append(f"problematic__{index}")
-
-        AxisScore.objects.bulk_create([row for row in dirty_scores.values() if row.pk is None])
-        AxisScore.objects.bulk_update([row for row in dirty_scores.values() if row.pk is not None],
-                                      ["value", "comment"])
-        # Setting an absent score to "no value" records nothing new: keep the audit and draft quiet.
-        new = {k: v for k, v in new.items() if old.get(k) != v}
-        old = {k: v for k, v in old.items() if k in new}
-        if new:
-            if submitted:
-                # A change to a submitted rating is a revision: counted, and kept with old and new values.
-                rating.revision += 1
-                record(actor, "rating.revise", rating, old=old, new=new, revision=rating.revision,
-                       assignment=assignment.pk)
-                events.ratings_changed(assignment.campaign_id)
-            rating.save()
+            _apply_overall_comment(edit, changes.overall_comment)
+        if changes.notes or changes.problematic:
+            _apply_message_notes(edit, assignment, changes)
+        _save_edit(edit, assignment, actor)
     return outcome
+
+
+@dataclass
+class _Edit:
+    """The working state of one apply_changes: the locked rating, its scores by axis key, the score rows
+    to write at the end, and the old and new values the audit trail records."""
+
+    rating: Rating
+    axes: dict[str, RubricAxis]
+    scores: dict[str, AxisScore]
+    outcome: SaveOutcome
+    dirty_scores: dict[str, AxisScore] = field(default_factory=dict)
+    old: dict = field(default_factory=dict)
+    new: dict = field(default_factory=dict)
+
+    @property
+    def submitted(self) -> bool:
+        return self.rating.status == Rating.Status.SUBMITTED
+
+    def changed(self, name: str, before, after) -> None:
+        self.old[name], self.new[name] = before, after
+
+    def score_row(self, axis: RubricAxis) -> AxisScore:
+        if axis.key not in self.scores:
+            self.scores[axis.key] = AxisScore(rating=self.rating, axis=axis)
+        self.dirty_scores[axis.key] = self.scores[axis.key]
+        return self.scores[axis.key]
+
+
+def _open_edit(assignment: Assignment, outcome: SaveOutcome) -> _Edit:
+    # One save at a time per rating, so concurrent requests from one page cannot interleave.
+    rating = Rating.objects.select_for_update(of=("self",), no_key=True).filter(assignment=assignment).first()
+    if rating is None:
+        rating = rating_for(assignment)
+    axes = {a.key: a for a in RubricAxis.objects.filter(rubric_id=rating.rubric_id)}
+    by_id = {a.pk: a for a in axes.values()}
+    scores = {by_id[s.axis_id].key: s for s in AxisScore.objects.filter(rating=rating)}
+    return _Edit(rating=rating, axes=axes, scores=scores, outcome=outcome)
+
+
+def _known_axes(edit: _Edit, sent: dict[str, str], prefix: str):
+    """(form field, axis, sent text) for each key the rubric has; unknown keys are reported as errors."""
+    for key, text in sent.items():
+        name = f"{prefix}__{key}"
+        if key in edit.axes:
+            yield name, edit.axes[key], text
+        else:
+            edit.outcome.errors[name] = f"The rubric has no axis “{key}”."
+
+
+def _apply_values(edit: _Edit, values: dict[str, str]) -> None:
+    for name, axis, raw in _known_axes(edit, values, "value"):
+        key = axis.key
+        value, error = _parse_value(axis, raw)
+        if error is None and value is None and edit.submitted and axis.required:
+            error = f"{axis.name} is required: choose another score rather than clearing it."
+        if error:
+            edit.outcome.errors[name] = error
+            continue
+        current = edit.scores[key].value if key in edit.scores else None
+        if current != value or key not in edit.scores:
+            edit.changed(name, _fmt(current), _fmt(value))
+            edit.score_row(axis).value = value
+        edit.outcome.saved.append(name)
+
+
+def _apply_comments(edit: _Edit, comments: dict[str, str]) -> None:
+    for name, axis, text in _known_axes(edit, comments, "comment"):
+        key = axis.key
+        if _too_long(text):
+            edit.outcome.errors[name] = f"Comments are limited to {MAX_TEXT_CHARS} characters."
+            continue
+        current = edit.scores[key].comment if key in edit.scores else ""
+        if current != text:
+            edit.changed(name, current, text)
+            edit.score_row(axis).comment = text
+        edit.outcome.saved.append(name)
+
+
+def _apply_overall_comment(edit: _Edit, text: str) -> None:
+    if _too_long(text):
+        edit.outcome.errors["overall_comment"] = f"Comments are limited to {MAX_TEXT_CHARS} characters."
+        return
+    if edit.rating.overall_comment != text:
+        edit.changed("overall_comment", edit.rating.overall_comment, text)
+        edit.rating.overall_comment = text
+    edit.outcome.saved.append("overall_comment")
+
+
+def _message_fields(changes: DraftChanges, index: int) -> list[str]:
+    """The form fields `changes` sent for message `index` (its note, its problem mark, or both)."""
+    return ([f"note__{index}"] if index in changes.notes else []) + (
+        [f"problematic__{index}"] if index in changes.problematic else [])
+
+
+def _message_note_error(message: Message | None, index: int, changes: DraftChanges) -> str | None:
+    """Why message `index` cannot carry a note or problem mark, or None."""
+    if message is None:
+        return "This conversation has no such message."
+    if message.role != Message.Role.SENSEMAKER and (changes.notes.get(index, "").strip()
+                                                     or changes.problematic.get(index)):
+        # The issue scopes notes to the sensemaker's replies: the patient is simulated, not rated.
+        return (f"Message #{index + 1} is the patient's: notes and problem marks are for the sensemaker's "
+                "messages.")
+    return None
+
+
+def _apply_message_notes(edit: _Edit, assignment: Assignment, changes: DraftChanges) -> None:
+    indexes = set(changes.notes) | set(changes.problematic)
+    messages = {m.index: m for m in assignment.item.conversation.messages.filter(index__in=indexes)}
+    existing = {n.message.index: n for n in edit.rating.message_notes.select_related("message")}
+    for index in sorted(indexes):
+        message = messages.get(index)
+        error = _message_note_error(message, index, changes)
+        if error:
+            for name in _message_fields(changes, index):
+                edit.outcome.errors[name] = error
+            continue
+        note = existing.get(index) or MessageNote(rating=edit.rating, message=message)
+        text = changes.notes.get(index, note.note)
+        flagged = changes.problematic.get(index, note.problematic)
+        if _too_long(text):
+            edit.outcome.errors[f"note__{index}"] = f"Notes are limited to {MAX_TEXT_CHARS} characters."
+            continue
+        if (text, flagged) != (note.note, note.problematic):
+            edit.changed(f"message__{index}", {"problematic": note.problematic, "note": note.note},
+                         {"problematic": flagged, "note": text})
+            note.note, note.problematic = text, flagged
+            if not text and not flagged:
+                if note.pk:
+                    note.delete()  # an emptied note is no note
+            else:
+                note.save()
+        edit.outcome.saved.extend(_message_fields(changes, index))
+
+
+def _save_edit(edit: _Edit, assignment: Assignment, actor) -> None:
+    rows = edit.dirty_scores.values()
+    AxisScore.objects.bulk_create([row for row in rows if row.pk is None])
+    AxisScore.objects.bulk_update([row for row in rows if row.pk is not None], ["value", "comment"])
+    # Setting an absent score to "no value" records nothing new: keep the audit and draft quiet.
+    new = {k: v for k, v in edit.new.items() if edit.old.get(k) != v}
+    old = {k: v for k, v in edit.old.items() if k in new}
+    if not new:
+        return
+    rating = edit.rating
+    if edit.submitted:
+        # A change to a submitted rating is a revision: counted, and kept with old and new values.
+        rating.revision += 1
+        record(actor, "rating.revise", rating, old=old, new=new, revision=rating.revision, assignment=assignment.pk)
+        events.ratings_changed(assignment.campaign_id)
+    rating.save()
 
 
 def _hold(assignment: Assignment) -> None:

@@ -115,33 +115,80 @@ def build_results(
     reliability matrices). facts: ConversationFacts of ALL conversations of the campaign; rated_rows:
     the position in `facts` of each rated conversation. stage_counts: (model, stage, messages).
     """
-    model = np.array(facts.model, dtype=object)[rated_rows] if rated_rows.size else np.array([], dtype=object)
-    smog = facts.smog[rated_rows]  # for the breakdowns, whose rows are rated conversations
-    all_models = np.array(facts.model, dtype=object)
-    simulated = {m for m, sim in zip(facts.model, facts.simulated, strict=True) if sim}
+    study = _Study.of(axes, means, matrices, facts, rated_rows)
+    by_model, means_figure = _by_model(study)
+    score_length, length_figure = _score_against_length(study)
+    distribution, distribution_figure = _distributions(study)
+    tables = {
+        "by_model": by_model,
+        "summary": _summary(study),
+        "comparisons": _comparisons(study),
+        "trait_literacy": _by_trait_and_literacy(study),
+        "condition": _by_condition(study),
+        "length": _by_length(study),
+        "score_length": score_length,
+        "distribution": distribution,
+        "stages": _stages(study, stage_counts),
+    }
+    figures = {"means": means_figure, "length": length_figure, "distribution": distribution_figure}
+    return to_jsonable({"version": TABLES_VERSION, "models": study.models, "tables": tables, "figures": figures})
 
-    def origin(m: str) -> str:
-        return "simulated" if m in simulated else "model"
-    length = facts.sensemaker_messages[rated_rows]
-    trait = np.array(facts.trait, dtype=object)[rated_rows] if rated_rows.size else np.array([], dtype=object)
-    literacy = np.array(facts.literacy, dtype=object)[rated_rows] if rated_rows.size else np.array([], dtype=object)
-    condition = np.array(facts.condition, dtype=object)[rated_rows] if rated_rows.size else np.array([], dtype=object)
-    models = sorted(set(model.tolist()))
-    shown = {a.key: means[a.key] * a.scale for a in axes}
 
-    tables: dict[str, dict] = {}
-    figures: dict[str, dict] = {}
+@dataclass(frozen=True)
+class _Study:
+    """The arrays every table reads. Per rated conversation (aligned with `means`): model, smog, length,
+    trait, literacy, condition and the displayed values `shown`; per conversation of the campaign:
+    all_models and the facts."""
 
-    # --- per model and axis: mean, SD, CI, n, share good ---
+    axes: list[AxisInfo]
+    means: dict[str, np.ndarray]
+    matrices: dict[str, np.ndarray]
+    shown: dict[str, np.ndarray]
+    facts: object
+    model: np.ndarray
+    smog: np.ndarray
+    length: np.ndarray
+    trait: np.ndarray
+    literacy: np.ndarray
+    condition: np.ndarray
+    all_models: np.ndarray
+    simulated: frozenset
+    models: list[str]
+
+    @classmethod
+    def of(cls, axes, means, matrices, facts, rated_rows) -> _Study:
+        def rated(values) -> np.ndarray:
+            return np.array(values, dtype=object)[rated_rows] if rated_rows.size else np.array([], dtype=object)
+
+        model = rated(facts.model)
+        return cls(
+            axes=axes, means=means, matrices=matrices, shown={a.key: means[a.key] * a.scale for a in axes},
+            facts=facts, model=model, smog=facts.smog[rated_rows], length=facts.sensemaker_messages[rated_rows],
+            trait=rated(facts.trait), literacy=rated(facts.literacy), condition=rated(facts.condition),
+            all_models=np.array(facts.model, dtype=object),
+            simulated=frozenset(m for m, sim in zip(facts.model, facts.simulated, strict=True) if sim),
+            models=sorted(set(model.tolist())),
+        )
+
+    def origin(self, m: str) -> str:
+        return "simulated" if m in self.simulated else "model"
+
+    def smog_of(self, m: str) -> np.ndarray:
+        """SMOG grades of every conversation of model `m` (rated or not)."""
+        return self.facts.smog[self.all_models == m]
+
+
+def _by_model(study: _Study) -> tuple[dict, dict]:
+    """Per model and axis: mean, SD, CI, n, share good; and the bar chart's data."""
     rows, bars = [], {}
-    for m in models:
-        in_model = model == m
-        for a in axes:
-            values = shown[a.key][in_model]
-            d = describe(values)
-            good = share_at_least(means[a.key][in_model], a.good_threshold) if a.good_threshold is not None else None
+    for m in study.models:
+        in_model = study.model == m
+        for a in study.axes:
+            d = describe(study.shown[a.key][in_model])
+            good = (share_at_least(study.means[a.key][in_model], a.good_threshold)
+                    if a.good_threshold is not None else None)
             rows.append([
-                m, origin(m), a.name, a.unit, d["n"], int((~np.isnan(matrices[a.key][in_model])).sum()),
+                m, study.origin(m), a.name, a.unit, d["n"], int((~np.isnan(study.matrices[a.key][in_model])).sum()),
                 d["mean"], d["sd"], d["ci_low"], d["ci_high"],
                 None if good is None else good["count"],
                 None if good is None else 100.0 * good["share"],
@@ -149,10 +196,10 @@ def build_results(
                 None if good is None else 100.0 * good["ci_high"],
             ])
             bars.setdefault(a.key, {})[m] = [d["mean"], d["ci_low"], d["ci_high"], d["n"]]
-        d = describe(facts.smog[all_models == m])
-        rows.append([m, origin(m), SMOG_ALL, "grade", d["n"], None, d["mean"], d["sd"], d["ci_low"], d["ci_high"],
-                     None, None, None, None])
-    tables["by_model"] = table(
+        d = describe(study.smog_of(m))
+        rows.append([m, study.origin(m), SMOG_ALL, "grade", d["n"], None, d["mean"], d["sd"], d["ci_low"],
+                     d["ci_high"], None, None, None, None])
+    by_model = table(
         "Per model and axis",
         [("Model", "text"), ("Output", "text"), ("Axis", "text"), ("Unit", "text"), ("Conversations", "int"),
          ("Ratings", "int"),
@@ -166,48 +213,52 @@ def build_results(
         "conversations made with the offline simulator (rule-based text, not a language model), kept apart "
         "from the real model's and marked [simulated] in every table and figure.",
     )
-    figures["means"] = {
+    figure = {
         "axes": [{"key": a.key, "name": a.name, "unit": a.unit, "lo": 0.0 if a.is_binary else float(a.scale_min),
-                  "hi": 100.0 if a.is_binary else float(a.scale_max)} for a in axes],
-        "models": models,
+                  "hi": 100.0 if a.is_binary else float(a.scale_max)} for a in study.axes],
+        "models": study.models,
         "values": bars,
     }
+    return by_model, figure
 
-    # --- the paper's summary layout: one row per metric, mean and SD per model ---
+
+def _summary(study: _Study) -> dict:
+    """The paper's summary layout: one row per metric, mean and SD per model."""
     summary_rows = []
-    for a in axes:
+    for a in study.axes:
         row = [a.label]
-        for m in models:
-            values = shown[a.key][model == m]
-            d = describe(values)
+        for m in study.models:
+            d = describe(study.shown[a.key][study.model == m])
             row += [d["mean"], d["sd"], d["n"]]
         summary_rows.append(row)
     row = [SMOG_ALL]
-    for m in models:
-        d = describe(facts.smog[all_models == m])
+    for m in study.models:
+        d = describe(study.smog_of(m))
         row += [d["mean"], d["sd"], d["n"]]
     summary_rows.append(row)
     cols = [("Metric", "text")]
-    for m in models:
+    for m in study.models:
         cols += [(f"{m} mean", "num"), (f"{m} SD", "num"), (f"{m} n", "int")]
-    tables["summary"] = table(
+    return table(
         "Summary by model (the paper's layout)", cols, summary_rows,
         "Ordinal axes on their scale, diagnostic accuracy in percent (conversations with a submitted rating); "
         "SMOG as a grade level, over every conversation of the campaign.",
     )
 
-    # --- model comparisons ---
+
+def _comparisons(study: _Study) -> dict:
+    """Each pair of models: Mann-Whitney U per rated axis, Welch's t on SMOG."""
     comp_rows = []
-    for m_a, m_b in combinations(models, 2):
-        in_a, in_b = model == m_a, model == m_b
-        for a in axes:
-            r = mann_whitney(shown[a.key][in_a], shown[a.key][in_b])
+    for m_a, m_b in combinations(study.models, 2):
+        in_a, in_b = study.model == m_a, study.model == m_b
+        for a in study.axes:
+            r = mann_whitney(study.shown[a.key][in_a], study.shown[a.key][in_b])
             comp_rows.append([a.name, m_a, m_b, "Mann-Whitney U", r["n_a"], r["n_b"], r["u"], None, r["p_value"],
                               r["rank_biserial"], "rank-biserial r", r["median_a"], r["median_b"]])
-        r = welch_t(facts.smog[all_models == m_a], facts.smog[all_models == m_b])
+        r = welch_t(study.smog_of(m_a), study.smog_of(m_b))
         comp_rows.append([SMOG_ALL, m_a, m_b, "Welch t-test", r["n_a"], r["n_b"], r["t"], r["df"], r["p_value"],
                           r["cohens_d"], "Cohen's d", r["mean_a"], r["mean_b"]])
-    tables["comparisons"] = table(
+    return table(
         "Model comparisons",
         [("Axis", "text"), ("Model A", "text"), ("Model B", "text"), ("Test", "text"), ("n A", "int"), ("n B", "int"),
          ("Statistic (U or t)", "num"), ("df", "num"), ("p", "p"), ("Effect size", "num3"), ("Effect measure", "text"),
@@ -217,92 +268,108 @@ def build_results(
         "r = 2U/(n_A n_B) - 1, positive when A scores higher. p-values are not adjusted for multiple comparisons.",
     )
 
-    # --- breakdowns ---
-    def breakdown_rows(keys: list[tuple], masks: list[np.ndarray]):
-        out = []
-        for key, mask in zip(keys, masks, strict=True):
-            if not mask.any():
-                continue
-            row = list(key) + [int(mask.sum())]
-            row += [_mean(shown[a.key][mask]) for a in axes]
-            row.append(_mean(smog[mask]))
-            out.append(row)
-        return out
 
-    axis_cols = [(a.label, "num") for a in axes] + [(SMOG_RATED, "num")]
+def _breakdown_columns(study: _Study) -> list[tuple[str, str]]:
+    return [(a.label, "num") for a in study.axes] + [(SMOG_RATED, "num")]
+
+
+def _breakdown_rows(study: _Study, keys: list[tuple], masks: list[np.ndarray]) -> list[list]:
+    """One row per non-empty cell: its key, conversations, the mean per axis and the SMOG mean."""
+    out = []
+    for key, mask in zip(keys, masks, strict=True):
+        if not mask.any():
+            continue
+        row = list(key) + [int(mask.sum())]
+        row += [_mean(study.shown[a.key][mask]) for a in study.axes]
+        row.append(_mean(study.smog[mask]))
+        out.append(row)
+    return out
+
+
+def _by_trait_and_literacy(study: _Study) -> dict:
+    trait, literacy, model = study.trait, study.literacy, study.model
     has_persona = trait != ""
     keys, masks = [], []
     for t in _ordered(trait[has_persona].tolist(), TRAIT_ORDER):
         lits = _ordered(literacy[has_persona & (trait == t)].tolist(), LITERACY_ORDER)
         for lit in [*lits, "all"]:
-            for m in models:
+            for m in study.models:
                 mask = has_persona & (trait == t) & (model == m)
                 if lit != "all":
                     mask &= literacy == lit
                 keys.append((t, lit, m))
                 masks.append(mask)
-    tables["trait_literacy"] = table(
+    return table(
         "Dominant trait x health literacy x model (the paper's Table 2 layout)",
         [("Dominant trait", "text"), ("Health literacy", "text"), ("Model", "text"), ("Conversations", "int"),
-         *axis_cols],
-        breakdown_rows(keys, masks),
+         *_breakdown_columns(study)],
+        _breakdown_rows(study, keys, masks),
         "Mean of per-conversation means in each cell. Rows 'all' pool the literacy levels. Conversations without "
         "a persona (e.g. imported ones) are not in this table.",
     )
 
+
+def _by_condition(study: _Study) -> dict:
     keys, masks = [], []
-    for c in sorted(set(condition.tolist())):
-        for m in models:
+    for c in sorted(set(study.condition.tolist())):
+        for m in study.models:
             keys.append((c or "(none)", m))
-            masks.append((condition == c) & (model == m))
-    tables["condition"] = table(
+            masks.append((study.condition == c) & (study.model == m))
+    return table(
         "By condition and model",
-        [("Condition", "text"), ("Model", "text"), ("Conversations", "int"), *axis_cols],
-        breakdown_rows(keys, masks),
+        [("Condition", "text"), ("Model", "text"), ("Conversations", "int"), *_breakdown_columns(study)],
+        _breakdown_rows(study, keys, masks),
         "Condition as recorded with the case study.",
     )
 
+
+def _by_length(study: _Study) -> dict:
     keys, masks = [], []
     for label, low, high in LENGTH_BINS:
-        for m in models:
+        for m in study.models:
             keys.append((label, m))
-            masks.append((length >= low) & (length <= high) & (model == m))
-    tables["length"] = table(
+            masks.append((study.length >= low) & (study.length <= high) & (study.model == m))
+    return table(
         "By conversation length (sensemaker messages) and model",
-        [("Sensemaker messages", "text"), ("Model", "text"), ("Conversations", "int"), *axis_cols],
-        breakdown_rows(keys, masks),
+        [("Sensemaker messages", "text"), ("Model", "text"), ("Conversations", "int"), *_breakdown_columns(study)],
+        _breakdown_rows(study, keys, masks),
         "Bins of the number of sensemaker messages in the conversation.",
     )
 
-    # --- score against conversation length (plot data, also a table) ---
+
+def _score_against_length(study: _Study) -> tuple[dict, dict]:
+    """Mean score per exact conversation length and model: plot data, and the same as a table."""
+    length = study.length
     length_rows, length_fig = [], {}
-    for a in axes:
+    for a in study.axes:
         per_model = {}
-        for m in models:
-            in_model = (model == m) & ~np.isnan(shown[a.key])
+        for m in study.models:
+            in_model = (study.model == m) & ~np.isnan(study.shown[a.key])
             points = []
             for count in np.unique(length[in_model]).tolist():
                 sel = in_model & (length == count)
-                points.append([int(count), _mean(shown[a.key][sel]), int(sel.sum())])
-                length_rows.append([a.name, m, int(count), int(sel.sum()), _mean(shown[a.key][sel])])
+                points.append([int(count), _mean(study.shown[a.key][sel]), int(sel.sum())])
+                length_rows.append([a.name, m, int(count), int(sel.sum()), _mean(study.shown[a.key][sel])])
             per_model[m] = points
         length_fig[a.key] = per_model
-    tables["score_length"] = table(
+    score_length = table(
         "Score against conversation length",
         [("Axis", "text"), ("Model", "text"), ("Sensemaker messages", "int"), ("Conversations", "int"),
          ("Mean score", "num")],
         length_rows,
         "Mean of per-conversation means for each exact number of sensemaker messages (percent for binary axes).",
     )
-    figures["length"] = length_fig
+    return score_length, length_fig
 
-    # --- score distributions (individual ratings) ---
+
+def _distributions(study: _Study) -> tuple[dict, dict]:
+    """How often each score was given, per axis and model (individual ratings, not means)."""
     dist_rows, dist_fig = [], {}
-    for a in axes:
+    for a in study.axes:
         values = [float(v) for v in range(a.scale_min, a.scale_max + 1)] if a.scale_min is not None else []
         counts = {}
-        for m in models:
-            x = matrices[a.key][model == m]
+        for m in study.models:
+            x = study.matrices[a.key][study.model == m]
             x = x[~np.isnan(x)]
             c = [int((x == v).sum()) for v in values]
             counts[m] = c
@@ -310,15 +377,18 @@ def build_results(
             for v, k in zip(values, c, strict=True):
                 dist_rows.append([a.name, m, v, k, 100.0 * k / total if total else None])
         dist_fig[a.key] = {"values": values, "counts": counts}
-    tables["distribution"] = table(
+    distribution = table(
         "Score distributions (individual ratings)",
         [("Axis", "text"), ("Model", "text"), ("Score", "num"), ("Ratings", "int"), ("Share of ratings (%)", "pct")],
         dist_rows,
         "Every submitted rating counted once (not averaged per conversation).",
     )
-    figures["distribution"] = dist_fig
+    return distribution, dist_fig
 
-    # --- stage lengths per model (the paper's Table 1), over every conversation of the campaign ---
+
+def _stages(study: _Study, stage_counts: list[tuple[str, int | None, int]]) -> dict:
+    """Messages per stage and model (the paper's Table 1), over every conversation of the campaign."""
+    all_models = study.all_models
     stage_rows = []
     per_stage: dict[str, dict] = {}
     for m, stage, n in stage_counts:
@@ -329,8 +399,8 @@ def build_results(
         n_conv = int((all_models == m).sum())
         counts = per_stage.get(m, {})
         total = sum(counts.values())
-        row = [m, origin(m), n_conv, total / n_conv if n_conv else None,
-               float(facts.sensemaker_messages[all_models == m].mean()) if n_conv else None]
+        row = [m, study.origin(m), n_conv, total / n_conv if n_conv else None,
+               float(study.facts.sensemaker_messages[all_models == m].mean()) if n_conv else None]
         row += [counts.get(s, 0) / n_conv if n_conv else None for s in STAGES]
         if has_unstaged:
             row.append(counts.get(None, 0) / n_conv if n_conv else None)
@@ -340,15 +410,13 @@ def build_results(
     stage_cols += [(f"Stage {s}", "num") for s in STAGES]
     if has_unstaged:
         stage_cols.append(("No stage recorded", "num"))
-    tables["stages"] = table(
+    return table(
         "Messages per stage and model (the paper's Table 1)", stage_cols, stage_rows,
         "Average messages per conversation in each stage, patient and sensemaker together, over every "
         "conversation of the campaign (rated or not). Stages: 1 fostering the relationship, 2 gathering "
         "information, 3 providing information, 4 decision making, 5 responding to emotions, 6 exit. Output "
         "'simulated': made with the offline simulator, kept apart from the model's real output.",
     )
-
-    return to_jsonable({"version": TABLES_VERSION, "models": models, "tables": tables, "figures": figures})
 
 
 def bootstrap_note(n_boot: int, seed: int) -> str:

@@ -81,7 +81,7 @@ def is_pending(campaign_id: int) -> bool:
         return False
 
 
-def run_scheduled(campaign_id: int) -> AgreementSnapshot | None:
+def run_scheduled_recompute(campaign_id: int) -> AgreementSnapshot | None:
     """What the Celery task does: one recomputation at a time per campaign, skipped if nothing changed."""
     r = get_redis()
     token = secrets.token_hex(16)

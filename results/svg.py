@@ -255,25 +255,9 @@ def time_chart(series: dict[str, list[tuple]], title: str, y_label: str, lo: flo
     With an n per point, the newest point of each series is labelled "n=..." and the legend gives it too,
     e.g. "Flow (n = 120 conversations, 3 raters)" with n_label "conversations" and legend_notes
     {"Flow": "3 raters"}."""
-    names = list(series)
-    times = [p[0].timestamp() for pts in series.values() for p in pts]
-    t_lo, t_hi = (min(times), max(times)) if times else (0.0, 1.0)
-    if t_hi == t_lo:
-        t_lo, t_hi = t_lo - 60, t_hi + 60
-    values = [v for pts in series.values() for p in pts for v in p[1:4] if _finite(v)]
-    if values:
-        lo, hi = min(lo, math.floor(min(values) * 10) / 10), max(hi, math.ceil(max(values) * 10) / 10)
-
-    def last_n(name):
-        pts = [p for p in series[name] if _finite(p[1]) and len(p) > 4 and p[4] is not None]
-        return pts[-1][4] if pts else None
-
-    unit = f" {n_label}" if n_label else ""
-    labels = []
-    for name in names:
-        parts = [] if last_n(name) is None else [f"n = {last_n(name)}{unit}"]
-        parts += [(legend_notes or {}).get(name)] if (legend_notes or {}).get(name) else []
-        labels.append(f"{_short(name, 36)} ({', '.join(parts)})" if parts else _short(name, 36))
+    t_lo, t_hi = _time_range(series)
+    lo, hi = _value_range(series, lo, hi)
+    labels = _time_legend(series, n_label, legend_notes or {})
     left, top, right, bottom = 56, 28, _legend_width(labels, 260), 50
     plot_w, height = 440, 280
     width = left + plot_w + right
@@ -293,29 +277,68 @@ def time_chart(series: dict[str, list[tuple]], title: str, y_label: str, lo: flo
                anchor="middle" if frac == 0.5 else ("start" if frac == 0 else "end"), size=10)
     if x_label:
         c.text(left + plot_w / 2, height - 8, x_label, anchor="middle", size=12)
-    for s, name in enumerate(names):
-        pts = [p for p in series[name] if _finite(p[1])]
-        band = [p for p in pts if _finite(p[2]) and _finite(p[3])]
-        if len(band) > 1:
-            upper = " ".join(f"{xpos(p[0].timestamp()):.1f},{ypos(p[3]):.1f}" for p in band)
-            lower = " ".join(f"{xpos(p[0].timestamp()):.1f},{ypos(p[2]):.1f}" for p in reversed(band))
-            c.add(f'<polygon points="{upper} {lower}" fill="{colour(s)}" fill-opacity="0.12" stroke="none"/>')
-        if len(pts) > 1:
-            path = " ".join(f"{xpos(p[0].timestamp()):.1f},{ypos(p[1]):.1f}" for p in pts)
-            c.add(f'<polyline points="{path}" fill="none" stroke="{colour(s)}" stroke-width="1.8"/>')
-        for p in pts:
-            tip = f"{name} at {p[0]:%Y-%m-%d %H:%M}: {p[1]:.3f}"
-            if _finite(p[2]) and _finite(p[3]):
-                tip += f" (95% CI {p[2]:.3f} to {p[3]:.3f})"
-            if len(p) > 4 and p[4] is not None:
-                tip += f", n = {p[4]}"
-            c.add(f'<circle class="pt" cx="{xpos(p[0].timestamp()):.1f}" cy="{ypos(p[1]):.1f}" r="3" '
-                  f'fill="{colour(s)}"><title>{escape(tip)}</title></circle>')
-        if pts and len(pts[-1]) > 4 and pts[-1][4] is not None:
-            p = pts[-1]
-            c.text(xpos(p[0].timestamp()) - 4, ypos(p[1]) - 6, f"n={p[4]}", anchor="end", size=9, cls="n")
+    for s, (name, points) in enumerate(series.items()):
+        _time_series(c, colour(s), name, [p for p in points if _finite(p[1])],
+                     lambda p: xpos(p[0].timestamp()), ypos)
     _legend(c, labels, width - right + 16, top + 10)
     return c.render()
+
+
+def _time_range(series: dict[str, list[tuple]]) -> tuple[float, float]:
+    """The x range in epoch seconds; a single instant is widened to two minutes around it."""
+    times = [p[0].timestamp() for pts in series.values() for p in pts]
+    t_lo, t_hi = (min(times), max(times)) if times else (0.0, 1.0)
+    if t_hi == t_lo:
+        t_lo, t_hi = t_lo - 60, t_hi + 60
+    return t_lo, t_hi
+
+
+def _value_range(series: dict[str, list[tuple]], lo: float, hi: float) -> tuple[float, float]:
+    """[lo, hi] widened (to a tenth) to every value and interval bound."""
+    values = [v for pts in series.values() for p in pts for v in p[1:4] if _finite(v)]
+    if values:
+        lo, hi = min(lo, math.floor(min(values) * 10) / 10), max(hi, math.ceil(max(values) * 10) / 10)
+    return lo, hi
+
+
+def _newest_n(points: list[tuple]):
+    """The n of the newest point that has a value and an n, or None."""
+    counted = [p for p in points if _finite(p[1]) and len(p) > 4 and p[4] is not None]
+    return counted[-1][4] if counted else None
+
+
+def _time_legend(series: dict[str, list[tuple]], n_label: str, legend_notes: dict[str, str]) -> list[str]:
+    unit = f" {n_label}" if n_label else ""
+    labels = []
+    for name, points in series.items():
+        n = _newest_n(points)
+        parts = [] if n is None else [f"n = {n}{unit}"]
+        parts += [legend_notes[name]] if legend_notes.get(name) else []
+        labels.append(f"{_short(name, 36)} ({', '.join(parts)})" if parts else _short(name, 36))
+    return labels
+
+
+def _time_series(c: Canvas, fill: str, name: str, pts: list[tuple], xpos, ypos) -> None:
+    """One series: its interval band, its line, a point with a tooltip each, and the newest point's n."""
+    band = [p for p in pts if _finite(p[2]) and _finite(p[3])]
+    if len(band) > 1:
+        upper = " ".join(f"{xpos(p):.1f},{ypos(p[3]):.1f}" for p in band)
+        lower = " ".join(f"{xpos(p):.1f},{ypos(p[2]):.1f}" for p in reversed(band))
+        c.add(f'<polygon points="{upper} {lower}" fill="{fill}" fill-opacity="0.12" stroke="none"/>')
+    if len(pts) > 1:
+        path = " ".join(f"{xpos(p):.1f},{ypos(p[1]):.1f}" for p in pts)
+        c.add(f'<polyline points="{path}" fill="none" stroke="{fill}" stroke-width="1.8"/>')
+    for p in pts:
+        tip = f"{name} at {p[0]:%Y-%m-%d %H:%M}: {p[1]:.3f}"
+        if _finite(p[2]) and _finite(p[3]):
+            tip += f" (95% CI {p[2]:.3f} to {p[3]:.3f})"
+        if len(p) > 4 and p[4] is not None:
+            tip += f", n = {p[4]}"
+        c.add(f'<circle class="pt" cx="{xpos(p):.1f}" cy="{ypos(p[1]):.1f}" r="3" '
+              f'fill="{fill}"><title>{escape(tip)}</title></circle>')
+    if pts and len(pts[-1]) > 4 and pts[-1][4] is not None:
+        p = pts[-1]
+        c.text(xpos(p) - 4, ypos(p[1]) - 6, f"n={p[4]}", anchor="end", size=9, cls="n")
 
 
 def _kappa_colour(k) -> str:

@@ -14,7 +14,7 @@ def recompute_agreement(campaign_id: int) -> int | None:
 
     Idempotent: a redelivered or duplicate task finds the newest snapshot already matching the
     ratings and stops, so at-least-once delivery costs at most one extra check."""
-    snapshot = services.run_scheduled(campaign_id)
+    snapshot = services.run_scheduled_recompute(campaign_id)
     return snapshot.pk if snapshot is not None else None
 
 

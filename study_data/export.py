@@ -659,15 +659,21 @@ class ExportFormat:
         return f"{stem}.{self.extension}"
 
 
+def _csv_format(layout: str, *, description: str, details: Callable[[], dict]) -> ExportFormat:
+    """The CSV layouts share everything but their layout, description and columns."""
+    return ExportFormat(key=f"csv_{layout}", name="csv", layout=layout, label=f"CSV ({layout})",
+                        content_type="text/csv; charset=utf-8", extension="csv", writer=csv_stream,
+                        description=description, details=details)
+
+
 EXPORT_FORMATS = (
     ExportFormat(
         key="jsonl", name="jsonl", layout=None, label="JSONL", content_type="application/x-ndjson; charset=utf-8",
         extension="jsonl", writer=jsonl_stream,
         description="One JSON object per line, one per conversation, with the fields listed under Fields.",
     ),
-    ExportFormat(
-        key="csv_long", name="csv", layout="long", label="CSV (long)", content_type="text/csv; charset=utf-8",
-        extension="csv", writer=csv_stream,
+    _csv_format(
+        "long",
         description=(
             "One row per conversation x submitted rating x axis; conversations without submitted ratings have no "
             "rows. Columns repeat the conversation metadata; axis_mean and axis_n are the conversation's aggregate "
@@ -676,9 +682,8 @@ EXPORT_FORMATS = (
         ),
         details=lambda: {"columns": LONG_COLUMNS},
     ),
-    ExportFormat(
-        key="csv_wide", name="csv", layout="wide", label="CSV (wide)", content_type="text/csv; charset=utf-8",
-        extension="csv", writer=csv_stream,
+    _csv_format(
+        "wide",
         description=(
             "One row per conversation (rated or not). Per axis: <axis>__mean, <axis>__sd, <axis>__n. Then rater "
             "slots rater1..raterK (K = most submitted ratings of any conversation), each with the pseudonym, "

@@ -192,5 +192,6 @@ if __name__ == "__main__":
     graph = app_graph(module_graph())
     for depth, apps in enumerate(LAYERS):
         for app in apps:
-            print(f"{depth} {app:<14} -> {', '.join(sorted(graph.get(app, ()), key=LAYER_OF.get)) or '(nothing)'}")
+            targets = sorted(graph.get(app, ()), key=lambda a: (LAYER_OF[a], a))
+            print(f"{depth} {app:<14} -> {', '.join(targets) or '(nothing)'}")
     sys.exit(1 if layer_violations(module_graph()) or cycles(module_graph()) else 0)

@@ -252,7 +252,7 @@ def test_retry_reruns_only_the_failed(fake_llm):
         assert sorted(statuses.values()) == ["done", "failed"]
         done_id = next(i for i, s in statuses.items() if s == "done")
         done_messages = list(Message.objects.filter(conversation_id=done_id).values_list("id", flat=True))
-        assert services.retry_failed(job, None) == 1
+        assert services.retry_failed_conversations(job, None) == 1
         wait_for(finished(job), message="retry")
     assert set(job.conversations.values_list("status", flat=True)) == {"done"}
     assert list(Message.objects.filter(conversation_id=done_id).values_list("id", flat=True)) == done_messages
@@ -285,7 +285,7 @@ def test_a_killed_worker_leads_to_the_conversation_being_redone(fake_llm):
     # Once the dead worker's lease lapses, the reaper hands the conversation back to the queue.
     wait_for(lambda: services.orphaned_conversation_ids() == [conv.pk], timeout=15, message="lease to lapse")
     with worker_process(concurrency=2, **env):
-        assert services.requeue_orphans() == [conv.pk]
+        assert services.requeue_orphaned_conversations() == [conv.pk]
         wait_for(finished(job), timeout=120, message="redone conversation")
     conv.refresh_from_db()
     assert conv.status == "done" and conv.attempts == 2
@@ -375,7 +375,7 @@ def test_an_unexpected_error_fails_the_conversation_instead_of_leaving_it_runnin
     assert services.run_conversation_attempt(conv.pk) == services.AttemptOutcome.FAILED
     conv.refresh_from_db()
     assert conv.status == "failed" and conv.failure_reason == "Internal error: KeyError: 'sensemaker'"
-    assert services.requeue_orphans() == []  # nothing left "running" for the reaper to loop on
+    assert services.requeue_orphaned_conversations() == []  # nothing left "running" for the reaper to loop on
 
 
 def test_the_reaper_gives_up_on_a_conversation_that_keeps_losing_its_worker(fake_llm, settings):
@@ -387,8 +387,8 @@ def test_the_reaper_gives_up_on_a_conversation_that_keeps_losing_its_worker(fake
     Conversation.objects.filter(pk=second.pk).update(status="running", attempts=2)
     from unittest import mock
 
-    with mock.patch.object(services, "enqueue") as enqueue:
-        assert services.requeue_orphans() == [first.pk]
+    with mock.patch.object(services, "enqueue_conversations") as enqueue:
+        assert services.requeue_orphaned_conversations() == [first.pk]
     enqueue.assert_called_once_with([first.pk])
     second.refresh_from_db()
     assert second.status == "failed" and "lost on each of 2 attempts" in second.failure_reason
@@ -402,7 +402,7 @@ def test_retry_also_resends_conversations_still_queued(fake_llm):
     job = launch([make_case(), make_case()], http_models(fake_llm))
     failed, waiting = job.conversations.order_by("pk")
     Conversation.objects.filter(pk=failed.pk).update(status="failed", failure_reason="boom")
-    with mock.patch.object(services, "enqueue") as enqueue, \
+    with mock.patch.object(services, "enqueue_conversations") as enqueue, \
             mock.patch("django.db.transaction.on_commit", side_effect=lambda fn, **kw: fn()):
-        assert services.retry_failed(job, None) == 1
+        assert services.retry_failed_conversations(job, None) == 1
     enqueue.assert_called_once_with([failed.pk, waiting.pk])

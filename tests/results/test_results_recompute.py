@@ -117,12 +117,12 @@ def test_old_snapshots_are_compacted_but_keep_their_alpha(fixed):
 
 
 def test_the_task_skips_work_when_nothing_changed(fixed):
-    first = services.run_scheduled(fixed.campaign.pk)
-    again = services.run_scheduled(fixed.campaign.pk)
+    first = services.run_scheduled_recompute(fixed.campaign.pk)
+    again = services.run_scheduled_recompute(fixed.campaign.pk)
     assert again.pk == first.pk and AgreementSnapshot.objects.filter(campaign=fixed.campaign).count() == 1
     submit(fixed.campaign, fixed.conv["c5"], fixed.raters[0], 2, 0)
     assert services.stale_campaign_ids() == [fixed.campaign.pk]
-    newer = services.run_scheduled(fixed.campaign.pk)
+    newer = services.run_scheduled_recompute(fixed.campaign.pk)
     assert newer.pk != first.pk and newer.n_ratings == 11
     assert services.stale_campaign_ids() == []
 

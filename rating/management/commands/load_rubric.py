@@ -4,7 +4,8 @@ from rating.rubric_files import RubricFileError, load_rubric_file
 
 
 class Command(BaseCommand):
-    help = "Load a rubric JSON file as a new rubric version (no-op if the same content is loaded)."
+    help = ("Load a rubric JSON file as a new rubric version (no-op if the same content is loaded). "
+            "Audited like an upload on the Rubrics page.")
 
     def add_arguments(self, parser):
         parser.add_argument("path")
@@ -12,7 +13,7 @@ class Command(BaseCommand):
 
     def handle(self, path, default, **options):
         try:
-            rubric, created = load_rubric_file(path, make_default=default)
+            rubric, created = load_rubric_file(path, origin=f"manage.py load_rubric {path}", make_default=default)
         except (RubricFileError, OSError) as exc:
             raise CommandError(str(exc)) from exc
         verb = "Loaded" if created else "Already loaded"
