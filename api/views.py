@@ -392,7 +392,6 @@ class CampaignAgreementView(ApiView):
         return Response(agreement.campaign_agreement(campaign, params.get("n_boot")))
 
 
-@extend_schema(responses=s.JudgeAgreementSerializer, summary="LLM judge against the clinicians, per judge run and axis")
 class CampaignJudgeAgreementView(ApiView):
     """For every finished judge run that scored the campaign's conversations: Krippendorff's alpha and Gwet's
     AC2 between the judge and the clinicians' mean, the judge as one more rater (alpha with and without it),
@@ -401,7 +400,7 @@ class CampaignJudgeAgreementView(ApiView):
 
     permission_classes = [ReadApi]
 
-    def get(self, request, pk, run_pk=None):
+    def answer(self, pk, run_pk=None):
         from results.judge_reporting import campaign_judge_agreement
 
         campaign = get_object_or_404(Campaign.objects.select_related("rubric"), pk=pk)
@@ -410,10 +409,19 @@ class CampaignJudgeAgreementView(ApiView):
             raise exceptions.NotFound("This judge run has no finished scores on this campaign's conversations.")
         return Response(payload)
 
+    @extend_schema(responses=s.JudgeAgreementSerializer, operation_id="campaigns_judge_agreement",
+                   summary="LLM judge against the clinicians, per judge run and axis")
+    def get(self, request, pk):
+        return self.answer(pk)
 
-@extend_schema(responses=s.JudgeAgreementSerializer, summary="One LLM judge run against the clinicians")
+
 class CampaignJudgeRunAgreementView(CampaignJudgeAgreementView):
     """The same statistics for one judge run (404 if it scored none of the campaign's conversations)."""
+
+    @extend_schema(responses=s.JudgeAgreementSerializer, operation_id="campaigns_judge_run_agreement",
+                   summary="One LLM judge run against the clinicians")
+    def get(self, request, pk, run_pk):
+        return self.answer(pk, run_pk)
 
 
 class ExportParams(filters.QueryFilter):

@@ -13,8 +13,8 @@ from xml.sax.saxutils import escape
 from . import svg
 from .figures import Figure
 
-WIDTH, HEIGHT = 400, 330
-LEFT, TOP, RIGHT, BOTTOM = 56, 40, 24, 52
+WIDTH, HEIGHT = 470, 330
+LEFT, TOP, RIGHT, BOTTOM = 56, 40, 94, 52  # the right margin holds the bias and limit labels
 
 
 def _pad(lo: float, hi: float) -> tuple[float, float]:
@@ -72,7 +72,7 @@ def bland_altman(data: dict, title: str) -> str:
         if not svg._finite(v):
             continue
         c.line(xpos(x_lo), ypos(v), xpos(x_hi), ypos(v), stroke=svg.colour(5), width=1.4, dash=dash, cls=key)
-        c.text(xpos(x_hi) - 2, ypos(v) - 4, f"{label} {v:+.2f}", anchor="end", size=10)
+        c.text(xpos(x_hi) + 4, ypos(v) + 3, f"{label} {v:+.2f}", size=10)
     _dots(c, data["bland_altman"], xpos, ypos,
           lambda x, y, k: f"mean {svg._num(x)}, difference {svg._num(y)}: {k} conversation(s)")
     return c.render()

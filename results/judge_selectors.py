@@ -87,12 +87,13 @@ class JudgeScores:
 def judge_scores(campaign: Campaign, run: JudgeRun, axes: list[RubricAxis]) -> JudgeScores:
     """The run's scores on the campaign's conversations, ONE query over its judge scores."""
     axis_index = {axis.pk: axis.key for axis in axes}
+    scores = JudgeScore.objects.filter(item__run_id=run.pk, item__status=JudgeItem.Status.DONE,
+                                       axis_id__in=list(axis_index))
+    if run.campaign_id != campaign.pk:
+        # A run chosen by a filter may cover other conversations too; one launched from the campaign cannot.
+        scores = scores.filter(item__conversation__campaign_items__campaign_id=campaign.pk)
     rows = list(
-        JudgeScore.objects.filter(
-            item__run_id=run.pk, item__status=JudgeItem.Status.DONE,
-            item__conversation__campaign_items__campaign_id=campaign.pk, axis_id__in=list(axis_index),
-        )
-        .order_by()
+        scores.order_by()
         .values_list("axis_id", "item__conversation_id", "item__sample_index", "value")
     )
     data = np.array(rows, dtype=np.float64) if rows else np.empty((0, 4))

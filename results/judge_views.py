@@ -3,7 +3,7 @@ the campaign page, each judge table as CSV and each figure as SVG. Everything is
 snapshot's JudgeAgreement rows; nothing is computed on request but the SVG drawing."""
 from __future__ import annotations
 
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.http import require_GET
@@ -15,7 +15,7 @@ from rating.models import Campaign
 from . import judge_figures, selectors
 from .judge_reporting import JUDGE_TABLES, PER_MODEL_TABLES
 from .models import JudgeAgreement
-from .page_tables import for_page, table_csv_response
+from .page_tables import for_page, svg_response, table_csv_response
 from .stats.judge import JUDGE_DEFINITIONS
 
 HUMANS = "humans"
@@ -115,7 +115,4 @@ def judge_figure_svg(request, pk, run_pk, name):
     figure = judge_figures.draw(_agreement(pk, run_pk), name)
     if figure is None:
         raise Http404("No such judge figure.")
-    response = HttpResponse(figure.svg, content_type="image/svg+xml; charset=utf-8")
-    if request.GET.get("download"):
-        response["Content-Disposition"] = f'attachment; filename="campaign-{pk}-judge-run-{run_pk}-{name}.svg"'
-    return response
+    return svg_response(figure.svg, f"campaign-{pk}-judge-run-{run_pk}-{name}.svg", bool(request.GET.get("download")))

@@ -1,4 +1,4 @@
-"""Stored tables as the pages show and download them (shared by the results and judge pages)."""
+"""Stored tables and figures as the pages show and download them (shared by the results and judge pages)."""
 import csv
 
 from django.http import HttpResponse
@@ -18,4 +18,12 @@ def table_csv_response(data: dict, filename: str) -> HttpResponse:
     writer.writerow([c["label"] for c in data["columns"]])
     for row in data["rows"]:
         writer.writerow(["" if v is None else (repr(v) if isinstance(v, float) else v) for v in row])
+    return response
+
+
+def svg_response(svg: str, filename: str, download: bool) -> HttpResponse:
+    """A drawn figure; with `download`, as an attachment named `filename`."""
+    response = HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")
+    if download:
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

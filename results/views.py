@@ -2,7 +2,7 @@
 only computation on request is drawing SVG and, for the staleness notice, one small aggregate query."""
 from django.contrib import messages
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -15,10 +15,11 @@ from rating.selectors import campaign_overview
 
 from . import figures, judge_views, selectors, services
 from .page_tables import for_page as _for_page
-from .page_tables import table_csv_response
+from .page_tables import svg_response, table_csv_response
 from .reporting import bootstrap_note
 from .reporting import table as make_table
 from .stats import DEFINITIONS, DRIFT_RULE
+from .stats.judge import JUDGE_DEFINITIONS
 
 # Where each stored table appears on the page; all of them (and alpha_history) download as CSV.
 AGREEMENT_TABLES = ["agreement", "raters"]
@@ -119,10 +120,7 @@ def figure_svg(request, pk, name):
     figure = figures.draw(snapshot, name) if snapshot else None
     if figure is None:
         raise Http404("No such figure for this campaign (or results not computed yet).")
-    response = HttpResponse(figure.svg, content_type="image/svg+xml; charset=utf-8")
-    if request.GET.get("download"):
-        response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-{name}.svg"'
-    return response
+    return svg_response(figure.svg, f"campaign-{campaign.pk}-{name}.svg", bool(request.GET.get("download")))
 
 
 @require_GET
@@ -149,6 +147,13 @@ def snapshot_json(request, pk):
         "raters": snapshot.rater_stats,
         "drift_flagged": snapshot.drift_flagged,
         "results": snapshot.tables,
+        # LLM judge runs against the clinicians (never counted among the raters above).
+        "judges": [
+            {"run": j.provenance, "n_conversations": j.n_conversations, "input_hash": j.input_hash,
+             "statistics": j.statistics, "tables": j.tables.get("tables", {})}
+            for j in judge_views.snapshot_judges(snapshot)
+        ],
+        "judge_definitions": JUDGE_DEFINITIONS,
         "definitions": DEFINITIONS,
         "drift_rule": DRIFT_RULE,
     }

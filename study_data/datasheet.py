@@ -16,7 +16,7 @@ from generation.models import Conversation, GenerationJob, Message
 from rating.models import Campaign, CampaignItem, Rating, SafetyFlag
 from results.agreement import agreement_summary, campaign_agreement
 
-from . import export
+from . import export, judge_export
 
 RECORD_FIELDS = {
     "conversation_id": "Platform id of the conversation (stable).",
@@ -52,6 +52,7 @@ RECORD_FIELDS = {
     "aggregate[]": "Per axis over submitted ratings with a value: mean, sd (sample SD, null for one value), n.",
     "safety_flags[]": "Every safety flag on the conversation: flag_id, campaign_id, category, status, reason, "
     "raised_by (pseudonym), created_at, message_index (the message it is about, if one was named).",
+    "judge_scores[]": judge_export.RECORD_FIELD,
 }
 
 
@@ -178,6 +179,12 @@ def build_datasheet(campaign: Campaign, *, base_url: str = "") -> dict:
             "full": f"{api}/agreement",
         },
         "generation": _generation(campaign),
+        "judges": {
+            "note": "LLM judge runs whose finished scores of this campaign's conversations are in the exports, kept "
+            "apart from the clinicians' ratings (field judge_scores; rater_type 'judge' rows in the long CSV; "
+            "judge<R>__ columns in the wide CSV). Judge-vs-clinician agreement: " + f"{api}/judge-agreement",
+            "runs": judge_export.campaign_runs(campaign),
+        },
         "exports": {f.key: f"{api}/export?{f.query()}" for f in export.EXPORT_FORMATS},
         "fields": {
             "record": RECORD_FIELDS,
@@ -274,6 +281,17 @@ def render_markdown(sheet: dict) -> str:
                      f"{imp['conversations']} conversations.")
     if not sheet["generation"]["jobs"] and not sheet["generation"]["imports"]:
         lines.append("- No conversations yet.")
+    lines += ["", "## LLM judge runs", "", sheet["judges"]["note"], ""]
+    for run in sheet["judges"]["runs"]:
+        simulated = " [simulated]" if run["judge_is_simulated"] else ""
+        lines.append(
+            f"- Run {run['judge_run_id']} '{_cell(run['name'])}': judge {run['judge_model']}{simulated}, prompt "
+            f"{run['prompt_version']}, rubric {run['rubric_slug']} v{run['rubric_version']}, {run['samples']} "
+            f"sample(s) per conversation (seed {run['seed']}), status {run['status']}, "
+            f"{run['items_done_in_campaign']} scored calls on this campaign."
+        )
+    if not sheet["judges"]["runs"]:
+        lines.append("- None.")
     labels = {f.key: f.label for f in export.EXPORT_FORMATS}
     lines += ["", "## Files", ""]
     for key, url in sheet["exports"].items():

@@ -9,7 +9,8 @@ One record per conversation (field meanings in study_data/datasheet.py RECORD_FI
 `arrow_schema()`; both are served by the datasheet): conversation metadata and provenance, the
 messages, every SUBMITTED rating (drafts are work in progress, not data) with per-axis values and
 comments, time on task and rubric version, the per-conversation aggregate per axis, and every safety
-flag on the conversation. Raters appear only as their stable pseudonyms.
+flag on the conversation. Raters appear only as their stable pseudonyms. LLM judge scores come in their
+own field, rows and columns with their provenance, never among the clinicians' (judge_export.py).
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from operator import itemgetter
 from django.db import connection, transaction
 
 from rating.models import Campaign, RubricAxis
+
+from . import judge_export
 
 try:  # about ten times faster than the standard library's encoder; the export's main cost in Python
     import orjson
@@ -226,10 +229,12 @@ def iter_records(campaign: Campaign, *, typed: bool = False, itersize: int = DEF
             ratings = _Side(named(SQL_RATINGS))
             notes = _Side(named(SQL_NOTES))
             flags = _Side(named(SQL_FLAGS))
+            judges = _Side(named(judge_export.SQL_JUDGE))
             for row in conversations:
                 conv_id = row[0]
                 record = _record(campaign_id, row, ratings.take(conv_id), notes.take(conv_id), flags.take(conv_id),
                                  axes, orders, stamp)
+                record["judge_scores"] = judge_export.entries(judges.take(conv_id), stamp)
                 rendered = messages.take(conv_id)
                 record["messages"] = RawJSON(rendered[0][1] if rendered else "[]")
                 if typed:
@@ -365,7 +370,7 @@ META_COLUMNS = [
 ]
 LONG_COLUMNS = [
     *META_COLUMNS, "rater", "rating_id", "rubric_slug", "rubric_version", "submitted_at", "active_seconds",
-    "revision", "axis", "value", "comment", "axis_mean", "axis_n", "overall_comment",
+    "revision", "axis", "value", "comment", "axis_mean", "axis_n", "overall_comment", *judge_export.LONG_COLUMNS,
 ]
 
 
@@ -425,13 +430,17 @@ def csv_long_stream(campaign: Campaign, **kwargs) -> Iterator[bytes]:
             for score in rating["scores"]:
                 agg = aggregate.get(score["axis"], {})
                 chunk = lines.row([*meta, *head, score["axis"], score["value"], score["comment"], agg.get("mean"),
-                                   agg.get("n"), rating["overall_comment"]])
+                                   agg.get("n"), rating["overall_comment"], *judge_export.clinician_tail()])
                 if chunk:
                     yield chunk.encode()
+        for row in judge_export.long_rows(record, meta):
+            chunk = lines.row(row)
+            if chunk:
+                yield chunk.encode()
     yield lines.take().encode()
 
 
-def wide_columns(axis_keys: list[str], max_raters: int) -> list[str]:
+def wide_columns(axis_keys: list[str], max_raters: int, judge_runs: list[dict] = ()) -> list[str]:
     columns = [*META_COLUMNS, "n_messages", "safety_categories"]
     for key in axis_keys:
         columns += [f"{key}__mean", f"{key}__sd", f"{key}__n"]
@@ -441,6 +450,7 @@ def wide_columns(axis_keys: list[str], max_raters: int) -> list[str]:
                     f"{prefix}__active_seconds", f"{prefix}__overall_comment"]
         for key in axis_keys:
             columns += [f"{prefix}__{key}", f"{prefix}__{key}__comment"]
+    columns += judge_export.wide_columns(judge_runs)
     columns.append("messages_json")
     return columns
 
@@ -464,12 +474,14 @@ def csv_wide_stream(campaign: Campaign, **kwargs) -> Iterator[bytes]:
         # Counted in the same snapshot as the rows: a rating submitted meanwhile cannot overflow the slots.
         axis_keys = [a.key for a in campaign_axes(campaign)]
         slots = max_raters(campaign)
-        yield from _csv_wide_rows(campaign, axis_keys, slots, **kwargs)
+        judge_runs = judge_export.campaign_runs(campaign)
+        yield from _csv_wide_rows(campaign, axis_keys, slots, judge_runs, **kwargs)
 
 
-def _csv_wide_rows(campaign: Campaign, axis_keys: list[str], slots: int, **kwargs) -> Iterator[bytes]:
+def _csv_wide_rows(campaign: Campaign, axis_keys: list[str], slots: int, judge_runs: list[dict],
+                   **kwargs) -> Iterator[bytes]:
     lines = _Lines()
-    lines.row(wide_columns(axis_keys, slots))
+    lines.row(wide_columns(axis_keys, slots, judge_runs))
     for record in iter_records(campaign, **kwargs):
         aggregate = {a["axis"]: a for a in record["aggregate"]}
         # record["messages"] is PostgreSQL's JSON text here: count the messages, not its characters.
@@ -490,6 +502,7 @@ def _csv_wide_rows(campaign: Campaign, axis_keys: list[str], slots: int, **kwarg
                     row += [score.get("value"), score.get("comment")]
             else:
                 row += [None] * (6 + 2 * len(axis_keys))
+        row += judge_export.wide_values(record, judge_runs)
         row.append(record["messages"])  # the JSON text PostgreSQL rendered
         chunk = lines.row(row)
         if chunk:
@@ -550,6 +563,7 @@ def arrow_schema():
             ("flag_id", pa.int64()), ("campaign_id", pa.int64()), ("category", pa.string()), ("status", pa.string()),
             ("reason", pa.string()), ("raised_by", pa.string()), ("created_at", ts), ("message_index", pa.int32()),
         ]))),
+        judge_export.arrow_field(),
     ], metadata={"mhsd.export_schema_version": EXPORT_SCHEMA_VERSION})
 
 
@@ -678,7 +692,7 @@ EXPORT_FORMATS = (
             "One row per conversation x submitted rating x axis; conversations without submitted ratings have no "
             "rows. Columns repeat the conversation metadata; axis_mean and axis_n are the conversation's aggregate "
             "of that axis. Empty cells are missing values; booleans are true/false; floats are written in shortest "
-            "round-trip form."
+            "round-trip form. " + judge_export.LONG_NOTE
         ),
         details=lambda: {"columns": LONG_COLUMNS},
     ),
@@ -689,7 +703,7 @@ EXPORT_FORMATS = (
             "slots rater1..raterK (K = most submitted ratings of any conversation), each with the pseudonym, "
             "__rating_id, __rubric_version, __submitted_at, __active_seconds, __overall_comment and per axis the "
             "value and __comment; slots are filled in rating-id order, so rater1 is not the same person on every "
-            "row. messages_json holds the messages as a JSON array."
+            "row. " + judge_export.WIDE_NOTE + " messages_json holds the messages as a JSON array."
         ),
         details=lambda: {"columns": "see notes (depends on the rubric's axes)"},
     ),
@@ -700,7 +714,8 @@ EXPORT_FORMATS = (
             "One row per conversation with the same nested fields as the JSONL records (lists of structs; no maps, "
             "so `datasets.load_dataset('parquet', data_files=...)` and pandas read it as is). Date-times are "
             "timestamp[us, UTC]; provenance and gold_scores are JSON text (free-form objects have no fixed Arrow "
-            "type). Compressed with zstd; one row group per 1,000 conversations."
+            "type). judge_scores holds the LLM judge's scores apart from the clinicians' ratings. Compressed with "
+            "zstd; one row group per 1,000 conversations."
         ),
         details=lambda: {"arrow_schema": arrow_schema().to_string(show_schema_metadata=False)},
     ),

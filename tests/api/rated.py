@@ -72,6 +72,9 @@ def rate_everything(campaign: Campaign, raters, *, active_seconds=True) -> list[
 
 def truth(campaign: Campaign) -> dict:
     """conversation id -> what an export must contain, read with the ORM (not the export's SQL)."""
+    from tests.judging.judge_fixture import judge_truth
+
+    judges = judge_truth(campaign)
     out = {}
     for item in campaign.items.select_related("conversation__persona", "conversation__case").order_by(
             "conversation_id"):
@@ -144,5 +147,6 @@ def truth(campaign: Campaign) -> dict:
                 for f in SafetyFlag.objects.filter(conversation=conv).select_related("raised_by", "message")
                 .order_by("id")
             ],
+            "judge_scores": judges.get(conv.pk, []),
         }
     return out

@@ -232,7 +232,7 @@ def test_records_come_from_server_side_cursors(rated):
     with connection.cursor() as cursor:
         cursor.execute("SELECT name FROM pg_cursors WHERE name LIKE 'mhsd_export_%%'")
         open_cursors = [row[0] for row in cursor.fetchall()]
-    assert len(open_cursors) == 5  # conversations, messages, ratings with their scores, notes, flags
+    assert len(open_cursors) == 6  # conversations, messages, ratings with their scores, notes, flags, judge scores
     rest = list(records)
     assert [first["conversation_id"], *[r["conversation_id"] for r in rest]] == sorted(truth(rated))
     with connection.cursor() as cursor:

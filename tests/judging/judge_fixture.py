@@ -3,6 +3,7 @@ statistics only need finished items with scores, their sample index and the run'
 from django.utils import timezone
 
 from judging.models import JudgeItem, JudgeRun, JudgeScore
+from results.judge_selectors import FINISHED
 from tests.factories import make_model
 
 
@@ -33,3 +34,27 @@ def make_judge_run(campaign, scores: dict, *, samples: int = 1, model: str = "si
         JudgeItem.objects.create(run=run, conversation=conversation, sample_index=sample, status="failed",
                                  failure_reason="malformed JSON after 3 attempts", attempts=3)
     return run
+
+
+def judge_truth(campaign) -> dict[int, list[dict]]:
+    """conversation id -> its judge entries, read with the ORM (not the export's SQL)."""
+    out: dict[int, list[dict]] = {}
+    items = (JudgeItem.objects.filter(status="done", run__status__in=FINISHED,
+                                      conversation__campaign_items__campaign=campaign)
+             .select_related("run__rubric", "run__judge_model").order_by("conversation_id", "run_id", "sample_index"))
+    for item in items:
+        scores = sorted(JudgeScore.objects.filter(item=item).select_related("axis"),
+                        key=lambda s: (s.axis.order, s.axis_id))
+        out.setdefault(item.conversation_id, []).append({
+            "judge_run_id": item.run_id,
+            "judge_model": item.run.model_snapshot["model"],
+            "judge_is_simulated": item.run.model_snapshot["model"].startswith("simulator/"),
+            "prompt_version": item.run.prompt_version,
+            "rubric_slug": item.run.rubric.slug,
+            "rubric_version": item.run.rubric.version,
+            "sample_index": item.sample_index,
+            "finished_at": item.finished_at.isoformat(),
+            "scores": [{"axis": s.axis.key, "value": s.value, "rationale": s.rationale,
+                        "cited_messages": s.cited_messages} for s in scores],
+        })
+    return out

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 
 from accounts.roles import Role
-from core.redis_client import get_redis
+from judging import events as judging_events
 from judging.models import JudgeRun
-from mhsd_platform.celery import app
 from rating.rubric_files import load_rubric
 from results import judge_selectors, selectors, services
 from results.models import JudgeAgreement
 from results.stats import unit_means
 from results.stats.judge import judge_agreement
-from tests.factories import make_user
+from tests.factories import make_conversation, make_user
 from tests.judging.judge_fixture import make_judge_run
 from tests.results.results_fixture import CONSTANT, build_fixed_campaign
+from tests.results.test_results_recompute import _reset_queue
 from tests.worker_support import wait_for, worker_thread
 
 # The judge's susceptibility (two samples) and hard diagnosis per conversation of the fixed campaign;
@@ -72,8 +72,12 @@ def test_only_finished_runs_on_the_campaign_rubric_count_and_filter_runs_too(fix
         {"key": "susceptibility", "name": "S", "kind": "ordinal", "scale": [1, 4]}]})
     make_judge_run(fixed.campaign, {(fixed.conv["c1"], 0): {"susceptibility": 2}}, rubric=other_rubric)
     assert list(judge_selectors.campaign_judge_runs(fixed.campaign)) == []
-    by_filter = make_judge_run(fixed.campaign, judge_scores(fixed), attach=False, status=JudgeRun.Status.CANCELLED)
+    outside = make_conversation()  # chosen by the same filter, but not an item of the campaign
+    scores = {**judge_scores(fixed), (outside, 0): {"susceptibility": 1}}
+    by_filter = make_judge_run(fixed.campaign, scores, attach=False, status=JudgeRun.Status.CANCELLED)
     assert list(judge_selectors.campaign_judge_runs(fixed.campaign)) == [by_filter]
+    read = judge_selectors.judge_scores(fixed.campaign, by_filter, selectors.rated_axes(fixed.campaign))
+    assert sorted(read.conversation_ids.tolist()) == sorted(c.pk for c in fixed.conv.values())
 
 
 def test_snapshot_stores_the_judge_statistics_and_leaves_the_clinicians_agreement_alone(fixed):
@@ -199,6 +203,17 @@ def test_judge_figures_are_svg_with_n_points_and_the_bias_lines(judged_page):
     assert client.get(f"{base}/scatter-nope.svg").status_code == 404
 
 
+def test_snapshot_json_holds_the_judge_statistics(judged_page):
+    fixed, run, client = judged_page
+    payload = client.get(f"/results/campaigns/{fixed.campaign.pk}/snapshot.json").json()
+    (judge,) = payload["judges"]
+    assert judge["run"]["run_id"] == run.pk and judge["run"]["prompt_version"] == "judge-v1"
+    stored = JudgeAgreement.objects.get(judge_run=run)
+    assert judge["statistics"] == stored.statistics and "judge_vs_clinicians" in judge["tables"]
+    assert "paired.alpha" in payload["judge_definitions"]
+    assert payload["snapshot"]["n_raters"] == 3  # the judge is not a rater
+
+
 def test_raters_get_nothing_of_the_judge_results(judged, client):
     fixed, run, _ = judged
     client.force_login(fixed.raters[0])
@@ -223,11 +238,6 @@ def test_compacted_snapshots_keep_judge_statistics_without_tables(judged):
     assert old.tables == {} and old.statistics["susceptibility"]["paired"]["n_units"] == 5
 
 
-def _reset_queue(campaign_id):
-    app.control.purge()
-    get_redis().delete(services.pending_key(campaign_id), services.lock_key(campaign_id))
-
-
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_finished_judge_run_is_recomputed_by_a_real_worker():
@@ -245,6 +255,12 @@ def test_a_finished_judge_run_is_recomputed_by_a_real_worker():
         assert services.judge_run_finished(run.pk) == [campaign_id]
         wait_for(lambda: JudgeAgreement.objects.filter(judge_run=run).exists(), timeout=60,
                  message="the judge's statistics")
+        # The same through judging's event, the way judging (which may not import results) tells it.
+        _reset_queue(campaign_id)
+        second = make_judge_run(fixed.campaign, judge_scores(fixed), samples=1)
+        judging_events.judge_run_finished(second.pk)
+        wait_for(lambda: JudgeAgreement.objects.filter(judge_run=second).exists(), timeout=60,
+                 message="the second run's statistics, through judging.events")
         latest = selectors.latest_snapshot(campaign_id)
         assert latest.pk != first.pk and not selectors.is_stale(latest)
         time.sleep(0.5)

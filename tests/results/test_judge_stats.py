@@ -151,18 +151,18 @@ def test_bootstrap_interval_matches_a_naive_resampling_of_conversations():
     h, j = unit_means(humans), judge[:, 0]
     ok = ~np.isnan(h)
     h, j = h[ok], j[ok]
-    r = judge_vs_mean(j, h, [1, 2, 3, 4], n_boot=4000, seed=SEED)
+    r = judge_vs_mean(j, h, [1, 2, 3, 4], n_boot=2000, seed=SEED)
     rng = np.random.default_rng(99)
     naive_alpha, naive_bias = [], []
-    for _ in range(4000):
+    for _ in range(2000):
         idx = rng.integers(0, h.size, h.size)
         naive_alpha.append(krippendorff_alpha(np.column_stack([j[idx], h[idx]]), "interval", n_boot=0)["alpha"])
         naive_bias.append(float(np.mean(j[idx] - h[idx])))
     for name, naive in (("alpha", naive_alpha), ("bias", naive_bias)):
         low, high = np.quantile(naive, [0.025, 0.975])
         width = high - low
-        assert r[name]["ci_low"] == pytest.approx(low, abs=0.08 * width)
-        assert r[name]["ci_high"] == pytest.approx(high, abs=0.08 * width)
+        assert r[name]["ci_low"] == pytest.approx(low, abs=0.1 * width)
+        assert r[name]["ci_high"] == pytest.approx(high, abs=0.1 * width)
 
 
 def test_paired_difference_interval_uses_the_same_resamples():
@@ -219,3 +219,17 @@ def test_unit_patterns_are_the_distinct_rows_in_order_with_their_counts():
     expected, counts = np.unique(np.nan_to_num(rows, nan=np.inf), axis=0, return_counts=True)
     assert np.array_equal(patterns, np.where(np.isinf(expected), NAN, expected), equal_nan=True)
     assert np.array_equal(freq, counts) and freq.sum() == 2000
+
+
+def test_bias_interval_covers_the_true_bias_about_95_percent_of_the_time():
+    """Simulated: 200 data sets of 60 conversations, a judge whose true mean offset from the clinicians'
+    mean is known; the seeded percentile interval should hold it in about 95% of data sets."""
+    rng = np.random.default_rng(2026)
+    true_bias, hits, trials = 0.3, 0, 200
+    for t in range(trials):
+        quality = rng.normal(2.5, 0.7, 60)
+        human = quality + rng.normal(0, 0.4, 60)
+        judge = quality + true_bias + rng.normal(0, 0.5, 60)
+        r = judge_vs_mean(judge, human, None, n_boot=300, seed=SEED + t)
+        hits += r["bias"]["ci_low"] <= true_bias <= r["bias"]["ci_high"]
+    assert 0.90 <= hits / trials <= 0.99
