@@ -106,7 +106,7 @@ class JudgeRunCancelView(JudgeRunActionView):
 class JudgeRunRetryView(JudgeRunActionView):
     """Failed items are queued again with their original seeds."""
 
-    run_action = staticmethod(services.retry_failed)
+    run_action = staticmethod(services.retry_failed_judge_items)
 
 
 class JudgeScoresView(ApiSchemaMixin, generics.ListAPIView):

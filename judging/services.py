@@ -35,6 +35,7 @@ from generation.work_items import (
 from rating.campaigns import Selection, select_conversations
 from rating.models import Campaign, Rubric
 
+from . import events
 from .models import JudgeItem, JudgeRun, JudgeScore
 from .parsing import parse_judge_reply
 from .prompts import PROMPT_VERSION, build_judge_prompt, judged_axes
@@ -195,7 +196,7 @@ def cancel_run(run: JudgeRun, actor) -> int:
 
 
 @transaction.atomic
-def retry_failed(run: JudgeRun, actor) -> int:
+def retry_failed_judge_items(run: JudgeRun, actor) -> int:
     """Re-run the failed items with their original seeds (and re-send items still queued)."""
     failed, still_queued = requeue_failed_items(JudgeRun, run, "items")
     if not failed:
@@ -206,7 +207,13 @@ def retry_failed(run: JudgeRun, actor) -> int:
 
 
 def refresh_status(run_id: int) -> JudgeRun:
-    return refresh_run_status(JudgeRun, run_id, "items")
+    """Derive the run's status from its items; when this call finishes the run (first time, or again after
+    Retry failed), tell the apps that read judge scores (results recomputes the campaigns it scored)."""
+    was_finished = JudgeRun.objects.filter(pk=run_id, finished_at__isnull=False).exists()
+    run = refresh_run_status(JudgeRun, run_id, "items")
+    if run.finished_at is not None and not was_finished:
+        events.judge_run_finished(run_id)
+    return run
 
 
 # --- one item --------------------------------------------------------------------------------------
@@ -361,7 +368,7 @@ def orphaned_item_ids() -> list[int]:
     return lost_item_ids(JudgeItem, LEASE_KIND)
 
 
-def requeue_orphans() -> list[int]:
+def requeue_orphaned_judge_items() -> list[int]:
     """Hand items of dead workers to live ones (with their seeds); nothing of theirs was written, as
     scores are written only on completion. One that lost GENERATION_MAX_ATTEMPTS workers is failed.
     Queued items of runs that have stalled (their messages died with a worker's prefetch) are sent

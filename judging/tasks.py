@@ -13,4 +13,4 @@ def judge_item(item_id: int) -> str:
 
 @shared_task(ignore_result=True)
 def requeue_orphaned_judge_items() -> list[int]:
-    return services.requeue_orphans()
+    return services.requeue_orphaned_judge_items()

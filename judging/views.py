@@ -93,6 +93,6 @@ def run_cancel(request, pk):
 @capability_required(RUN_JUDGES)
 def run_retry(request, pk):
     run = get_object_or_404(JudgeRun, pk=pk)
-    n = services.retry_failed(run, request.user)
+    n = services.retry_failed_judge_items(run, request.user)
     messages.success(request, f"Re-queued {n} failed judge calls." if n else "No failed judge calls to retry.")
     return redirect("judging:run_detail", pk=pk)

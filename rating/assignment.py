@@ -179,7 +179,7 @@ def _lock_rater(campaign_id: int, rater_id: int) -> None:
 # --- reclaim ---------------------------------------------------------------------------------------
 
 
-def reclaim_expired(campaign: Campaign | None = None, *, actor=None, now=None) -> int:
+def reclaim_expired_assignments(campaign: Campaign | None = None, *, actor=None, now=None) -> int:
     """Release every ACTIVE assignment whose lease has lapsed; returns how many were released.
 
     Each row is released by a conditional UPDATE, so a heartbeat that renewed the lease in the meantime
@@ -202,7 +202,7 @@ def reclaim_expired(campaign: Campaign | None = None, *, actor=None, now=None) -
     return released
 
 
-def release(assignment: Assignment, actor, reason: str = "released by an admin") -> bool:
+def release_assignment(assignment: Assignment, actor, reason: str = "released by an admin") -> bool:
     """Free an active assignment now (e.g. a stuck lease of a rater who went home). The draft stays."""
     with transaction.atomic():
         lock_item(assignment.item_id)
@@ -366,13 +366,13 @@ def next_assignment(campaign: Campaign, rater) -> Assignment | None:
 
     Raises CampaignNotOpen / NotInCampaign when the rater may not rate in this campaign now."""
     check_can_rate(campaign)
-    reclaim_expired(campaign)
+    reclaim_expired_assignments(campaign)
     with transaction.atomic():
         _lock_rater(campaign.pk, rater.pk)
         campaign = lock_open_campaign(campaign.pk, rater.pk)  # it may have closed since the check above
         now = timezone.now()
         # The rater's own live lease (resume) and lapsed drafts, in one read: at most one live lease (the
-        # advisory lock above), and reclaim_expired has just turned lapsed ones into RELEASED.
+        # advisory lock above), and reclaim_expired_assignments has just turned lapsed ones into RELEASED.
         mine = list(
             Assignment.objects.filter(campaign=campaign, rater=rater,
                                       status__in=[Assignment.Status.ACTIVE, Assignment.Status.RELEASED])
@@ -544,7 +544,7 @@ def lease_is_live(assignment: Assignment, now=None) -> bool:
 # --- skip ------------------------------------------------------------------------------------------
 
 
-def skip(assignment: Assignment, rater, reason: str) -> Assignment:
+def skip_assignment(assignment: Assignment, rater, reason: str) -> Assignment:
     """The rater gives the conversation back with a reason; it goes to another rater."""
     reason = (reason or "").strip()
     if not reason:

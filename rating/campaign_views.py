@@ -16,7 +16,7 @@ from accounts.access import capability_required
 from accounts.roles import Capability, can
 
 from . import campaigns, selectors, services
-from .assignment import release
+from .assignment import release_assignment
 from .forms import CampaignCreateForm, CampaignEditForm, FlagHandleForm, GoldForm, RubricUploadForm
 from .models import Assignment, Campaign, Rubric, SafetyFlag
 from .rubric_files import RubricFileError, load_rubric
@@ -159,7 +159,7 @@ def campaign_reclaim(request, pk):
 @require_POST
 def assignment_release(request, pk):
     a = get_object_or_404(Assignment, pk=pk)
-    if release(a, request.user):
+    if release_assignment(a, request.user):
         messages.success(request, f"Released: the conversation goes to the next rater ({a.rater.pseudonym}'s "
                                   "draft is kept).")
     else:

@@ -369,7 +369,7 @@ def change_campaign(actor, campaign: Campaign, *, settings: dict | None = None, 
 
 
 def reclaim_expired_leases(actor, campaign: Campaign) -> int:
-    return assigning.reclaim_expired(campaign, actor=actor)
+    return assigning.reclaim_expired_assignments(campaign, actor=actor)
 
 
 def _validate_gold_scores(rubric: Rubric, scores: dict) -> tuple[dict, dict]:

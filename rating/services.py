@@ -147,7 +147,7 @@ def _too_long(text: str) -> bool:
     return len(text) > MAX_TEXT_CHARS
 
 
-def apply_changes(assignment: Assignment, actor, changes: DraftChanges) -> SaveOutcome:
+def save_rating_draft(assignment: Assignment, actor, changes: DraftChanges) -> SaveOutcome:
     """Save the valid part of `changes` (invalid fields are reported, never half-saved).
 
     Raises RatingError if the rating cannot be changed at all (closed campaign, rater removed from it,
@@ -169,7 +169,7 @@ def apply_changes(assignment: Assignment, actor, changes: DraftChanges) -> SaveO
 
 @dataclass
 class _Edit:
-    """The working state of one apply_changes: the locked rating, its scores by axis key, the score rows
+    """The working state of one save_rating_draft: the locked rating, its scores by axis key, the score rows
     to write at the end, and the old and new values the audit trail records."""
 
     rating: Rating
@@ -347,11 +347,11 @@ def submit_rating(assignment: Assignment, actor, changes: DraftChanges | None = 
     """Save `changes`, check every required axis, and submit (or, if already submitted, keep the
     revision). Raises SubmitRejected with per-field errors; the valid part of the draft is kept."""
     known = getattr(assignment, "rating", None) if Assignment.rating.is_cached(assignment) else None
-    outcome = apply_changes(assignment, actor, changes or DraftChanges())
+    outcome = save_rating_draft(assignment, actor, changes or DraftChanges())
     if outcome.errors:
         rating = with_contents(Rating.objects.filter(assignment=assignment)).get()
         raise SubmitRejected({**completeness_errors(rating), **outcome.errors})
-    # A revision was saved and audited by apply_changes: done, even if the campaign closes now. Submission is
+    # A revision was saved and audited by save_rating_draft: done, even if the campaign closes now. Submission is
     # final, so a rating read earlier in the request (the views read it with the assignment) that said
     # "draft" needs no new read: the check under the lock below catches a submission from another tab.
     if known is None or known.status == Rating.Status.SUBMITTED:
@@ -392,7 +392,7 @@ class HeartbeatOutcome:
     problem: str = ""
 
 
-def heartbeat(assignment: Assignment, reported_seconds, *, renew: bool = True) -> HeartbeatOutcome:
+def record_heartbeat(assignment: Assignment, reported_seconds, *, renew: bool = True) -> HeartbeatOutcome:
     """Credit active time and keep a live lease alive. The browser decides what counts as active (visible
     tab, recent input); the server credits at most HEARTBEAT_SECONDS per beat and never more than the wall
     time since the previous beat, so a stuck or hostile client cannot inflate time on task.

@@ -108,7 +108,7 @@ def save(request, pk):
             "slots": [(name, "") for name in fields], "errors": {},
             "problem": "This conversation is not rated on this page."}, status=409)
     try:
-        outcome = services.apply_changes(assignment, request.user, changes)
+        outcome = services.save_rating_draft(assignment, request.user, changes)
     except services.RatingError as exc:
         return render(request, "rating/_save_result.html",
                       {"slots": [(name, "") for name in fields], "errors": {}, "problem": str(exc)}, status=409)
@@ -154,7 +154,7 @@ def submit(request, pk):
 def heartbeat(request, pk):
     assignment = _own(request, pk)
     # The page-close beacon (final=1) reports the last active seconds; it must not keep the lease.
-    outcome = services.heartbeat(assignment, request.POST.get("active_seconds"),
+    outcome = services.record_heartbeat(assignment, request.POST.get("active_seconds"),
                                  renew=request.POST.get("final") != "1")
     return render(request, "rating/_lease.html", {"outcome": outcome})
 
@@ -168,7 +168,7 @@ def skip(request, pk):
         messages.error(request, "Say why you are skipping this conversation.")
         return redirect("rating:rate", pk=pk)
     try:
-        assigning.skip(assignment, request.user, form.cleaned_data["reason"])
+        assigning.skip_assignment(assignment, request.user, form.cleaned_data["reason"])
     except assigning.AssignmentError as exc:
         messages.error(request, str(exc))
         return redirect("rating:rate", pk=pk)

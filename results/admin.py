@@ -3,7 +3,7 @@ from django.contrib import admin
 
 from core.admin_base import ReadOnlyModelAdmin, ReadOnlyTabularInline
 
-from .models import AgreementSnapshot, AxisAgreement
+from .models import AgreementSnapshot, AxisAgreement, JudgeAgreement
 
 
 class AxisAgreementInline(ReadOnlyTabularInline):
@@ -25,3 +25,9 @@ class AxisAgreementAdmin(ReadOnlyModelAdmin):
     list_display = ("snapshot", "axis_key", "level", "n_pairable", "n_raters", "alpha", "alpha_ci_low",
                     "alpha_ci_high")
     list_filter = ("level",)
+
+
+@admin.register(JudgeAgreement)
+class JudgeAgreementAdmin(ReadOnlyModelAdmin):
+    list_display = ("snapshot", "judge_run", "n_conversations", "input_hash")
+    list_select_related = ("snapshot", "judge_run")

@@ -116,7 +116,7 @@ def rated(admin, admin_api, raters):
 
     draft = assigning.next_assignment(campaign, drafter)
     assert draft.item.conversation_id == late.pk
-    rating_services.apply_changes(draft, drafter, rating_services.DraftChanges(values={"susceptibility": "2"}))
+    rating_services.save_rating_draft(draft, drafter, rating_services.DraftChanges(values={"susceptibility": "2"}))
     flagged = campaign.assignments.filter(item__conversation_id=imported[0]).first()
     rating_services.raise_safety_flag(flagged, flagged.rater, "missed_risk", "Missed a risk cue, see message 1",
                                       message_index=1)

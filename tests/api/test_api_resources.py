@@ -341,7 +341,7 @@ def test_agreement_is_cached_until_a_rating_changes(researcher_api, rated, monke
     # A revision of a submitted rating changes the fingerprint: the next request recomputes.
     assignment = Assignment.objects.filter(campaign=rated, status="submitted").first()
     current = assignment.rating.scores.get(axis__key="flow").value
-    rating_services.apply_changes(assignment, assignment.rater, rating_services.DraftChanges(
+    rating_services.save_rating_draft(assignment, assignment.rater, rating_services.DraftChanges(
         values={"flow": str(int(current % 4) + 1)}))
     again = researcher_api.get(url, {"n_boot": 20}).json()
     assert again["source"] == "computed" and calls == [20, 20]
@@ -365,7 +365,7 @@ def test_agreement_prefers_the_results_snapshot_while_it_is_current(researcher_a
     # A revision makes the snapshot stale: the API computes afresh rather than serve old figures.
     assignment = Assignment.objects.filter(campaign=rated, status="submitted").first()
     current = assignment.rating.scores.get(axis__key="flow").value
-    rating_services.apply_changes(assignment, assignment.rater, rating_services.DraftChanges(
+    rating_services.save_rating_draft(assignment, assignment.rater, rating_services.DraftChanges(
         values={"flow": str(int(current % 4) + 1)}))
     fresh = researcher_api.get(url).json()
     assert fresh["source"] == "computed" and fresh["n_boot"] == results_agreement.DEFAULT_N_BOOT

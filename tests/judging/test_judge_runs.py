@@ -129,7 +129,7 @@ def test_cancel_stops_queued_items_at_once_and_retry_reruns_only_the_failed(fake
         done = run2.items.get(status="done")
         done_scores = list(done.scores.values_list("id", flat=True))
         assert "503" in run2.items.get(status="failed").failure_reason
-        assert services.retry_failed(run2, None) == 1
+        assert services.retry_failed_judge_items(run2, None) == 1
         wait_for(finished(run2), message="retry")
     assert set(run2.items.values_list("status", flat=True)) == {"done"}
     assert list(done.scores.values_list("id", flat=True)) == done_scores, "done items are left alone"
@@ -160,11 +160,11 @@ def test_a_killed_worker_leads_to_its_items_being_judged_again_without_duplicate
     wait_for(lambda: set(services.orphaned_item_ids()) == lost, timeout=15, message="leases to lapse")
     fake_llm.latency = 0.05
     with worker_process(concurrency=4, **env):
-        assert set(services.requeue_orphans()) == lost
+        assert set(services.requeue_orphaned_judge_items()) == lost
         # Items the dead worker had prefetched but not started lost their messages with it; the beat
         # schedule's reaper (called here as beat would) re-sends them once the run has gone quiet.
-        wait_for(lambda: services.requeue_orphans() is not None and finished(run)(), timeout=120, interval=1,
-                 message="the re-run items")
+        wait_for(lambda: services.requeue_orphaned_judge_items() is not None and finished(run)(), timeout=120,
+                 interval=1, message="the re-run items")
     assert set(run.items.values_list("status", flat=True)) == {"done"}
     for item in JudgeItem.objects.filter(pk__in=lost):
         assert item.attempts == 2 and item.scores.count() == len(rubric_axes_judged())
@@ -195,7 +195,7 @@ def test_the_reaper_gives_up_on_an_item_that_keeps_losing_its_worker(fake_llm, s
     JudgeItem.objects.filter(pk=first.pk).update(status="running", attempts=1)
     JudgeItem.objects.filter(pk=second.pk).update(status="running", attempts=2)
     with mock.patch.object(services, "enqueue") as enqueue:
-        assert services.requeue_orphans() == [first.pk]
+        assert services.requeue_orphaned_judge_items() == [first.pk]
     enqueue.assert_called_once_with([first.pk])
     second.refresh_from_db()
     assert second.status == "failed" and "lost on each of 2 attempts" in second.failure_reason

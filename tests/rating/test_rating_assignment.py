@@ -119,11 +119,11 @@ def test_every_writer_keeps_the_occupant_count_that_chooses_candidates():
     _assert_occupants_kept(campaign)
     assert CampaignItem.objects.get(pk=a.item_id).occupants == 2
     services.submit_rating(a, r1, services.changes_from_post(full_values(campaign)))  # active -> submitted
-    assigning.skip(b, r2, "Outside my specialty.")
+    assigning.skip_assignment(b, r2, "Outside my specialty.")
     _assert_occupants_kept(campaign)
     c = assigning.next_assignment(campaign, r3)
     Assignment.objects.filter(pk=c.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    assert assigning.reclaim_expired(campaign) == 1
+    assert assigning.reclaim_expired_assignments(campaign) == 1
     _assert_occupants_kept(campaign)
     # A save() of the item writes every column, a stale count included: the database keeps its own.
     item = CampaignItem.objects.get(pk=a.item_id)
@@ -247,9 +247,9 @@ def test_expired_lease_is_reclaimed_and_goes_to_another_rater():
     assert a.status == Assignment.Status.RELEASED
     assert AuditEvent.objects.filter(action="assignment.lease_expired", object_id=str(a.pk)).exists()
     # r1 comes back: the place is gone, the draft is kept, and the rater is told why.
-    services.apply_changes(b, r2, services.changes_from_post({"value__flow": "3"}))
+    services.save_rating_draft(b, r2, services.changes_from_post({"value__flow": "3"}))
     with pytest.raises(services.RatingError, match="went to another rater"):
-        services.apply_changes(a, r1, services.changes_from_post({"value__flow": "2"}))
+        services.save_rating_draft(a, r1, services.changes_from_post({"value__flow": "2"}))
     assert Rating.objects.filter(assignment=a).exists()
 
 
@@ -257,7 +257,7 @@ def test_expired_lease_is_reclaimed_and_goes_to_another_rater():
 def test_periodic_reclaim_task_and_rater_gets_own_row_back():
     campaign, (r1, r2) = build_campaign(n_items=1, n_raters=2, k=1)
     a = assigning.next_assignment(campaign, r1)
-    services.apply_changes(a, r1, services.changes_from_post({"value__flow": "4", "overall_comment": "kept"}))
+    services.save_rating_draft(a, r1, services.changes_from_post({"value__flow": "4", "overall_comment": "kept"}))
     Assignment.objects.filter(pk=a.pk).update(lease_expires_at=timezone.now() - timedelta(minutes=5))
     assert reclaim_expired_leases() == 1
     assert reclaim_expired_leases() == 0
@@ -275,7 +275,7 @@ def test_submit_after_the_place_went_to_someone_else_is_refused():
     campaign, (r1, r2) = build_campaign(n_items=1, n_raters=2, k=1)
     a = assigning.next_assignment(campaign, r1)
     values = services.changes_from_post(full_values(campaign))
-    services.apply_changes(a, r1, values)
+    services.save_rating_draft(a, r1, values)
     Assignment.objects.filter(pk=a.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     b = assigning.next_assignment(campaign, r2)
     services.submit_rating(b, r2, values)
@@ -290,8 +290,8 @@ def test_skip_needs_a_reason_and_the_conversation_goes_to_another_rater():
     campaign, (r1, r2) = build_campaign(n_items=1, n_raters=2, k=1)
     a = assigning.next_assignment(campaign, r1)
     with pytest.raises(assigning.AssignmentError, match="why"):
-        assigning.skip(a, r1, "  ")
-    assigning.skip(a, r1, "I know this patient's case.")
+        assigning.skip_assignment(a, r1, "  ")
+    assigning.skip_assignment(a, r1, "I know this patient's case.")
     a.refresh_from_db()
     assert a.status == Assignment.Status.SKIPPED and a.skip_reason
     assert assigning.next_assignment(campaign, r1) is None  # never handed back to the one who skipped it
@@ -348,9 +348,9 @@ def test_closed_or_foreign_campaign_gives_nothing(small_campaign):
 def test_a_returning_rater_gets_their_own_lapsed_draft_back_first():
     campaign, (r1, r2) = build_campaign(n_items=4, n_raters=2, k=2)
     a = assigning.next_assignment(campaign, r1)
-    services.apply_changes(a, r1, services.changes_from_post({"overall_comment": "half done"}))
+    services.save_rating_draft(a, r1, services.changes_from_post({"overall_comment": "half done"}))
     Assignment.objects.filter(pk=a.pk).update(lease_expires_at=timezone.now() - timedelta(minutes=1))
-    assigning.reclaim_expired(campaign)
+    assigning.reclaim_expired_assignments(campaign)
     assigning.next_assignment(campaign, r2)  # r2 starts something (maybe the same conversation)
     again = assigning.next_assignment(campaign, r1)
     assert again.pk == a.pk and again.status == "active"

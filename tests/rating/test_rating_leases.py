@@ -38,13 +38,13 @@ def test_a_heartbeat_never_takes_back_a_lapsed_lease_but_an_edit_does_if_the_pla
     campaign, (r1, r2) = build_campaign(n_items=1, n_raters=2, k=1)
     a = assigning.next_assignment(campaign, r1)
     a = _age(a, lease_expires_at=timezone.now() - timedelta(seconds=5))
-    outcome = services.heartbeat(a, 10)
+    outcome = services.record_heartbeat(a, 10)
     assert "lapsed" in outcome.problem and outcome.credited == 0
     a.refresh_from_db()
     assert a.lease_expires_at < timezone.now() and a.active_seconds == 0
     assert not AuditEvent.objects.filter(action="assignment.reacquire").exists()
     # Editing is the rater at work: the conversation is theirs again, since nobody took it.
-    services.apply_changes(a, r1, changes({"value__flow": "3"}))
+    services.save_rating_draft(a, r1, changes({"value__flow": "3"}))
     a.refresh_from_db()
     assert assigning.lease_is_live(a) and a.lease_expires_at > timezone.now() + timedelta(minutes=59)
     assert AuditEvent.objects.filter(action="assignment.reacquire", object_id=str(a.pk)).exists()
@@ -52,7 +52,7 @@ def test_a_heartbeat_never_takes_back_a_lapsed_lease_but_an_edit_does_if_the_pla
     _age(a, lease_expires_at=timezone.now() - timedelta(seconds=5))
     assert assigning.next_assignment(campaign, r2).item_id == a.item_id
     with pytest.raises(services.RatingError, match="went to another rater"):
-        services.apply_changes(a, r1, changes({"value__flow": "2"}))
+        services.save_rating_draft(a, r1, changes({"value__flow": "2"}))
     assert AxisScore.objects.get(rating__assignment=a).value == 3.0
     assert Assignment.objects.filter(item=a.item, status="active", lease_expires_at__gt=timezone.now()).count() == 1
 
@@ -61,9 +61,9 @@ def test_a_heartbeat_never_takes_back_a_lapsed_lease_but_an_edit_does_if_the_pla
 def test_opening_an_old_released_conversation_takes_nothing_and_a_rater_never_holds_two_leases():
     campaign, (r1, r2) = build_campaign(n_items=4, n_raters=2, k=2)
     old = assigning.next_assignment(campaign, r1)
-    services.apply_changes(old, r1, changes({"overall_comment": "half done"}))
+    services.save_rating_draft(old, r1, changes({"overall_comment": "half done"}))
     _age(old, lease_expires_at=timezone.now() - timedelta(minutes=1))
-    assigning.reclaim_expired(campaign)
+    assigning.reclaim_expired_assignments(campaign)
     # r1 starts something else (their released draft would come first, so skip past it as r2 would).
     Assignment.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(days=1))
     new = Assignment.objects.create(campaign=campaign, item=campaign.items.exclude(pk=old.item_id).first(),
@@ -81,12 +81,12 @@ def test_opening_an_old_released_conversation_takes_nothing_and_a_rater_never_ho
     assert old.status == "released"
     # An edit on it is refused while the other lease is live: one conversation at a time.
     with pytest.raises(services.RatingError, match=f"Conversation {new.pk}"):
-        services.apply_changes(old, r1, changes({"overall_comment": "more"}))
+        services.save_rating_draft(old, r1, changes({"overall_comment": "more"}))
     assert _active_live(campaign, r1) == [new.pk]
     assert Rating.objects.get(assignment=old).overall_comment == "half done"
     # Once that one is submitted, the old draft can be taken back by editing it.
     services.submit_rating(new, r1, changes(full_values(campaign)))
-    services.apply_changes(old, r1, changes({"overall_comment": "more"}))
+    services.save_rating_draft(old, r1, changes({"overall_comment": "more"}))
     assert _active_live(campaign, r1) == [old.pk]
 
 
@@ -94,9 +94,9 @@ def test_opening_an_old_released_conversation_takes_nothing_and_a_rater_never_ho
 def test_an_admins_release_now_is_not_undone_by_the_next_heartbeat():
     campaign, (r1, r2) = build_campaign(n_items=1, n_raters=2, k=1)
     a = assigning.next_assignment(campaign, r1)
-    assert assigning.release(a, make_user(Role.ADMIN))
+    assert assigning.release_assignment(a, make_user(Role.ADMIN))
     for _ in range(2):
-        assert "lapsed" in services.heartbeat(a, 30).problem
+        assert "lapsed" in services.record_heartbeat(a, 30).problem
     a.refresh_from_db()
     assert a.status == "released"
     assert not selectors.stuck_leases(campaign).exists()
@@ -112,7 +112,7 @@ def test_an_idle_tab_stops_renewing_lapses_and_shows_as_stuck():
     last = timezone.now() - timedelta(minutes=29)
     a = _age(a, last_active_at=last, last_heartbeat_at=timezone.now() - timedelta(seconds=30),
              lease_expires_at=timezone.now() + timedelta(minutes=2))
-    outcome = services.heartbeat(a, 0)
+    outcome = services.record_heartbeat(a, 0)
     a.refresh_from_db()
     # Not renewed past the lease length after the last activity (the current lease is never shortened).
     assert not outcome.problem and a.lease_expires_at <= timezone.now() + timedelta(minutes=2)
@@ -120,8 +120,8 @@ def test_an_idle_tab_stops_renewing_lapses_and_shows_as_stuck():
     assert a in selectors.stuck_leases(campaign)  # idle for 15 minutes or more: the admin sees it
     # Time passes: the lease runs out, the beat cannot save it, and the reaper gives the place back.
     a = _age(a, lease_expires_at=timezone.now() - timedelta(seconds=1))
-    assert "lapsed" in services.heartbeat(a, 0).problem
-    assert assigning.reclaim_expired(campaign) == 1
+    assert "lapsed" in services.record_heartbeat(a, 0).problem
+    assert assigning.reclaim_expired_assignments(campaign) == 1
     a.refresh_from_db()
     assert a.status == "released"
 
@@ -133,7 +133,7 @@ def test_a_beat_with_active_time_renews_for_a_full_lease():
     a = _age(a, last_active_at=timezone.now() - timedelta(minutes=20),
              last_heartbeat_at=timezone.now() - timedelta(seconds=30),
              lease_expires_at=timezone.now() + timedelta(minutes=10))
-    outcome = services.heartbeat(a, 12)
+    outcome = services.record_heartbeat(a, 12)
     a.refresh_from_db()
     assert outcome.credited == 12 and a.last_active_at > timezone.now() - timedelta(seconds=5)
     assert a.lease_expires_at > timezone.now() + timedelta(minutes=29)
@@ -158,14 +158,14 @@ def test_the_page_close_beacon_records_active_time_without_renewing():
 def test_a_submission_refused_when_the_campaign_closes_between_the_check_and_the_submit(monkeypatch):
     campaign, (r1, _) = build_campaign(n_items=2, n_raters=2, k=2)
     a = assigning.next_assignment(campaign, r1)
-    real_apply = services.apply_changes
+    real_apply = services.save_rating_draft
 
     def apply_then_admin_closes(*args, **kwargs):
         outcome = real_apply(*args, **kwargs)  # the draft is saved while the campaign is open...
         close_campaign(make_user(Role.ADMIN), Campaign.objects.get(pk=campaign.pk))  # ...then it closes
         return outcome
 
-    monkeypatch.setattr(services, "apply_changes", apply_then_admin_closes)
+    monkeypatch.setattr(services, "save_rating_draft", apply_then_admin_closes)
     with pytest.raises(services.RatingError, match="closed"):
         services.submit_rating(a, r1, changes(full_values(campaign)))
     rating = Rating.objects.get(assignment=a)
@@ -212,7 +212,7 @@ def test_closing_waits_for_a_save_in_progress_and_later_saves_see_it_closed():
     assert AxisScore.objects.get(rating__assignment=a, axis__key="flow").value == 1.0
     a.refresh_from_db()
     with pytest.raises(services.RatingError, match="closed"):
-        services.apply_changes(a, r1, changes({"value__flow": "2"}))
+        services.save_rating_draft(a, r1, changes({"value__flow": "2"}))
 
 
 @pytest.mark.django_db
@@ -249,10 +249,10 @@ def test_a_rater_removed_from_the_campaign_can_no_longer_save_submit_or_revise()
     for assignment, rater in ((a, r1), (b, r2)):
         assignment.refresh_from_db()
         with pytest.raises(services.RatingError, match="no longer a rater"):
-            services.apply_changes(assignment, rater, changes({"value__flow": "1"}))
+            services.save_rating_draft(assignment, rater, changes({"value__flow": "1"}))
         with pytest.raises(services.RatingError, match="no longer a rater"):
             services.submit_rating(assignment, rater, changes(full_values(campaign)))
-        assert "no longer a rater" in services.heartbeat(assignment, 5).problem
+        assert "no longer a rater" in services.record_heartbeat(assignment, 5).problem
     client = Client()
     client.force_login(r2)
     page = client.get(reverse("rating:rate", args=[b.pk])).content.decode()

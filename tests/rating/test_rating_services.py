@@ -29,7 +29,7 @@ def _scores(assignment):
 def test_every_kind_of_change_is_saved_and_idempotent(started):
     campaign, rater, a = started
     sensemaker = a.item.conversation.messages.filter(role="sensemaker").first()
-    out = services.apply_changes(a, rater, changes({
+    out = services.save_rating_draft(a, rater, changes({
         "value__susceptibility": "2", "comment__susceptibility": "vague on risk",
         "value__diagnosis_hard": "0", "overall_comment": "ok overall",
         f"note__{sensemaker.index}": "dismissive", f"problematic__{sensemaker.index}": "1",
@@ -41,7 +41,7 @@ def test_every_kind_of_change_is_saved_and_idempotent(started):
     note = MessageNote.objects.get(rating=rating)
     assert (note.message_id, note.problematic, note.note) == (sensemaker.pk, True, "dismissive")
     before = rating.updated_at
-    services.apply_changes(a, rater, changes({"value__susceptibility": "2"}))  # same value: nothing changes
+    services.save_rating_draft(a, rater, changes({"value__susceptibility": "2"}))  # same value: nothing changes
     assert Rating.objects.get(pk=rating.pk).updated_at == before
     assert AxisScore.objects.filter(rating=rating).count() == 2
     # Drafts before the first submission are the rater's own scratch space: not audited.
@@ -50,7 +50,7 @@ def test_every_kind_of_change_is_saved_and_idempotent(started):
 
 def test_invalid_values_are_refused_with_reasons_and_the_valid_rest_is_kept(started):
     campaign, rater, a = started
-    out = services.apply_changes(a, rater, changes({
+    out = services.save_rating_draft(a, rater, changes({
         "value__susceptibility": "7", "value__diagnosis_soft": "2", "value__smog": "9",
         "value__nonsense": "1", "value__flow": "abc", "value__severity": "3", "note__999": "x",
     }))
@@ -65,8 +65,8 @@ def test_invalid_values_are_refused_with_reasons_and_the_valid_rest_is_kept(star
 
 def test_clearing_a_value_and_emptying_a_note(started):
     campaign, rater, a = started
-    services.apply_changes(a, rater, changes({"value__flow": "3", "note__1": "x", "problematic__1": "1"}))
-    services.apply_changes(a, rater, changes({"value__flow": "", "note__1": "", "problematic__1": "0"}))
+    services.save_rating_draft(a, rater, changes({"value__flow": "3", "note__1": "x", "problematic__1": "1"}))
+    services.save_rating_draft(a, rater, changes({"value__flow": "", "note__1": "", "problematic__1": "0"}))
     assert _scores(a) == {"flow": None}
     assert not MessageNote.objects.filter(rating__assignment=a).exists()
 
@@ -93,21 +93,21 @@ def test_submit_then_revise_until_the_campaign_closes_with_full_audit(started):
     assert submit_event.data["new"]["values"]["flow"] == 4
     assert submit_event.actor == rater
 
-    services.apply_changes(a, rater, changes({"value__flow": "2", "comment__flow": "stage 5 missing"}))
-    services.apply_changes(a, rater, changes({"overall_comment": "revised"}))
+    services.save_rating_draft(a, rater, changes({"value__flow": "2", "comment__flow": "stage 5 missing"}))
+    services.save_rating_draft(a, rater, changes({"overall_comment": "revised"}))
     revisions = AuditEvent.objects.filter(action="rating.revise", object_id=str(rating.pk)).order_by("id")
     assert [e.data["old"] for e in revisions] == [{"value__flow": 4, "comment__flow": ""}, {"overall_comment": ""}]
     assert [e.data["new"] for e in revisions] == [{"value__flow": 2, "comment__flow": "stage 5 missing"},
                                                   {"overall_comment": "revised"}]
     assert Rating.objects.get(pk=rating.pk).revision == 2
     # A submitted rating cannot lose a required score.
-    out = services.apply_changes(a, rater, changes({"value__flow": ""}))
+    out = services.save_rating_draft(a, rater, changes({"value__flow": ""}))
     assert "required" in out.errors["value__flow"] and _scores(a)["flow"] == 2.0
 
     close_campaign(make_user("admin"), campaign)
     a.refresh_from_db()
     with pytest.raises(services.RatingError, match="closed"):
-        services.apply_changes(a, rater, changes({"value__flow": "3"}))
+        services.save_rating_draft(a, rater, changes({"value__flow": "3"}))
     with pytest.raises(services.RatingError, match="closed"):
         services.submit_rating(a, rater, changes({"value__flow": "3"}))
     assert _scores(a)["flow"] == 2.0
@@ -117,14 +117,14 @@ def test_heartbeat_credits_active_time_capped_by_interval_and_wall_time(started)
     campaign, rater, a = started
     Assignment.objects.filter(pk=a.pk).update(last_heartbeat_at=timezone.now() - timedelta(seconds=40))
     a.refresh_from_db()
-    assert services.heartbeat(a, 25).credited == 25
+    assert services.record_heartbeat(a, 25).credited == 25
     # An immediate second beat claiming a full interval gets (almost) nothing: no wall time has passed.
-    assert services.heartbeat(a, 30).credited <= 1
+    assert services.record_heartbeat(a, 30).credited <= 1
     Assignment.objects.filter(pk=a.pk).update(last_heartbeat_at=timezone.now() - timedelta(hours=3))
     a.refresh_from_db()
-    assert services.heartbeat(a, 10_000).credited == services.HEARTBEAT_SECONDS  # stuck client: capped
-    assert services.heartbeat(a, "garbage").credited == 0
-    assert services.heartbeat(a, -50).credited == 0
+    assert services.record_heartbeat(a, 10_000).credited == services.HEARTBEAT_SECONDS  # stuck client: capped
+    assert services.record_heartbeat(a, "garbage").credited == 0
+    assert services.record_heartbeat(a, -50).credited == 0
     a.refresh_from_db()
     assert a.active_seconds <= 25 + 1 + services.HEARTBEAT_SECONDS
     assert a.lease_expires_at > timezone.now() + timedelta(minutes=campaign.lease_minutes - 1)
@@ -152,10 +152,10 @@ def test_safety_flag_reaches_the_queue_and_is_handled_with_audit(started):
 
 def test_skipped_assignment_cannot_be_edited(started):
     campaign, rater, a = started
-    assigning.skip(a, rater, "conflict of interest")
+    assigning.skip_assignment(a, rater, "conflict of interest")
     a.refresh_from_db()
     with pytest.raises(services.RatingError, match="skipped"):
-        services.apply_changes(a, rater, changes({"value__flow": "3"}))
+        services.save_rating_draft(a, rater, changes({"value__flow": "3"}))
 
 
 def test_submission_and_revision_tell_the_ratings_changed_listeners(started, monkeypatch,
@@ -168,9 +168,9 @@ def test_submission_and_revision_tell_the_ratings_changed_listeners(started, mon
     with django_capture_on_commit_callbacks(execute=True):
         services.submit_rating(a, rater, changes(full_values(campaign)))
     with django_capture_on_commit_callbacks(execute=True):
-        services.apply_changes(a, rater, changes({"value__flow": "1"}))
+        services.save_rating_draft(a, rater, changes({"value__flow": "1"}))
     with django_capture_on_commit_callbacks(execute=True):
-        services.apply_changes(a, rater, changes({"value__flow": "1"}))  # no change: no recomputation
+        services.save_rating_draft(a, rater, changes({"value__flow": "1"}))  # no change: no recomputation
     assert calls == [campaign.pk, campaign.pk]
 
 
@@ -178,7 +178,7 @@ def test_notes_on_patient_messages_are_refused_with_a_reason(started):
     campaign, rater, a = started
     patient = a.item.conversation.messages.filter(role="patient").first()
     sensemaker = a.item.conversation.messages.filter(role="sensemaker").first()
-    out = services.apply_changes(a, rater, changes({
+    out = services.save_rating_draft(a, rater, changes({
         f"note__{patient.index}": "rude", f"problematic__{patient.index}": "1",
         f"note__{sensemaker.index}": "vague",
     }))
@@ -189,4 +189,4 @@ def test_notes_on_patient_messages_are_refused_with_a_reason(started):
     assert list(MessageNote.objects.filter(rating__assignment=a).values_list("message_id", flat=True)) == [
         sensemaker.pk]
     # Sending the page's hidden "not problematic" for a patient message is no note at all: accepted.
-    assert not services.apply_changes(a, rater, changes({f"problematic__{patient.index}": "0"})).errors
+    assert not services.save_rating_draft(a, rater, changes({f"problematic__{patient.index}": "0"})).errors

@@ -219,7 +219,7 @@ def test_progress_counts_are_not_multiplied_by_joins(setup):
             a = assigning.next_assignment(campaign, rater)
             services.submit_rating(a, rater, services.changes_from_post(full_values(campaign)))
     skipped = assigning.next_assignment(campaign, r1)
-    assigning.skip(skipped, r1, "conflict")
+    assigning.skip_assignment(skipped, r1, "conflict")
     row = rater_campaigns(r1).get(pk=campaign.pk)
     assert (row.my_submitted, row.my_active, row.my_skipped, row.item_count, row.roster) == (2, 0, 1, 3, 2)
     overview = campaign_overview().get(pk=campaign.pk)

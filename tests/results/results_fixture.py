@@ -75,7 +75,7 @@ def submit(campaign, conversation, rater, susceptibility, hard, *, draft=False):
     values.update({k: str(v) for k, v in CONSTANT.items()})
     changes = rating_services.DraftChanges(values=values)
     if draft:
-        rating_services.apply_changes(assignment, rater, changes)
+        rating_services.save_rating_draft(assignment, rater, changes)
     else:
         rating_services.submit_rating(assignment, rater, changes)
     return assignment

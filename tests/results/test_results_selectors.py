@@ -92,7 +92,7 @@ def test_a_revision_changes_the_matrix_and_the_fingerprint(fixed):
     snapshot = recompute_campaign(fixed.campaign.pk, n_boot=20)
     assert not selectors.is_stale(snapshot)
     assignment = fixed.assignments[("c1", 0)]
-    rating_services.apply_changes(assignment, assignment.rater,
+    rating_services.save_rating_draft(assignment, assignment.rater,
                                   rating_services.DraftChanges(values={"susceptibility": "4"}))
     assert selectors.ratings_fingerprint(fixed.campaign.pk) != before
     assert selectors.is_stale(snapshot)
@@ -100,7 +100,7 @@ def test_a_revision_changes_the_matrix_and_the_fingerprint(fixed):
     # Saving a draft elsewhere is not a result: the fingerprint ignores drafts.
     now = selectors.ratings_fingerprint(fixed.campaign.pk)
     draft = fixed.assignments[("c1", 2)]
-    rating_services.apply_changes(draft, draft.rater, rating_services.DraftChanges(values={"susceptibility": "2"}))
+    rating_services.save_rating_draft(draft, draft.rater, rating_services.DraftChanges(values={"susceptibility": "2"}))
     assert selectors.ratings_fingerprint(fixed.campaign.pk) == now
 
 
