@@ -7,6 +7,7 @@ ceiling is (calls allowed in flight) / latency; the baseline is the same pipelin
 time, measured in the same run. Prints one JSON object last.
 
     .venv/bin/python benchmarks/judge_throughput.py [--latency 0.5] [--in-flight 32] [--items 960]
+        [--worker-processes N (default: one per core)]
 
 The goal counts only if no judge call failed.
 """
@@ -51,7 +52,7 @@ def bench_campaign(conversations: int):
     return campaign
 
 
-def run_judge(server, campaign, *, samples, in_flight, worker_concurrency, label):
+def run_judge(server, campaign, *, samples, in_flight, worker_concurrency, label, worker_processes=1):
     from generation.models import ModelConfig
     from judging import services
     from judging.models import JudgeRun
@@ -70,19 +71,25 @@ def run_judge(server, campaign, *, samples, in_flight, worker_concurrency, label
             time.sleep(0.1)
         return run, time.perf_counter() - started
 
-    worker = start_worker(worker_concurrency, REDIS_URL)
+    # One worker process per core, as Celery deploys by default: a judge call costs the worker CPU (LiteLLM,
+    # the task, its queries) and one Python process is bound by the GIL. The run's limit on calls in flight
+    # holds across all of them (Redis call slots), so the ceiling stays in_flight / latency.
+    threads = -(-worker_concurrency // worker_processes)
+    workers = [start_worker(threads, REDIS_URL) for _ in range(worker_processes)]
     try:
         # Untimed warm-up: the worker's first calls pay one-off costs (connections, imports).
-        run(f"{label} (warm-up)", 1)
+        run(f"{label} (warm-up)", worker_processes)
         server.reset()
-        cpu_before = _cpu_seconds(worker.pid)
+        cpu_before = sum(_cpu_seconds(w.pid) for w in workers)
         run_, elapsed = run(label, samples)
-        worker_cpu = _cpu_seconds(worker.pid) - cpu_before
+        worker_cpu = sum(_cpu_seconds(w.pid) for w in workers) - cpu_before
     finally:
-        stop(worker)
+        for worker in workers:
+            stop(worker)
     statuses = list(run_.items.values_list("status", flat=True))
     return {"calls": server.hits, "seconds": round(elapsed, 2), "calls_per_second": round(server.hits / elapsed, 2),
             "max_in_flight_seen": server.max_in_flight, "items": len(statuses), "failed": statuses.count("failed"),
+            "worker_processes": worker_processes, "threads_per_worker": threads,
             # What one judge call costs the worker: with the machine's other load, this is what limits it.
             "worker_cpu_ms_per_call": round(1000 * worker_cpu / max(1, server.hits), 1)}
 
@@ -100,6 +107,8 @@ def main():
     parser.add_argument("--items", type=int, default=960,
                         help=f"judge calls in the timed run ({SAMPLES} per conversation)")
     parser.add_argument("--baseline-items", type=int, default=12)
+    parser.add_argument("--worker-processes", type=int, default=os.cpu_count() or 1,
+                        help="worker processes sharing the parallel run's in-flight limit (default: one per core)")
     args = parser.parse_args()
     if args.items < SAMPLES or args.baseline_items < 1:
         parser.error(f"--items must be at least {SAMPLES} and --baseline-items at least 1")
@@ -119,7 +128,8 @@ def main():
     demo.seed_foundation()
     with FakeLLMServer(latency=args.latency) as server:
         parallel = run_judge(server, bench_campaign(args.items // SAMPLES), samples=SAMPLES, in_flight=args.in_flight,
-                             worker_concurrency=args.in_flight, label="parallel")
+                             worker_concurrency=args.in_flight, label="parallel",
+                             worker_processes=max(1, args.worker_processes))
         baseline = run_judge(server, bench_campaign(args.baseline_items), samples=1, in_flight=1,
                              worker_concurrency=1, label="one call at a time")
     print(json.dumps(throughput_summary(
