@@ -238,6 +238,37 @@ def apply_job_status(job, counts: dict[str, int]) -> list[str]:
     return fields
 
 
+class LLMRun(models.Model):
+    """What every run of LLM calls over many items shares (a judge run, a probe run): its seed, its limit on
+    calls in flight, its derived status (apply_job_status) and its timeline. Each run adds its own subject
+    and keeps its own constraints (named after it)."""
+
+    Status = JobStatus
+
+    seed = models.BigIntegerField(default=0)
+    max_concurrent_calls = models.PositiveSmallIntegerField(default=8)
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_simulated(self) -> bool:
+        """The offline simulator played the model: its output is labelled, never taken for a model's."""
+        return str(self.model_snapshot.get("model", "")).startswith("simulator/")
+
+
 class GenerationJob(models.Model):
     Status = JobStatus
 

@@ -5,14 +5,12 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from generation.models import Conversation, JobStatus, ModelConfig
+from generation.models import Conversation, JobStatus, LLMRun, ModelConfig
 from rating.models import Campaign, Rubric, RubricAxis
 
 
-class JudgeRun(models.Model):
+class JudgeRun(LLMRun):
     """One judge model scoring a set of conversations on one rubric, n samples each."""
-
-    Status = JobStatus
 
     name = models.CharField(max_length=200)
     campaign = models.ForeignKey(
@@ -25,33 +23,15 @@ class JudgeRun(models.Model):
     model_snapshot = models.JSONField(default=dict, blank=True)
     prompt_version = models.CharField(max_length=20, default="judge-v1")
     samples = models.PositiveSmallIntegerField(default=1, help_text="Judge replies per conversation (n >= 1).")
-    seed = models.BigIntegerField(default=0)
-    max_concurrent_calls = models.PositiveSmallIntegerField(default=8)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     # How the conversations were chosen (campaign id or API filter), kept for provenance.
     selection = models.JSONField(default=dict, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(LLMRun.Meta):
         constraints = [
             models.CheckConstraint(condition=Q(samples__gte=1), name="judge_run_samples_positive"),
             models.CheckConstraint(condition=Q(max_concurrent_calls__gte=1), name="judge_run_concurrency_positive"),
             models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="judge_run_status_valid"),
         ]
-
-    def __str__(self):
-        return self.name
-
-    @property
-    def is_simulated(self) -> bool:
-        return str(self.model_snapshot.get("model", "")).startswith("simulator/")
 
 
 class JudgeItemStatus(models.TextChoices):

@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from generation.models import Conversation, JobStatus, ModelConfig
+from generation.models import Conversation, JobStatus, LLMRun, ModelConfig
 
 
 class Protocol(models.TextChoices):
@@ -56,10 +56,8 @@ class ProbeBattery(models.Model):
         return list(seen.items())
 
 
-class ProbeRun(models.Model):
+class ProbeRun(LLMRun):
     """A battery run against one model configuration, `samples` replies per prompt."""
-
-    Status = JobStatus
 
     name = models.CharField(max_length=200)
     battery = models.ForeignKey(ProbeBattery, on_delete=models.PROTECT, related_name="runs")
@@ -68,31 +66,14 @@ class ProbeRun(models.Model):
     model_snapshot = models.JSONField(default=dict, blank=True)
     prompt_version = models.CharField(max_length=40)
     samples = models.PositiveSmallIntegerField(default=1)
-    seed = models.BigIntegerField(default=0)
-    max_concurrent_calls = models.PositiveSmallIntegerField(default=8)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(LLMRun.Meta):
         constraints = [
             models.CheckConstraint(condition=Q(samples__gte=1), name="probe_run_samples_positive"),
             models.CheckConstraint(condition=Q(max_concurrent_calls__gte=1), name="probe_run_concurrency_positive"),
             models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="probe_run_status_valid"),
         ]
 
-    def __str__(self):
-        return self.name
-
-    @property
-    def is_simulated(self) -> bool:
-        return str(self.model_snapshot.get("model", "")).startswith("simulator/")
 
     @property
     def model_label(self) -> str:
