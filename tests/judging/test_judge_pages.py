@@ -121,6 +121,9 @@ def test_admin_launches_a_simulator_judge_from_the_campaign_page_and_watches_it_
         )
         assert page.get_by_test_id("run-status").inner_text() == "Done"
         assert page.get_by_test_id("llm-calls").inner_text() == "6 LLM calls"
+        # A finished run points the admin at the judge-vs-clinician statistics of its campaign.
+        link = page.get_by_test_id("judge-results-link").locator("a")
+        assert link.get_attribute("href") == f"/results/campaigns/{campaign.pk}/#judge"
         page.goto(f"{live_server.url}/campaigns/{campaign.pk}/")
         page.get_by_test_id("judge-runs").get_by_text("Done").wait_for()
     run = JudgeRun.objects.get()
