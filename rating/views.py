@@ -155,7 +155,7 @@ def heartbeat(request, pk):
     assignment = _own(request, pk)
     # The page-close beacon (final=1) reports the last active seconds; it must not keep the lease.
     outcome = services.record_heartbeat(assignment, request.POST.get("active_seconds"),
-                                 renew=request.POST.get("final") != "1")
+                                        renew=request.POST.get("final") != "1")
     return render(request, "rating/_lease.html", {"outcome": outcome})
 
 

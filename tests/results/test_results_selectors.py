@@ -93,7 +93,7 @@ def test_a_revision_changes_the_matrix_and_the_fingerprint(fixed):
     assert not selectors.is_stale(snapshot)
     assignment = fixed.assignments[("c1", 0)]
     rating_services.save_rating_draft(assignment, assignment.rater,
-                                  rating_services.DraftChanges(values={"susceptibility": "4"}))
+                                      rating_services.DraftChanges(values={"susceptibility": "4"}))
     assert selectors.ratings_fingerprint(fixed.campaign.pk) != before
     assert selectors.is_stale(snapshot)
     assert selectors.campaign_ratings(fixed.campaign).matrices["susceptibility"][0, 0] == 4
