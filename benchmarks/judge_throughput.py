@@ -2,7 +2,9 @@
 
 The real path: Celery worker (threads pool) -> judging.services.run_item_attempt -> the judge prompt ->
 LiteLLM `openai/...` -> HTTP to a loopback OpenAI-compatible server with a fixed per-call latency, whose
-answers come from the simulator judge (valid JSON, parsed strictly) -> scores written to PostgreSQL. The
+answers come from the simulator judge (valid JSON, parsed strictly; the server memoizes its
+deterministic answers per model, messages and seed, since it stands in for a remote provider yet shares
+this machine's 2 cores) -> scores written to PostgreSQL. The
 ceiling is (calls allowed in flight) / latency; the baseline is the same pipeline allowed one call at a
 time, measured in the same run. Prints one JSON object last.
 
@@ -81,8 +83,10 @@ def run_judge(server, campaign, *, samples, in_flight, worker_concurrency, label
         run(f"{label} (warm-up)", worker_processes)
         server.reset()
         cpu_before = sum(_cpu_seconds(w.pid) for w in workers)
+        own_before = _cpu_seconds(os.getpid())
         run_, elapsed = run(label, samples)
         worker_cpu = sum(_cpu_seconds(w.pid) for w in workers) - cpu_before
+        own_cpu = _cpu_seconds(os.getpid()) - own_before
     finally:
         for worker in workers:
             stop(worker)
@@ -91,7 +95,10 @@ def run_judge(server, campaign, *, samples, in_flight, worker_concurrency, label
             "max_in_flight_seen": server.max_in_flight, "items": len(statuses), "failed": statuses.count("failed"),
             "worker_processes": worker_processes, "threads_per_worker": threads,
             # What one judge call costs the worker: with the machine's other load, this is what limits it.
-            "worker_cpu_ms_per_call": round(1000 * worker_cpu / max(1, server.hits), 1)}
+            "worker_cpu_ms_per_call": round(1000 * worker_cpu / max(1, server.hits), 1),
+            # This process: the loopback LLM server (it stands in for a remote provider, yet shares the cores)
+            # and the progress polling.
+            "harness_cpu_ms_per_call": round(1000 * own_cpu / max(1, server.hits), 1)}
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -107,6 +114,8 @@ def main():
     parser.add_argument("--items", type=int, default=960,
                         help=f"judge calls in the timed run ({SAMPLES} per conversation)")
     parser.add_argument("--baseline-items", type=int, default=12)
+    parser.add_argument("--worker-threads", type=int, default=None,
+                        help="worker threads in all (default: as many as calls in flight)")
     parser.add_argument("--worker-processes", type=int, default=os.cpu_count() or 1,
                         help="worker processes sharing the parallel run's in-flight limit (default: one per core)")
     args = parser.parse_args()
@@ -126,9 +135,9 @@ def main():
     assert settings.REDIS_URL == REDIS_URL
     get_redis().flushdb()
     demo.seed_foundation()
-    with FakeLLMServer(latency=args.latency) as server:
+    with FakeLLMServer(latency=args.latency, memoize=True) as server:
         parallel = run_judge(server, bench_campaign(args.items // SAMPLES), samples=SAMPLES, in_flight=args.in_flight,
-                             worker_concurrency=args.in_flight, label="parallel",
+                             worker_concurrency=args.worker_threads or args.in_flight, label="parallel",
                              worker_processes=max(1, args.worker_processes))
         baseline = run_judge(server, bench_campaign(args.baseline_items), samples=1, in_flight=1,
                              worker_concurrency=1, label="one call at a time")

@@ -53,8 +53,11 @@ class _Server(ThreadingHTTPServer):
 
 class FakeLLMServer:
     def __init__(self, *, latency: float = 0.0, hang_seconds: float = 30.0, host: str = "127.0.0.1", port: int = 0,
-                 responder=None):
+                 responder=None, memoize: bool = False):
         self.latency = latency
+        # Benchmarks: the simulator's answer is deterministic in (model, messages, seed), so it can be kept
+        # and reused; the server stands in for a remote provider and should not eat the cores it measures.
+        self._memo: dict | None = {} if memoize else None
         # Optional scripted model: responder(messages, model) -> text, or None for the simulator's answer.
         self.responder = responder
         self.hang_seconds = hang_seconds
@@ -70,6 +73,15 @@ class FakeLLMServer:
         self._thread: threading.Thread | None = None
 
     # --- control ------------------------------------------------------------------------------
+
+    def _simulated(self, messages, model: str, seed) -> str:
+        if self._memo is None:
+            return simulate_reply(messages, model, seed)
+        key = (model, json.dumps(messages, sort_keys=True), seed)
+        if key not in self._memo:
+            self._memo[key] = simulate_reply(messages, model, seed)
+        return self._memo[key]
+
     def push_faults(self, *faults: str) -> None:
         for fault in faults:
             if fault not in FAULTS:
@@ -225,7 +237,7 @@ class FakeLLMServer:
                 else:
                     text = owner.responder(messages, model) if owner.responder else None
                     if text is None:
-                        text = simulate_reply(messages, model, body.get("seed"))
+                        text = owner._simulated(messages, model, body.get("seed"))
                 finish = "stop"
                 if fault == "truncated":
                     text, finish = text[: max(1, len(text) // 3)], "length"
