@@ -33,7 +33,7 @@ import time
 from _support import ROOT, fresh_database, setup_django
 
 # Throttling and the cache live in Redis: keep the benchmark off the development database (0).
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/12")
+os.environ.setdefault("REDIS_URL", os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5"))
 
 DB_NAME = "mhsd_bench_export"
 MESSAGES_PER_CONVERSATION = 12

@@ -10,11 +10,12 @@ The goal counts only if no conversation failed: a run with failures did not do t
 """
 import argparse
 import json
+import os
 import time
 
 from _support import fresh_database, setup_django, start_worker, stop, throughput_summary
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
 
 
 def bench_cases(count):

@@ -20,7 +20,7 @@ import time
 
 from _support import fresh_database, setup_django, start_worker, stop, throughput_summary
 
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
 SAMPLES = 8
 DIALOGUE = [
     ("patient", "I have felt low for two months, I sleep badly and I lost interest in football."),

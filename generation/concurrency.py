@@ -15,15 +15,34 @@ import uuid
 
 from core.redis_client import get_redis
 
+# Take a slot if one is free. A caller that finds none is counted as waiting (it then blocks on the
+# wake list until a release, or its poll interval, ends the wait); `was_waiting` uncounts it first.
 _ACQUIRE = """
-local key, now, stale, limit, token = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local key, waiters, now, stale, limit, token, was_waiting =
+  KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+if was_waiting == '1' and tonumber(redis.call('GET', waiters) or '0') > 0 then
+  redis.call('DECR', waiters)
+end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - stale)
 if redis.call('ZCARD', key) < limit then
   redis.call('ZADD', key, now, token)
   redis.call('EXPIRE', key, math.ceil(stale) + 60)
   return 1
 end
+redis.call('INCR', waiters)
+redis.call('EXPIRE', waiters, math.ceil(stale) + 60)
 return 0
+"""
+
+# Give the slot back and wake one waiter, if any is waiting and not already being woken.
+_RELEASE = """
+local key, waiters, wake, token, ttl = KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2])
+redis.call('ZREM', key, token)
+if tonumber(redis.call('GET', waiters) or '0') > redis.call('LLEN', wake) then
+  redis.call('LPUSH', wake, '1')
+  redis.call('EXPIRE', wake, ttl)
+end
+return 1
 """
 
 
@@ -31,11 +50,16 @@ class JobCallSlots:
     def __init__(self, job_id: int, limit: int, *, scope: str = "job", stale_after: float = 600.0,
                  poll: float = 0.02):
         self.key = f"mhsd:{scope}:{job_id}:call-slots"
+        # Waiters block on `wake_key`, which a release pushes to, so a freed slot is taken within a
+        # round trip rather than after a blind sleep; `poll` still bounds each wait (a waker can die).
+        self.waiters_key = f"{self.key}:waiters"
+        self.wake_key = f"{self.key}:wake"
         self.limit = max(1, int(limit))
         self.stale_after = stale_after
         self.poll = poll
         self._redis = get_redis()
-        self._script = self._redis.register_script(_ACQUIRE)
+        self._acquire = self._redis.register_script(_ACQUIRE)
+        self._release = self._redis.register_script(_RELEASE)
 
     def __call__(self):
         return _Slot(self)
@@ -51,16 +75,18 @@ class _Slot:
         self.token = uuid.uuid4().hex
 
     def __enter__(self):
-        delay = self.slots.poll
-        while not self.slots._script(
-            keys=[self.slots.key], args=[time.time(), self.slots.stale_after, self.slots.limit, self.token]
-        ):
-            time.sleep(delay)
+        slots, delay, waiting = self.slots, self.slots.poll, False
+        while not slots._acquire(keys=[slots.key, slots.waiters_key],
+                                 args=[time.time(), slots.stale_after, slots.limit, self.token, int(waiting)]):
+            waiting = True
+            slots._redis.blpop([slots.wake_key], timeout=delay)
             delay = min(delay * 1.5, 0.25)
         return self
 
     def __exit__(self, *exc):
-        self.slots._redis.zrem(self.slots.key, self.token)
+        slots = self.slots
+        slots._release(keys=[slots.key, slots.waiters_key, slots.wake_key],
+                       args=[self.token, int(slots.stale_after) + 60])
         return False
 
 

@@ -226,31 +226,57 @@ def _usage_values(usage: dict | None) -> dict:
             "cost_usd": cost_decimal(usage.get("cost_usd"))}
 
 
-# What an attempt reads of its item, run and conversation: large columns (the conversation's trace and
-# provenance, the run's snapshot) stay in the database until needed.
-_START_FIELDS = ("id", "status", "attempts", "seed", "run_id", "conversation_id", "run__id", "run__status",
-                 "run__cancel_requested_at", "run__rubric_id", "run__max_concurrent_calls", "run__prompt_version",
-                 "run__model_snapshot", "conversation__id", "conversation__ground_truth_diagnosis")
+# One judge call's round trips to PostgreSQL are few on purpose: with many calls in flight, each round
+# trip is a wait for the worker's GIL and the database's CPU, and those waits (not the provider)
+# bound a run's calls per second (benchmarks/judge_throughput.py). An attempt makes four: claim, read,
+# finish, and the "anything left?" check.
+
+@dataclass(frozen=True)
+class ClaimedItem:
+    """What one attempt needs of its item, its run and its conversation (read in one query)."""
+    id: int
+    attempt: int
+    seed: int
+    run_id: int
+    run_status: str
+    rubric_id: int
+    max_concurrent_calls: int
+    prompt_version: str
+    model_snapshot: dict
+    ground_truth: str
+    messages: list
 
 
-def _start(item_id: int) -> JudgeItem | None:
-    """Mark the item running and return it (with the run and conversation fields the call needs;
-    `attempts` is this attempt's number), or None if there is nothing to do."""
-    with transaction.atomic():
-        item = (JudgeItem.objects.select_for_update(of=("self",)).select_related("run", "conversation")
-                .only(*_START_FIELDS).get(pk=item_id))
-        if item.status in (JudgeItem.Status.DONE, JudgeItem.Status.FAILED, JudgeItem.Status.CANCELLED):
-            return None
-        if item.run.cancel_requested_at is not None:
-            item.status, item.failure_reason = JudgeItem.Status.CANCELLED, "Cancelled before it started."
-            item.save(update_fields=["status", "failure_reason"])
-            return None
-        item.status = JudgeItem.Status.RUNNING
-        item.attempts += 1
-        JudgeItem.objects.filter(pk=item_id).update(
-            status=item.status, attempts=item.attempts, started_at=timezone.now(), finished_at=None,
-            **_usage_values(None))
-    if item.run.status == JudgeRun.Status.QUEUED:
+def _start(item_id: int) -> ClaimedItem | None:
+    """Mark the item running (this attempt's number is `attempts`) and read what the call needs, or
+    return None if there is nothing to do. The caller holds the item's lease, so no other worker
+    claims it; the conditional UPDATE is atomic against a concurrent cancel."""
+    from django.contrib.postgres.expressions import ArraySubquery
+    from django.db.models import F, OuterRef
+    from django.db.models.functions import JSONObject
+
+    from generation.models import Message
+
+    claimed = JudgeItem.objects.filter(
+        pk=item_id, status__in=(JudgeItem.Status.QUEUED, JudgeItem.Status.RUNNING),
+        run__cancel_requested_at__isnull=True,
+    ).update(status=JudgeItem.Status.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(),
+             finished_at=None, **_usage_values(None))
+    if not claimed:
+        # Finished already, or its run is being cancelled: a queued item then stops here.
+        JudgeItem.objects.filter(pk=item_id, status__in=(JudgeItem.Status.QUEUED, JudgeItem.Status.RUNNING)).update(
+            status=JudgeItem.Status.CANCELLED, failure_reason="Cancelled before it started.")
+        return None
+    messages = (Message.objects.filter(conversation_id=OuterRef("conversation_id")).order_by("index")
+                .values(json=JSONObject(role="role", text="text")))
+    row = (JudgeItem.objects.filter(pk=item_id)
+           .annotate(messages=ArraySubquery(messages))
+           .values_list("attempts", "seed", "run_id", "run__status", "run__rubric_id", "run__max_concurrent_calls",
+                        "run__prompt_version", "run__model_snapshot", "conversation__ground_truth_diagnosis",
+                        "messages")
+           .get())
+    item = ClaimedItem(item_id, *row)
+    if item.run_status == JudgeRun.Status.QUEUED:
         # Lock-free: the first item of a queued run moves it to running.
         JudgeRun.objects.filter(pk=item.run_id, status=JudgeRun.Status.QUEUED).update(
             status=JudgeRun.Status.RUNNING, started_at=timezone.now())
@@ -279,36 +305,63 @@ def _owned(item_id: int, attempt: int):
     return JudgeItem.objects.filter(pk=item_id, attempts=attempt, status=JudgeItem.Status.RUNNING)
 
 
+def _final_fields(usage: dict, raw_reply: str, reason: str) -> dict:
+    return {"status": JudgeItem.Status.FAILED if reason else JudgeItem.Status.DONE,
+            "failure_reason": reason[:2000], "raw_reply": raw_reply or "", "finished_at": timezone.now(),
+            **_usage_values(usage)}
+
+
+# The item's final state and its scores in ONE statement, so an item never has half its scores and a
+# finished call costs one round trip: the UPDATE both checks that this attempt still owns the row and
+# locks it; the scores are inserted only for a row it updated. A score row left by an earlier attempt
+# (none is expected: only a finisher writes scores) is overwritten.
+_FINISH_WITH_SCORES = """
+WITH owned AS (
+    UPDATE {item} SET status = %(status)s, failure_reason = %(failure_reason)s, raw_reply = %(raw_reply)s,
+        finished_at = %(finished_at)s, calls = %(calls)s, prompt_tokens = %(prompt_tokens)s,
+        completion_tokens = %(completion_tokens)s, cost_usd = %(cost_usd)s
+    WHERE id = %(item_id)s AND attempts = %(attempt)s AND status = 'running'
+    RETURNING id
+)
+INSERT INTO {score} (item_id, axis_id, value, rationale, cited_messages)
+SELECT owned.id, s.axis_id, s.value, s.rationale, s.cited_messages
+FROM owned, unnest(%(axis_ids)s::bigint[], %(values)s::double precision[], %(rationales)s::text[],
+                   %(cited)s::jsonb[]) AS s(axis_id, value, rationale, cited_messages)
+ON CONFLICT (item_id, axis_id) DO UPDATE SET value = EXCLUDED.value, rationale = EXCLUDED.rationale,
+    cited_messages = EXCLUDED.cited_messages
+RETURNING item_id
+"""
+
+
 def _finish(item_id: int, attempt: int, *, rubric_id: int, usage: dict, raw_reply: str, scores=(),
             reason: str = "") -> bool:
-    """Scores and the item's final state in ONE transaction: an item never has half its scores. The
-    conditional UPDATE both checks that this attempt still owns the row and locks it until commit."""
-    with transaction.atomic():
-        owned = _owned(item_id, attempt).update(
-            status=JudgeItem.Status.FAILED if reason else JudgeItem.Status.DONE, failure_reason=reason[:2000],
-            raw_reply=raw_reply or "", finished_at=timezone.now(), **_usage_values(usage))
-        if not owned:
-            return False
-        if scores:
-            axis_ids = rubric_for_judge(rubric_id).axis_ids
-            if attempt > 1:
-                JudgeScore.objects.filter(item_id=item_id).delete()  # none expected: only a finisher writes them
-            JudgeScore.objects.bulk_create([
-                JudgeScore(item_id=item_id, axis_id=axis_ids[s.axis_key], value=s.value, rationale=s.rationale,
-                           cited_messages=s.cited_messages) for s in scores
-            ])
-        return True
+    """Record the attempt's end (scores, or the failure's reason); False if this attempt no longer
+    owns the item."""
+    fields = _final_fields(usage, raw_reply, reason)
+    if not scores:
+        return bool(_owned(item_id, attempt).update(**fields))
+    from django.db import connection
+
+    axis_ids = rubric_for_judge(rubric_id).axis_ids
+    sql = _FINISH_WITH_SCORES.format(item=connection.ops.quote_name(JudgeItem._meta.db_table),
+                                     score=connection.ops.quote_name(JudgeScore._meta.db_table))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {
+            **fields, "item_id": item_id, "attempt": attempt,
+            "axis_ids": [axis_ids[s.axis_key] for s in scores], "values": [float(s.value) for s in scores],
+            "rationales": [s.rationale for s in scores],
+            "cited": [json.dumps(list(s.cited_messages)) for s in scores],
+        })
+        return cursor.fetchone() is not None
 
 
-def judge_prompt(item: JudgeItem) -> tuple[str, list, int]:
+def judge_prompt(item: ClaimedItem) -> tuple[str, list, int]:
     """(prompt, judged axes, message count) for one item: the conversation as raters see it."""
-    run = item.run
-    rubric = rubric_for_judge(run.rubric_id)
-    messages = [{"role": role, "text": text} for role, text in
-                item.conversation.messages.order_by("index").values_list("role", "text")]
+    rubric = rubric_for_judge(item.rubric_id)
+    messages = item.messages or []
     prompt = build_judge_prompt(rubric_name=rubric.name, instructions=rubric.instructions, axes=rubric.axes,
-                                messages=messages, ground_truth=item.conversation.ground_truth_diagnosis or None,
-                                version=run.prompt_version)
+                                messages=messages, ground_truth=item.ground_truth or None,
+                                version=item.prompt_version)
     return prompt, rubric.axes, len(messages)
 
 
@@ -325,17 +378,17 @@ def run_item_attempt(item_id: int) -> str:
         item = _start(item_id)
         if item is None:
             return ItemOutcome.SKIPPED
-        run, run_id, attempt = item.run, item.run_id, item.attempts
-        finish = functools.partial(_finish, item_id, attempt, rubric_id=run.rubric_id)
+        run_id, attempt = item.run_id, item.attempt
+        finish = functools.partial(_finish, item_id, attempt, rubric_id=item.rubric_id)
         # Most items are one call, whose counters the final write records: live writes begin only
         # once an item has been retrying for a while.
         live = LiveUsage(_owned(item_id, attempt), _usage_values, first_write_after=LIVE_USAGE_INTERVAL)
-        client = llm_client(call_slot=JobCallSlots(run.pk, run.max_concurrent_calls, scope=CALL_SLOT_SCOPE),
+        client = llm_client(call_slot=JobCallSlots(run_id, item.max_concurrent_calls, scope=CALL_SLOT_SCOPE),
                             on_call=live, parse_attempts=settings.JUDGE_PARSE_ATTEMPTS)
         try:
             prompt, axes, count = judge_prompt(item)
             parsed = client.complete_parsed(
-                ModelSpec.from_dict(run.model_snapshot), prompt, lambda text: parse_judge_reply(text, axes, count),
+                ModelSpec.from_dict(item.model_snapshot), prompt, lambda text: parse_judge_reply(text, axes, count),
                 kind="judge", seed=item.seed,
             )
         except ConversationFailed as exc:

@@ -199,3 +199,46 @@ def test_the_reaper_gives_up_on_an_item_that_keeps_losing_its_worker(fake_llm, s
     enqueue.assert_called_once_with([first.pk])
     second.refresh_from_db()
     assert second.status == "failed" and "lost on each of 2 attempts" in second.failure_reason
+
+
+def test_an_attempt_makes_four_queries_whatever_the_conversations_length(fake_llm, django_assert_num_queries):
+    """Claim, read (item, run and messages in one query), finish (state and scores in one statement) and
+    the "anything left?" check: with many calls in flight each round trip costs throughput."""
+    from tests.factories import make_campaign
+
+    from .helpers import DIALOGUE, judged_conversation
+
+    judge = http_judge(fake_llm)
+    for dialogue in (DIALOGUE[:2], DIALOGUE * 5):
+        campaign = make_campaign(conversations=[judged_conversation(dialogue) for _ in range(3)], status="closed")
+        run = launch(judge, campaign, enqueue_tasks=False)
+        first, second, _ = run.items.order_by("pk")
+        # The run's first item also moves the run to running (and the rubric is read once per worker).
+        assert services.run_item_attempt(first.pk) == services.ItemOutcome.DONE
+        with django_assert_num_queries(4):
+            assert services.run_item_attempt(second.pk) == services.ItemOutcome.DONE
+        assert second.scores.count() == len(rubric_axes_judged())
+
+
+def test_a_stale_score_row_of_an_earlier_attempt_is_overwritten_not_duplicated(fake_llm):
+    run = launch(http_judge(fake_llm), campaign_of(1), enqueue_tasks=False)
+    item = run.items.get()
+    axis = run.rubric.axes.get(key=rubric_axes_judged()[0])
+    JudgeScore.objects.create(item=item, axis=axis, value=99, rationale="left by a lost attempt")
+    JudgeItem.objects.filter(pk=item.pk).update(status="running", attempts=1)  # its lease lapsed
+    assert services.run_item_attempt(item.pk) == services.ItemOutcome.DONE
+    item.refresh_from_db()
+    assert item.attempts == 2 and item.scores.count() == len(rubric_axes_judged())
+    assert item.scores.get(axis=axis).value != 99 and item.scores.get(axis=axis).rationale != "left by a lost attempt"
+
+
+def test_a_queued_item_of_a_run_being_cancelled_stops_without_a_call(fake_llm):
+    from django.utils import timezone
+
+    run = launch(http_judge(fake_llm), campaign_of(1), enqueue_tasks=False)
+    JudgeRun.objects.filter(pk=run.pk).update(cancel_requested_at=timezone.now())
+    item = run.items.get()
+    assert services.run_item_attempt(item.pk) == services.ItemOutcome.SKIPPED
+    item.refresh_from_db()
+    assert item.status == "cancelled" and item.attempts == 0 and fake_llm.hits == 0
+    assert JudgeRun.objects.get(pk=run.pk).status == JudgeRun.Status.CANCELLED
