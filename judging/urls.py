@@ -7,6 +7,7 @@ app_name = "judging"
 
 urlpatterns = [
     path("campaigns/<int:campaign_pk>/panel/", views.campaign_panel, name="campaign_panel"),
+    path("campaigns/<int:campaign_pk>/panel/runs/", views.campaign_runs, name="campaign_runs"),
     path("campaigns/<int:campaign_pk>/launch/", views.launch, name="launch"),
     path("runs/", views.run_list, name="run_list"),
     path("runs/<int:pk>/", views.run_detail, name="run_detail"),

@@ -20,16 +20,26 @@ from .models import JudgeRun
 RUN_JUDGES = Capability.RUN_JUDGES
 
 
+def _runs_context(campaign) -> dict:
+    runs = [(run, selectors.run_progress(run)) for run in selectors.campaign_runs(campaign.pk)[:20]]
+    return {"campaign": campaign, "runs": runs, "any_unfinished": any(not p["is_finished"] for _, p in runs)}
+
+
 def _panel(request, campaign, form=None, status=200):
-    return render(request, "judging/_campaign_panel.html", {
-        "campaign": campaign, "form": form or JudgeLaunchForm(),
-        "runs": [(run, selectors.run_progress(run)) for run in selectors.campaign_runs(campaign.pk)[:20]],
-    }, status=status)
+    return render(request, "judging/_campaign_panel.html",
+                  {**_runs_context(campaign), "form": form or JudgeLaunchForm()}, status=status)
 
 
 @capability_required(RUN_JUDGES)
 def campaign_panel(request, campaign_pk):
     return _panel(request, get_object_or_404(Campaign, pk=campaign_pk))
+
+
+@capability_required(RUN_JUDGES)
+def campaign_runs(request, campaign_pk):
+    """The panel's runs table alone: what the panel polls while a run is unfinished."""
+    return render(request, "judging/_campaign_panel.html#runs-table",
+                  _runs_context(get_object_or_404(Campaign, pk=campaign_pk)))
 
 
 @require_POST

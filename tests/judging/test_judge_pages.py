@@ -35,6 +35,25 @@ def test_the_campaign_page_embeds_the_judge_panel_for_admins_only(client):
 
 
 @pytest.mark.django_db
+def test_the_panels_runs_table_polls_while_a_run_is_unfinished_and_stops_once_all_are(client):
+    from judging.models import JudgeItem
+
+    campaign = campaign_of(2)
+    runs_url = reverse("judging:campaign_runs", args=[campaign.pk])
+    client.force_login(make_user(Role.ADMIN))
+    panel_url = reverse("judging:campaign_panel", args=[campaign.pk])
+    assert f'hx-get="{runs_url}"' not in client.get(panel_url).content.decode()
+    run = launch(simulator_judge(), campaign, enqueue_tasks=False)
+    panel = client.get(panel_url, headers=HTMX).content.decode()
+    assert f'hx-get="{runs_url}" hx-trigger="every 3s"' in panel
+    table = client.get(runs_url, headers=HTMX).content.decode()
+    assert "judge-launch-form" not in table and "0% (0 / 2)" in table and 'hx-trigger="every 3s"' in table
+    JudgeItem.objects.filter(run=run).update(status="done")
+    table = client.get(runs_url, headers=HTMX).content.decode()
+    assert "100% (2 / 2)" in table and "hx-trigger" not in table, "a finished table stops polling"
+
+
+@pytest.mark.django_db
 def test_launch_errors_come_back_in_place_and_nothing_is_launched(client):
     campaign = campaign_of(1)
     judge = simulator_judge()

@@ -300,6 +300,7 @@ URL_ACCESS: dict[str, Access] = {
     ),
     # --- judging (admins launch and watch judge runs; researchers read judge scores through the API) ---
     "judging:campaign_panel": staff_only(kwargs=lambda w: {"campaign_pk": w.objects["campaign"].pk}),
+    "judging:campaign_runs": staff_only(kwargs=lambda w: {"campaign_pk": w.objects["campaign"].pk}),
     "judging:launch": staff_only(
         method="POST", kwargs=lambda w: {"campaign_pk": w.objects["campaign"].pk},
         data=lambda w: {"judge_model": w.objects["judge_run"].judge_model_id, "samples": "1", "seed": "3",
