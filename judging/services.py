@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import record
+from core.queue import enqueue as queue_task
 from generation.concurrency import JobCallSlots, WorkLease
 from generation.models import Conversation, ModelConfig
 from generation.services import llm_client
@@ -173,10 +174,8 @@ JUDGE_ITEM_TASK = "judging.tasks.judge_item"
 
 def enqueue(item_ids) -> None:
     """One task per item, sent by name: the tasks module imports this one, never the reverse."""
-    from celery import current_app
-
     for item_id in item_ids:
-        current_app.send_task(JUDGE_ITEM_TASK, args=[item_id])
+        queue_task(JUDGE_ITEM_TASK, item_id)
 
 
 def run_inline(run: JudgeRun, threads: int = 8) -> dict:

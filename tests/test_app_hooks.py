@@ -5,11 +5,13 @@ import pytest
 from mhsd_platform.celery import app
 
 
-def test_results_listens_for_changed_ratings():
+def test_results_listens_for_changed_ratings_and_finished_judge_runs():
+    from judging import events as judging_events
     from rating import events
-    from results.services import schedule_recompute
+    from results.services import judge_run_finished, schedule_recompute
 
-    assert schedule_recompute in events._listeners
+    assert schedule_recompute in events._ratings_changed.listeners
+    assert judge_run_finished in judging_events._judge_run_finished.listeners
 
 
 @pytest.mark.django_db
@@ -17,7 +19,7 @@ def test_listeners_run_after_commit_with_the_campaign_id(monkeypatch, django_cap
     from rating import events
 
     heard = []
-    monkeypatch.setattr(events, "_listeners", [])
+    monkeypatch.setattr(events._ratings_changed, "_listeners", [])
     events.on_ratings_changed(heard.append)
     events.on_ratings_changed(heard.append)  # registering twice is harmless
     with django_capture_on_commit_callbacks(execute=False) as pending:
@@ -30,8 +32,10 @@ def test_listeners_run_after_commit_with_the_campaign_id(monkeypatch, django_cap
 
 def test_tasks_enqueued_by_name_are_registered_under_that_name():
     from generation import services as generation_services
+    from judging import services as judging_services
     from results import services as results_services
 
     app.loader.import_default_modules()
-    for name in (generation_services.GENERATE_CONVERSATION_TASK, results_services.RECOMPUTE_TASK):
+    for name in (generation_services.GENERATE_CONVERSATION_TASK, results_services.RECOMPUTE_TASK,
+                 judging_services.JUDGE_ITEM_TASK):
         assert name in app.tasks, name

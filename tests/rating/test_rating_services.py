@@ -164,7 +164,8 @@ def test_submission_and_revision_tell_the_ratings_changed_listeners(started, mon
 
     campaign, rater, a = started
     calls = []
-    monkeypatch.setattr(events, "_listeners", [calls.append])  # results' listener is tested in test_app_hooks
+    # results' own listener is tested in test_app_hooks
+    monkeypatch.setattr(events._ratings_changed, "_listeners", [calls.append])
     with django_capture_on_commit_callbacks(execute=True):
         services.submit_rating(a, rater, changes(full_values(campaign)))
     with django_capture_on_commit_callbacks(execute=True):
