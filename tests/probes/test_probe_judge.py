@@ -91,7 +91,8 @@ def test_on_a_real_worker_malformed_replies_are_retried_then_failed_never_guesse
         assert bridges.judge_snapshot["model"] == "openai/probe-judge" and bridges.prompt_version == "probe-judge-v1"
         assert "sk-judge-secret-999" not in str(bridges.judge_snapshot) and not bridges.is_simulated
         assert other.status == "failed" and other.answer_yes is None and other.raw_reply == "Hard to tell"
-        assert "no usable reply after 3 attempts" in other.failure_reason and "exactly YES or NO" in other.failure_reason
+        assert "no usable reply after 3 attempts" in other.failure_reason
+        assert "exactly YES or NO" in other.failure_reason
         # What the judge saw: the exchange as raters see it and the question, never the correct answer.
         prompts = [r for r in fake_llm.requests if judge.is_judge_prompt(r["messages"][0]["content"])]
         assert len(prompts) == 5 and all(r["authorization"] == "Bearer sk-judge-secret-999" for r in prompts)
