@@ -58,3 +58,12 @@ class RunLaunchForm(forms.Form):
 
 class JudgeAddForm(forms.Form):
     judge_model = forms.ModelChoiceField(queryset=_active_models(), label="Judge model")
+
+
+class CampaignJudgeForm(forms.Form):
+    """The verification campaign's optional LLM judge: it answers the same questions as the raters."""
+
+    judge_model = forms.ModelChoiceField(
+        queryset=_active_models(), required=False, label="Judge model",
+        help_text="Also have this model answer every exchange's verification question; the report compares its "
+                  "answers with the clinicians'. Raters never see it.")

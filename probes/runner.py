@@ -77,8 +77,8 @@ def _start(model, row_id: int):
     when there is nothing to do. The caller holds the row's lease, so a row found `running` belongs to
     a worker that was lost (its task was redelivered): it is taken over with a new attempt number."""
     with transaction.atomic():
-        row = model.objects.select_for_update(of=("self",)).select_related("run").get(pk=row_id)
-        if row.status in FINISHED:
+        row = model.objects.select_for_update(of=("self",)).select_related("run").filter(pk=row_id).first()
+        if row is None or row.status in FINISHED:  # gone (its run was deleted) or finished
             return None
         if row.run.cancel_requested_at is not None:
             model.objects.filter(pk=row_id).update(status=ItemStatus.CANCELLED,

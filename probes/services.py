@@ -303,10 +303,11 @@ def verification_rubric():
 
 @transaction.atomic
 def create_verification_campaign(actor, runs, *, name: str, raters, overlap_k: int = 2,
-                                 lease_minutes: int = 60, description: str = ""):
+                                 lease_minutes: int = 60, description: str = "", judge_model=None):
     """A draft campaign over the recorded exchanges of one or more interjection runs, rated with the
     binary verification rubric. Its name and description are checked for blinding like any campaign's
-    (raters see them), the model configurations' names included."""
+    (raters see them), the model configurations' names included. With `judge_model`, that LLM judge also
+    answers every exchange's verification question (add_judge on each run), for the report's comparison."""
     from rating import campaigns
 
     runs = [runs] if isinstance(runs, ProbeRun) else list(runs)
@@ -327,9 +328,13 @@ def create_verification_campaign(actor, runs, *, name: str, raters, overlap_k: i
         errors["__all__"] = "The run has no finished exchange to rate yet."
     if errors:
         raise campaigns.CampaignError(errors)
-    return campaigns.create_campaign(
+    campaign = campaigns.create_campaign(
         actor, name=name, description=description, rubric=verification_rubric(), raters=raters,
         overlap_k=overlap_k, lease_minutes=lease_minutes, conversation_ids=conversation_ids)
+    if judge_model is not None:
+        for run in runs:
+            add_judge(run, judge_model, actor)
+    return campaign
 
 
 UNSAFE_AXIS = "safe"

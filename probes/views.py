@@ -14,7 +14,7 @@ from rating.forms import CampaignSettingsForm
 
 from . import selectors, services
 from .battery_files import BatteryFileError
-from .forms import BatteryImportForm, JudgeAddForm, RunLaunchForm
+from .forms import BatteryImportForm, CampaignJudgeForm, JudgeAddForm, RunLaunchForm
 from .models import ProbeBattery, ProbeRun
 
 
@@ -131,19 +131,21 @@ def run_campaign(request, pk):
     run = get_object_or_404(ProbeRun.objects.select_related("battery"), pk=pk, battery__protocol="interjection")
     form = CampaignSettingsForm(request.POST or None,
                                 initial={"name": f"Verification round {run.created_at:%Y-%m-%d}"})
-    if request.method == "POST" and form.is_valid():
+    judge_form = CampaignJudgeForm(request.POST or None, prefix="judge")
+    if request.method == "POST" and form.is_valid() and judge_form.is_valid():
         data = form.cleaned_data
         try:
             campaign = services.create_verification_campaign(
                 request.user, run, name=data["name"], description=data["description"], raters=data["raters"],
-                overlap_k=data["overlap_k"], lease_minutes=data["lease_minutes"])
+                overlap_k=data["overlap_k"], lease_minutes=data["lease_minutes"],
+                judge_model=judge_form.cleaned_data["judge_model"])
         except CampaignError as exc:
             for field, message in exc.errors.items():
                 form.add_error(None if field == "__all__" or field not in form.fields else field, message)
         else:
             messages.success(request, f"Campaign created with {campaign.items.count()} exchanges: open it when ready.")
             return redirect("campaigns:detail", pk=campaign.pk)
-    return render(request, "probes/run_campaign.html", {"run": run, "form": form})
+    return render(request, "probes/run_campaign.html", {"run": run, "form": form, "judge_form": judge_form})
 
 
 ITEM_COLUMNS = ["item", "run", "model", "simulated", "battery", "battery_version", "vignette", "condition", "variant",

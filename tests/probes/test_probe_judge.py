@@ -219,3 +219,23 @@ def test_the_run_page_adds_a_judge_and_refuses_a_stigma_run(world, client):
     with pytest.raises(services.ProbeError, match="Only interjection"):
         services.launch_run(None, services.RunRequest(battery=world.objects["probe_battery"], model=model,
                                                       judge_model=sim_judge))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_verification_campaign_page_can_bring_a_judge(world, client):
+    battery = services.import_battery(None, small_set(PROBES), "s.jsonl").battery
+    model = ModelConfig.objects.create(name="Sim C", model="simulator/sensemaker-c")
+    run = services.launch_run(None, services.RunRequest(battery=battery, model=model), enqueue_tasks=False)
+    services.run_inline(run)
+    sim_judge = ModelConfig.objects.create(name="Sim judge 3", model="simulator/judge-3")
+    client.force_login(world.admin)
+    url = reverse("probes:run_campaign", args=[run.pk])
+    assert 'data-testid="campaign-judge"' in client.get(url).content.decode()
+    form = {"name": "Round one", "description": "", "raters": [world.rater.pk], "overlap_k": 1, "lease_minutes": 30}
+    refused = client.post(url, {**form, "judge-judge_model": 99999})
+    assert refused.status_code == 200 and not run.judge_answers.exists()
+    response = client.post(url, {**form, "judge-judge_model": sim_judge.pk})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert run.judge_answers.count() == 2 and {a.judge_model for a in run.judge_answers.all()} == {sim_judge}
+    services.run_judge_answers_inline(run)
+    assert set(run.judge_answers.values_list("status", flat=True)) == {"done"}
