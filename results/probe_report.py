@@ -53,9 +53,10 @@ def bootstrap_note(n_boot: int, seed: int) -> str:
 
 
 def series_labels(runs) -> dict[int, str]:
-    """A label per run: the model (marked [simulated] where the simulator answered), and the run number
-    where one model was run more than once."""
-    labels = {run.pk: run.model_label for run in runs}
+    """A label per run: the model (marked [simulated] where the simulator answered), where the probes were
+    placed when inside a MedAgent conversation, and the run number where that is not enough."""
+    labels = {run.pk: run.model_label + (f" · in conversation, stage {run.stage}" if run.placement == "medagent"
+                                         else "") for run in runs}
     repeated = {label for label in labels.values() if list(labels.values()).count(label) > 1}
     return {pk: f"{label} · run {pk}" if label in repeated else label for pk, label in labels.items()}
 
