@@ -206,7 +206,7 @@ def launch_run(actor, req: RunRequest, *, enqueue_tasks: bool = True) -> ProbeRu
 
 def run_inline(run: ProbeRun, threads: int = 8) -> dict:
     """Run a run's queued items, then their judge answers, in this process (no worker): the tasks' code
-    path, for the demo and `manage.py run_probes --inline`."""
+    path, for the demo and tests."""
     ids = list(run.items.filter(status=ItemStatus.QUEUED).values_list("id", flat=True))
     outcomes = run_in_threads(ids, lambda item_id: run_item(item_id, enqueue_judges=False), threads)
     judged = run_judge_answers_inline(run, threads)
