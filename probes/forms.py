@@ -28,7 +28,7 @@ class RunLaunchForm(forms.Form):
     max_concurrent_calls = forms.IntegerField(min_value=1, max_value=256, initial=8,
                                               help_text="At most this many LLM calls of the run in flight.")
     placement = forms.ChoiceField(
-        choices=Placement.choices, initial=Placement.STANDALONE, widget=forms.RadioSelect,
+        choices=Placement.choices, initial=Placement.STANDALONE, widget=forms.RadioSelect, required=False,
         help_text="Interjection probes only: the probe alone, or as the patient's turn in a MedAgent conversation "
                   "in which the model under test is the sensemaker.")
     stage = forms.TypedChoiceField(choices=[("", "---------"), *PROBE_STAGES], coerce=int, empty_value=None,
@@ -37,8 +37,10 @@ class RunLaunchForm(forms.Form):
     case = forms.ModelChoiceField(queryset=CaseStudy.objects.exclude(facts=[]).order_by("external_id"),
                                   required=False, label="Case study",
                                   help_text="The simulated patient's case (facts, intent and goal ready).")
-    trait = forms.ChoiceField(choices=Trait.choices, initial=Trait.NEUROTICISM, label="Patient's dominant trait")
-    literacy = forms.ChoiceField(choices=Literacy.choices, initial=Literacy.BASIC, label="Patient's health literacy")
+    trait = forms.ChoiceField(choices=Trait.choices, initial=Trait.NEUROTICISM, required=False,
+                              label="Patient's dominant trait")
+    literacy = forms.ChoiceField(choices=Literacy.choices, initial=Literacy.BASIC, required=False,
+                                 label="Patient's health literacy")
     patient_model = forms.ModelChoiceField(queryset=_active_models(), required=False, label="Patient model")
     helper_model = forms.ModelChoiceField(queryset=_active_models(), required=False, label="Helper model",
                                           help_text="Extracts facts and checks redundancy for the sensemaker.")
@@ -49,7 +51,11 @@ class RunLaunchForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("placement") == Placement.MEDAGENT:
+        # Left out (an older form, a script): a stand-alone exchange, and the default persona cell.
+        data["placement"] = data.get("placement") or Placement.STANDALONE
+        data["trait"] = data.get("trait") or Trait.NEUROTICISM
+        data["literacy"] = data.get("literacy") or Literacy.BASIC
+        if data["placement"] == Placement.MEDAGENT:
             for field in ("stage", "case", "patient_model", "helper_model"):
                 if not data.get(field) and field not in self.errors:
                     self.add_error(field, "Required when the probe is placed inside a MedAgent conversation.")

@@ -12,6 +12,8 @@ and `run_judge_answer`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import time
 from functools import lru_cache
@@ -338,11 +340,15 @@ def _queue_judge_answer(item: ProbeItem, enqueue_judges: bool) -> None:
         transaction.on_commit(lambda: enqueue_judge_answers(answer))
 
 
+def judge_seed(run_seed: int, item_seed_value: int, judge_snapshot: dict) -> int:
+    """A judge answer's seed: from the run's seed, the item's own seed (what it is) and the judge model."""
+    cell = [run_seed, item_seed_value, judge_snapshot.get("model", "")]
+    return int.from_bytes(hashlib.sha256(json.dumps(cell).encode()).digest()[:6], "big")
+
+
 def queue_judge_answers(run: ProbeRun, judge_model, item_ids) -> list[int]:
     """Create queued judge answers (judge settings snapshotted now) for these items, skipping any the
     judge already has; return the new ones' ids."""
-    from .services import judge_seed
-
     existing = set(ProbeJudgeAnswer.objects.filter(item_id__in=item_ids, judge_model=judge_model,
                                                    prompt_version=judge.PROMPT_VERSION)
                    .values_list("item_id", flat=True))

@@ -115,12 +115,6 @@ def item_seed(run_seed: int, prompt: stigma.ProbePrompt, sample_index: int) -> i
     return int.from_bytes(hashlib.sha256(json.dumps(cell).encode()).digest()[:6], "big")
 
 
-def judge_seed(run_seed: int, item_seed_value: int, judge_snapshot: dict) -> int:
-    """A judge answer's seed: from the run's seed, the item's own seed (what it is) and the judge model."""
-    cell = [run_seed, item_seed_value, judge_snapshot.get("model", "")]
-    return int.from_bytes(hashlib.sha256(json.dumps(cell).encode()).digest()[:6], "big")
-
-
 def _validate_placement(req: RunRequest) -> None:
     from generation.medagent import STAGE_NAMES
     from generation.models import Literacy, Trait
