@@ -276,10 +276,12 @@ def requeue_orphaned_probe_work() -> dict:
     if stalled:
         logger.warning("Re-sent queued probe items of stalled runs: %s", stalled)
     judge_requeued, _ = reap_lost_items(ProbeJudgeAnswer, JUDGE_LEASE_KIND, max_attempts=attempts)
+    judge_stalled = stalled_queued_item_ids(ProbeRun, "judge_answers",
+                                            quiet_seconds=settings.GENERATION_LEASE_SECONDS)
     if requeued or stalled:
         enqueue_items(requeued + stalled)
-    if judge_requeued:
-        enqueue_judge_answers(judge_requeued)
+    if judge_requeued or judge_stalled:
+        enqueue_judge_answers(judge_requeued + judge_stalled)
     return {"items": requeued, "judge_answers": judge_requeued}
 
 

@@ -210,6 +210,14 @@ def test_the_run_page_adds_a_judge_and_refuses_a_stigma_run(world, client):
     assert set(run.judge_answers.values_list("status", flat=True)) == {"queued"}
     run.refresh_from_db()
     assert run.judge_model == sim_judge
+    services.run_judge_answers_inline(run)
+    detail = client.get(reverse("probes:run_detail", args=[run.pk])).content.decode()
+    assert 'data-testid="judge-progress"' in detail and "Judge answers: 2 answered" in detail
+    shown = [a.answer_yes for a in run.judge_answers.order_by("item_id")]
+    assert detail.count('data-testid="judge-answers"') == 2
+    assert all(("YES" if yes else "NO") in detail for yes in shown)
+    csv = b"".join(client.get(reverse("probes:run_items_csv", args=[run.pk])).streaming_content).decode()
+    assert "judge_answers" in csv.splitlines()[0] and "Sim judge 2 [simulated]: " in csv
     bad = client.post(reverse("probes:run_judge", args=[run.pk]), {"judge_model": 99999}, follow=True)
     assert "Choose an active judge model" in bad.content.decode() and run.judge_answers.count() == 2
     stigma_run = services.launch_run(None, services.RunRequest(battery=world.objects["probe_battery"], model=model),

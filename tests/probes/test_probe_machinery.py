@@ -123,3 +123,28 @@ def test_the_runs_call_slots_are_the_shared_ones_named_by_scope(small_battery, h
     services.run_inline(run, threads=4)
     assert original and seen and max(seen) == 2 and fake_llm.max_in_flight == 2
     assert slots.in_flight() == 0
+
+
+def test_judge_answers_of_a_lost_worker_are_requeued_and_answered_once(settings):
+    from generation.models import ModelConfig
+    from probes.models import ProbeJudgeAnswer
+
+    settings.GENERATION_MAX_ATTEMPTS = 3
+    battery = services.import_battery(None, small_set(("si_bridges", "hall_figure")), "s.jsonl").battery
+    model = ModelConfig.objects.create(name="Sim M", model="simulator/sensemaker-m")
+    judge_model = ModelConfig.objects.create(name="Sim J", model="simulator/judge-m")
+    run = launch(battery, model, judge_model=judge_model, enqueue_tasks=False)
+    services.run_inline(run)  # items, then their judge answers
+    first, second = run.judge_answers.order_by("pk")
+    answered = first.answer_yes
+    # The first answer's worker died mid-call (running, no lease); the second was never started.
+    ProbeJudgeAnswer.objects.filter(pk=first.pk).update(status="running", attempts=1, answer_yes=None)
+    ProbeJudgeAnswer.objects.filter(pk=second.pk).update(status="queued", answer_yes=None)
+    with mock.patch.object(services, "enqueue_judge_answers") as enqueue:
+        assert services.requeue_orphaned_probe_work()["judge_answers"] == [first.pk]
+    enqueue.assert_called_once()
+    assert first.pk in enqueue.call_args.args[0]
+    assert services.run_judge_answers_inline(run) == {runner.ItemOutcome.ANSWERED: 2}
+    first.refresh_from_db()
+    assert (first.status, first.attempts, first.answer_yes) == ("done", 2, answered), "same seed, same answer"
+    assert run.judge_answers.count() == 2
