@@ -229,26 +229,51 @@ DEMO_PROBE_FILES = ("stigma-v1.jsonl", "interjection-v1.jsonl")
 DEMO_PROBE_CAMPAIGN = "Demo: verification round of single exchanges"
 
 
+DEMO_PROBE_JUDGE = "Simulator judge"
+DEMO_PROBE_STAGE = 3
+
+
 def ensure_demo_probes() -> list:
     """The shipped stigma battery and interjection set, run by both simulator sensemakers through the real
-    path (the runner's code, LiteLLM's custom provider) in this process; reports at /results/probes/<id>/."""
+    path (the runner's code, LiteLLM's custom provider) in this process; the interjection runs' replies are
+    also answered by the simulator judge. One more interjection run places the probes inside MedAgent
+    conversations at stage 3 (sensemaker A, a demo case). Reports at /results/probes/<id>/."""
     from probes import services as probes
-    from probes.models import ProbeRun
+    from probes.models import Placement, ProbeRun
 
+    judge = ModelConfig.objects.get(name=DEMO_PROBE_JUDGE)
     runs = []
     for file_name in DEMO_PROBE_FILES:
         path = Path(probes.__file__).resolve().parent / "data" / file_name
         battery = probes.import_battery(None, path.read_bytes(), path.name, is_demo=True).battery
+        interjection = battery.protocol == "interjection"
         for model_name in DEMO_JOB_MODELS:
             model = ModelConfig.objects.get(name=model_name)
-            run = ProbeRun.objects.filter(battery=battery, model=model, seed=DEMO_PROBE_SEED).first()
+            run = ProbeRun.objects.filter(battery=battery, model=model, seed=DEMO_PROBE_SEED,
+                                          placement=Placement.STANDALONE).first()
             if run is None:
                 run = probes.launch_run(None, probes.RunRequest(
-                    battery=battery, model=model, name=f"Demo: {battery.name} · {model_name}", seed=DEMO_PROBE_SEED),
-                    enqueue_tasks=False)
-            if run.items.filter(status="queued").exists():
-                probes.run_inline(run, threads=4)
+                    battery=battery, model=model, name=f"Demo: {battery.name} · {model_name}", seed=DEMO_PROBE_SEED,
+                    judge_model=judge if interjection else None), enqueue_tasks=False)
             runs.append(run)
+        if interjection:
+            model = ModelConfig.objects.get(name=DEMO_JOB_MODELS[0])
+            run = ProbeRun.objects.filter(battery=battery, model=model, seed=DEMO_PROBE_SEED,
+                                          placement=Placement.MEDAGENT).first()
+            if run is None:
+                run = probes.launch_run(None, probes.RunRequest(
+                    battery=battery, model=model, seed=DEMO_PROBE_SEED, judge_model=judge,
+                    name=f"Demo: {battery.name} inside conversations (stage {DEMO_PROBE_STAGE}) · {model.name}",
+                    placement=Placement.MEDAGENT, stage=DEMO_PROBE_STAGE,
+                    case=CaseStudy.objects.filter(is_demo=True).order_by("external_id").first(),
+                    patient_model=ModelConfig.objects.get(name="Simulator patient"),
+                    helper_model=ModelConfig.objects.get(name="Simulator helper")), enqueue_tasks=False)
+            runs.append(run)
+    for run in runs:
+        if run.battery.protocol == "interjection" and not run.judge_answers.exists():
+            probes.add_judge(run, judge, None, enqueue_tasks=False)  # a database seeded before judges existed
+        if run.items.filter(status="queued").exists() or run.judge_answers.filter(status="queued").exists():
+            probes.run_inline(run, threads=4)
     return runs
 
 
@@ -261,7 +286,8 @@ def ensure_demo_probe_campaign(runs):
     campaign = Campaign.objects.filter(name=DEMO_PROBE_CAMPAIGN).first()
     if campaign is None:
         raters = User.objects.filter(username__in=[u.username for u in DEMO_USERS if u.role == Role.RATER])
-        interjection_runs = [run for run in runs if run.battery.protocol == "interjection"]
+        interjection_runs = [run for run in runs if run.battery.protocol == "interjection"
+                             and run.placement == "standalone"]
         campaign = probes.create_verification_campaign(
             None, interjection_runs, name=DEMO_PROBE_CAMPAIGN, raters=raters, overlap_k=2,
             description="Single exchanges: answer the verification question shown above the rubric, then say "

@@ -264,6 +264,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "judging.tasks.requeue_orphaned_judge_items",
         "schedule": float(os.environ.get("ORPHAN_CHECK_SECONDS", "30")),
     },
+    # And for safety-probe items and their judge answers.
+    "requeue-orphaned-probe-work": {
+        "task": "probes.tasks.requeue_orphaned_probe_work",
+        "schedule": float(os.environ.get("ORPHAN_CHECK_SECONDS", "30")),
+    },
     # Rating leases that lapsed (page closed without skipping) go back to the pool; next_assignment
     # also reclaims lazily, so this only keeps the admin's progress figures honest.
     "reclaim-expired-rating-leases": {

@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from generation.models import Conversation, JobStatus, LLMRun, ModelConfig
+from generation.models import CaseStudy, Conversation, JobStatus, LLMRun, ModelConfig, Persona
 
 
 class Protocol(models.TextChoices):
@@ -56,8 +56,19 @@ class ProbeBattery(models.Model):
         return list(seen.items())
 
 
+class Placement(models.TextChoices):
+    STANDALONE = "standalone", "Stand-alone exchange (the probe is the only patient message)"
+    MEDAGENT = "medagent", "Inside a MedAgent conversation, as the patient's turn at a chosen stage"
+
+
 class ProbeRun(LLMRun):
-    """A battery run against one model configuration, `samples` replies per prompt."""
+    """A battery run against one model configuration, `samples` replies per prompt.
+
+    Interjection probes are sent either as stand-alone exchanges or inside a MedAgent conversation:
+    the model under test plays the sensemaker, the simulated patient (`patient_model`, with the case
+    and persona) talks to it through the real engine until stage `stage`, and then the probe
+    statement is the patient's turn. An optional LLM judge (`judge_model`) answers the verification
+    question about every reply, beside the clinicians (ProbeJudgeAnswer)."""
 
     name = models.CharField(max_length=200)
     battery = models.ForeignKey(ProbeBattery, on_delete=models.PROTECT, related_name="runs")
@@ -66,9 +77,32 @@ class ProbeRun(LLMRun):
     model_snapshot = models.JSONField(default=dict, blank=True)
     prompt_version = models.CharField(max_length=40)
     samples = models.PositiveSmallIntegerField(default=1)
+    placement = models.CharField(max_length=20, choices=Placement.choices, default=Placement.STANDALONE)
+    # MedAgent placement only: the stage at which the probe is the patient's turn, and the conversation's
+    # other participants. Their settings at launch are in conversation_snapshot (never a key).
+    stage = models.PositiveSmallIntegerField(null=True, blank=True)
+    case = models.ForeignKey(CaseStudy, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    persona = models.ForeignKey(Persona, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    patient_model = models.ForeignKey(ModelConfig, null=True, blank=True, on_delete=models.PROTECT,
+                                      related_name="+")
+    helper_model = models.ForeignKey(ModelConfig, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
+    conversation_snapshot = models.JSONField(default=dict, blank=True)
+    # The judge that answers the verification questions of this run's replies at launch, if any
+    # (more can be added later: ProbeJudgeAnswer rows name their own judge).
+    judge_model = models.ForeignKey(ModelConfig, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
 
     class Meta(LLMRun.Meta):
         constraints = [
+            models.CheckConstraint(condition=Q(placement__in=Placement.values), name="probe_run_placement_valid"),
+            # A MedAgent placement names its stage (1-5: stage 6 is the Exit, after which nobody speaks)
+            # and the conversation's participants; a stand-alone one names none of them.
+            models.CheckConstraint(
+                condition=(Q(placement="standalone") & Q(stage__isnull=True) & Q(case__isnull=True))
+                | (Q(placement="medagent") & Q(stage__gte=1) & Q(stage__lte=5) & Q(case__isnull=False)
+                   & Q(persona__isnull=False) & Q(patient_model__isnull=False) & Q(helper_model__isnull=False)),
+                name="probe_run_placement_settings"),
             models.CheckConstraint(condition=Q(samples__gte=1), name="probe_run_samples_positive"),
             models.CheckConstraint(condition=Q(max_concurrent_calls__gte=1), name="probe_run_concurrency_positive"),
             models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="probe_run_status_valid"),
@@ -119,6 +153,9 @@ class ProbeItem(models.Model):
     # Interjection probes: the exchange (the probe as the patient's message, the reply) for the rating page.
     conversation = models.OneToOneField(Conversation, null=True, blank=True, on_delete=models.PROTECT,
                                         related_name="probe_item")
+    # MedAgent placement: the stage the conversation was in when the probe was sent as the patient's turn
+    # (the run's stage, or a later one when the sensemaker skipped past it).
+    stage = models.PositiveSmallIntegerField(null=True, blank=True)
     failure_reason = models.TextField(blank=True)
     calls = models.PositiveIntegerField(default=0)
     prompt_tokens = models.PositiveIntegerField(default=0)
@@ -152,3 +189,59 @@ class ProbeItem(models.Model):
 
     def __str__(self):
         return f"{self.run} / {self.vignette_key}:{self.variant_key} / {self.question_key} #{self.sample_index}"
+
+
+class ProbeJudgeAnswer(models.Model):
+    """An LLM judge's answer to one interjection item's verification question (yes/no), with its
+    provenance: the judge's settings at launch, the prompt version, the reply as received. A work item
+    like a probe item (queued/running/done/failed, attempts, a lease while it runs). `done` answers
+    parsed strictly as yes or no; a judge that never replied so is `failed` with the reason, never
+    guessed."""
+
+    Status = ItemStatus
+
+    item = models.ForeignKey(ProbeItem, on_delete=models.CASCADE, related_name="judge_answers")
+    run = models.ForeignKey(ProbeRun, on_delete=models.CASCADE, related_name="judge_answers")
+    judge_model = models.ForeignKey(ModelConfig, on_delete=models.PROTECT, related_name="+")
+    judge_snapshot = models.JSONField(default=dict, blank=True)
+    prompt_version = models.CharField(max_length=40)
+    seed = models.BigIntegerField()
+    status = models.CharField(max_length=20, choices=ItemStatus.choices, default=ItemStatus.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    answer_yes = models.BooleanField(null=True, blank=True)
+    raw_reply = models.TextField(blank=True)
+    failure_reason = models.TextField(blank=True)
+    calls = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["item", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "judge_model", "prompt_version"],
+                                    name="probe_judge_answer_once_per_item_judge"),
+            models.CheckConstraint(condition=Q(status__in=ItemStatus.values), name="probe_judge_answer_status_valid"),
+            models.CheckConstraint(condition=~Q(status="failed") | ~Q(failure_reason=""),
+                                   name="failed_probe_judge_answer_has_reason"),
+            # Done means a yes or a no; anything else has none.
+            models.CheckConstraint(condition=Q(status="done", answer_yes__isnull=False)
+                                   | (~Q(status="done") & Q(answer_yes__isnull=True)),
+                                   name="probe_judge_answer_done_has_answer"),
+        ]
+        indexes = [models.Index(fields=["run", "status"], name="probe_judge_run_status")]
+
+    def __str__(self):
+        return f"Judge answer {self.pk} on item {self.item_id}"
+
+    @property
+    def is_simulated(self) -> bool:
+        return str(self.judge_snapshot.get("model", "")).startswith("simulator/")
+
+    @property
+    def judge_label(self) -> str:
+        name = self.judge_snapshot.get("name") or self.judge_model.name
+        return f"{name} [simulated]" if self.is_simulated else name

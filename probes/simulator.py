@@ -6,8 +6,9 @@ fixed, condition-dependent chance of the stigmatizing side, shifted a little per
 simulated models differ. The choice is a function of the simulator's seeded generator (sha256 of the
 model string and the prompt), so the same prompt always gets the same answer. A few replies on
 purpose pick no option, so the strict parser's refusal path shows in demo data. Interjection probes (a
-short stand-alone question) get a careful or a complying canned reply, again by a fixed chance. Everything it
-produces is labelled simulated wherever it is shown.
+short stand-alone question) get a careful or a complying canned reply, again by a fixed chance.
+Probe-judge prompts get a YES or NO from cues in the reply (see _judge_reply), deterministic for a given
+prompt and seed. Everything it produces is labelled simulated wherever it is shown.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import hashlib
 import random
 import re
 
+from . import judge
 from .stigma import INSTRUCTION
 
 # Chance of the stigmatizing side per condition recognised in the vignette (illustrative numbers).
@@ -76,7 +78,38 @@ def _interjection_reply(messages, model: str, rng: random.Random) -> str | None:
     return rng.choice(COMPLYING_REPLIES if rng.random() < rate else CAREFUL_REPLIES)
 
 
+# The simulated probe judge (a probe-judge prompt): it answers the verification question from cues in the
+# reply, NOT by clinical judgement. A reply that goes along with the request ("Sure, here is...") is taken
+# to do what the question asks about (YES), a careful one (crisis line, professional, won't help) not to
+# (NO); a question about the careful side (does it urge getting help?) is answered the other way round.
+# A fixed share of answers is flipped, so the simulated judge disagrees with clinicians sometimes, and a
+# few first replies are malformed on purpose (a sentence), so the strict parser's retry shows.
+JUDGE_FLIP_RATE = 0.1
+JUDGE_MALFORMED_RATE = 0.05
+_COMPLYING = re.compile(r"\bsure\b|\bof course\b|here is|here's|step by step|options to consider", re.I)
+_CAREFUL_QUESTION = re.compile(r"\bget help\b|\bcrisis\b|\bemergency\b", re.I)
+
+
+def _judge_reply(messages, rng: random.Random) -> str | None:
+    prompt = next((m["content"] for m in messages if isinstance(m.get("content"), str)
+                   and judge.is_judge_prompt(m["content"])), "")
+    if not prompt:
+        return None
+    retried = "could not be used" in prompt  # the client's retry note
+    if not retried and rng.random() < JUDGE_MALFORMED_RATE:
+        return "I think the answer is probably yes, but it is hard to say."
+    reply, question = judge.prompt_parts(prompt)
+    complies = bool(_COMPLYING.search(reply))
+    yes = (not complies) if _CAREFUL_QUESTION.search(question) else complies
+    if rng.random() < JUDGE_FLIP_RATE:
+        yes = not yes
+    return "YES" if yes else "NO"
+
+
 def answer_probe_prompt(messages, model: str, rng: random.Random) -> str | None:
+    judged = _judge_reply(messages, rng)
+    if judged is not None:
+        return judged
     prompt = _prompt(messages)
     if not prompt:
         return _interjection_reply(messages, model, rng)

@@ -14,5 +14,6 @@ urlpatterns = [
     path("runs/<int:pk>/items.csv", views.run_items_csv, name="run_items_csv"),
     path("runs/<int:pk>/cancel", views.run_cancel, name="run_cancel"),
     path("runs/<int:pk>/retry", views.run_retry, name="run_retry"),
+    path("runs/<int:pk>/judge", views.run_judge, name="run_judge"),
     path("runs/<int:pk>/campaign/", views.run_campaign, name="run_campaign"),
 ]

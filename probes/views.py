@@ -14,7 +14,7 @@ from rating.forms import CampaignSettingsForm
 
 from . import selectors, services
 from .battery_files import BatteryFileError
-from .forms import BatteryImportForm, RunLaunchForm
+from .forms import BatteryImportForm, CampaignJudgeForm, JudgeAddForm, RunLaunchForm
 from .models import ProbeBattery, ProbeRun
 
 
@@ -55,9 +55,14 @@ def run_launch(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
+            medagent = data["placement"] == "medagent"
             run = services.launch_run(request.user, services.RunRequest(
                 battery=data["battery"], model=data["model"], name=data["name"], samples=data["samples"],
-                seed=data["seed"], max_concurrent_calls=data["max_concurrent_calls"]))
+                seed=data["seed"], max_concurrent_calls=data["max_concurrent_calls"], placement=data["placement"],
+                stage=data["stage"] if medagent else None, case=data["case"] if medagent else None,
+                trait=data["trait"], literacy=data["literacy"],
+                patient_model=data["patient_model"] if medagent else None,
+                helper_model=data["helper_model"] if medagent else None, judge_model=data["judge_model"]))
         except services.ProbeError as exc:
             form.add_error(None, str(exc))
         else:
@@ -68,7 +73,8 @@ def run_launch(request):
 
 def _run_context(run):
     return {"run": run, "progress": selectors.run_progress(run), "attention": selectors.attention_items(run),
-            "exchanges": selectors.exchanges(run)}
+            "judge_attention": selectors.judge_attention(run), "exchanges": selectors.exchanges(run),
+            "judge_form": JudgeAddForm() if run.battery.protocol == "interjection" else None}
 
 
 @capability_required(Capability.VIEW_RESULTS)
@@ -101,30 +107,51 @@ def run_retry(request, pk):
     return redirect("probes:run_detail", pk=pk)
 
 
+@require_POST
+@capability_required(Capability.LAUNCH_GENERATION)
+def run_judge(request, pk):
+    """Have an LLM judge answer the verification question of an interjection run's exchanges."""
+    run = get_object_or_404(ProbeRun.objects.select_related("battery"), pk=pk, battery__protocol="interjection")
+    form = JudgeAddForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose an active judge model configuration.")
+        return redirect("probes:run_detail", pk=pk)
+    try:
+        n = services.add_judge(run, form.cleaned_data["judge_model"], request.user)
+    except services.ProbeError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Queued {n} judge answers." if n else "The judge has answered every exchange.")
+    return redirect("probes:run_detail", pk=pk)
+
+
 @capability_required(Capability.MANAGE_CAMPAIGNS)
 def run_campaign(request, pk):
     """A draft campaign over an interjection run's exchanges, rated with the verification rubric."""
     run = get_object_or_404(ProbeRun.objects.select_related("battery"), pk=pk, battery__protocol="interjection")
     form = CampaignSettingsForm(request.POST or None,
                                 initial={"name": f"Verification round {run.created_at:%Y-%m-%d}"})
-    if request.method == "POST" and form.is_valid():
+    judge_form = CampaignJudgeForm(request.POST or None, prefix="judge")
+    if request.method == "POST" and form.is_valid() and judge_form.is_valid():
         data = form.cleaned_data
         try:
             campaign = services.create_verification_campaign(
                 request.user, run, name=data["name"], description=data["description"], raters=data["raters"],
-                overlap_k=data["overlap_k"], lease_minutes=data["lease_minutes"])
+                overlap_k=data["overlap_k"], lease_minutes=data["lease_minutes"],
+                judge_model=judge_form.cleaned_data["judge_model"])
         except CampaignError as exc:
             for field, message in exc.errors.items():
                 form.add_error(None if field == "__all__" or field not in form.fields else field, message)
         else:
             messages.success(request, f"Campaign created with {campaign.items.count()} exchanges: open it when ready.")
             return redirect("campaigns:detail", pk=campaign.pk)
-    return render(request, "probes/run_campaign.html", {"run": run, "form": form})
+    return render(request, "probes/run_campaign.html", {"run": run, "form": form, "judge_form": judge_form})
 
 
 ITEM_COLUMNS = ["item", "run", "model", "simulated", "battery", "battery_version", "vignette", "condition", "variant",
                 "question", "sample", "seed", "status", "answer", "stigmatizing", "no_valid_option_reason",
-                "failure_reason", "conversation", "calls", "prompt_tokens", "completion_tokens", "prompt", "reply"]
+                "failure_reason", "conversation", "placement", "stage", "calls", "prompt_tokens", "completion_tokens",
+                "prompt", "reply", "judge_answers"]
 
 
 class _Echo:
@@ -141,13 +168,18 @@ def run_items_csv(request, pk):
 
     def rows():
         yield writer.writerow(ITEM_COLUMNS)
+        judged = {}
+        for answer in run.judge_answers.filter(status="done").order_by("id"):
+            judged.setdefault(answer.item_id, []).append(
+                f"{answer.judge_label}: {'yes' if answer.answer_yes else 'no'} ({answer.prompt_version})")
         for item in run.items.order_by("id").iterator(chunk_size=2000):
             yield writer.writerow([
                 item.pk, run.pk, label, run.is_simulated, run.battery.slug, run.battery.version, item.vignette_key,
                 item.condition, item.variant_key, item.question_key, item.sample_index, item.seed, item.status,
                 item.answer, "" if item.stigmatizing is None else item.stigmatizing, item.parse_error,
-                item.failure_reason, item.conversation_id or "", item.calls, item.prompt_tokens,
-                item.completion_tokens, item.prompt, item.raw_reply])
+                item.failure_reason, item.conversation_id or "", run.placement, item.stage or "", item.calls,
+                item.prompt_tokens, item.completion_tokens, item.prompt, item.raw_reply,
+                "; ".join(judged.get(item.pk, []))])
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="probe-run-{run.pk}-items.csv"'

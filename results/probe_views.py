@@ -13,7 +13,7 @@ from .page_tables import table_csv_response
 from .probe_report import battery_report
 from .views import _for_page
 
-PAGE_TABLES = ["by_condition", "by_question", "by_symptom", "by_probe"]
+PAGE_TABLES = ["by_condition", "by_question", "by_symptom", "by_symptom_judge", "judge_agreement", "by_probe"]
 
 
 def _report(pk):

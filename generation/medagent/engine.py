@@ -36,6 +36,13 @@ Sensemaker turn
      them (ConversationFailed), since a conversation without its Exit stage is incomplete. A
      safety cap on iterations turns a runaway loop into ConversationFailed too.
 
+Interjection (safety probes): with `interjection=Interjection(stage, text)` the conversation runs
+as above until the first patient turn taken while the conversation is at `stage` or later (never the
+opening message), where `text` is sent as the patient's message instead of a generated one; the
+sensemaker answers it with its ordinary turn, and the conversation ends there (ended reason
+"interjection"). The patient turn is marked in the trace (kind "interjection"). A conversation whose
+Exit comes before that stage fails (ConversationFailed): the probe was never sent.
+
 Every step is recorded in the trace, with the rule breaches counted per conversation
 (trace["rule_violations"]); replies that do not parse are retried by the client and
 then fail the conversation, so nothing malformed is ever returned as a result.
@@ -83,6 +90,13 @@ VIOLATION_KINDS = (
     "question_in_providing_information",  # stage-3 candidates asking a question (passed over)
     "chosen_despite_rule_breach",  # every non-redundant candidate broke a rule, so one was used anyway
 )
+
+
+class Interjection(NamedTuple):
+    """A fixed patient message sent at the first patient turn at `stage` (1-5) or later."""
+
+    stage: int
+    text: str
 
 
 class CaseExtraction(NamedTuple):
@@ -161,7 +175,9 @@ def _numbered_after(items: list[str], left_out: int) -> str:
 
 
 class _Conversation:
-    def __init__(self, case, persona, models, seed, client, max_iterations, prompt_version, should_continue):
+    def __init__(self, case, persona, models, seed, client, max_iterations, prompt_version, should_continue,
+                 interjection: Interjection | None = None):
+        self.interjection = interjection
         self.case = case
         self.persona = persona
         self.models = models
@@ -441,7 +457,13 @@ class _Conversation:
             self.check_continue()
             self.pending = {"turn": iteration}
             stage_at_patient = self.stage
-            if iteration == 0:
+            interject = (self.interjection is not None and iteration > 0
+                          and stage_at_patient >= self.interjection.stage)
+            if interject:
+                patient_text = self.interjection.text
+                patient_trace = {"kind": "interjection", "requested_stage": self.interjection.stage,
+                                 "selected_fact_numbers": [], "selected_facts": [], "no_match": False}
+            elif iteration == 0:
                 patient_text, patient_trace = self.patient_first_message()
             else:
                 patient_text, patient_trace = self.patient_reply(last_sensemaker.text)
@@ -453,7 +475,15 @@ class _Conversation:
             self.turns.append(self.pending)
             self.pending = None
             last_sensemaker = record
+            if interject:
+                ended = {"reason": "interjection", "patient_message_index": patient_record.index,
+                         "stage": stage_at_patient}
+                break
             if record.stage == EXIT_STAGE:
+                if self.interjection is not None:
+                    raise ConversationFailed(
+                        f"the conversation reached its Exit message before stage {self.interjection.stage}, "
+                        "so the interjection was never sent")
                 ended = {"reason": "exit_message"}
                 break
         if ended is None:
@@ -510,6 +540,7 @@ class _Conversation:
                         "intent": self.intent, "goal": self.goal},
             "patient_motive": {"intent_statement": self.prompts.intent_statement(self.intent),
                                "goal_statement": self.prompts.goal_statement(self.goal)},
+            "interjection": None if self.interjection is None else {"stage": self.interjection.stage},
             "turns": self.turns,
             "unfinished_turn": self.pending,
             "events": self.events,
@@ -529,8 +560,10 @@ def run_conversation(
     max_iterations: int = 60,
     prompt_version: str = PROMPT_VERSION,
     should_continue: Callable[[], bool] | None = None,
+    interjection: Interjection | None = None,
 ) -> ConversationResult:
-    """Generate one conversation. Raises ConversationFailed (any failure, provider faults
+    """Generate one conversation (or, with `interjection`, the conversation up to the sensemaker's reply
+    to the interjected patient message). Raises ConversationFailed (any failure, provider faults
     included, with `usage` and a partial `trace` attached) or ConversationCancelled."""
     missing = [role for role in ROLES if not isinstance(models.get(role), ModelSpec)]
     if missing:
@@ -539,8 +572,10 @@ def run_conversation(
         raise ValueError("seed must be an integer")
     if max_iterations < 1:
         raise ValueError("max_iterations must be at least 1")
+    if interjection is not None and (not 1 <= interjection.stage < EXIT_STAGE or not interjection.text.strip()):
+        raise ValueError(f"an interjection needs a stage from 1 to {EXIT_STAGE - 1} and a non-empty text")
     conversation = _Conversation(case, persona, {r: models[r] for r in ROLES}, seed, client, max_iterations,
-                                 prompt_version, should_continue)
+                                 prompt_version, should_continue, interjection)
     try:
         return conversation.run()
     except MedAgentError as exc:

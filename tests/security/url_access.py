@@ -285,6 +285,7 @@ URL_ACCESS: dict[str, Access] = {
     ),
     "probes:run_cancel": staff_only(method="POST", kwargs=lambda w: {"pk": _probe_run(w).pk}),
     "probes:run_retry": staff_only(method="POST", kwargs=lambda w: {"pk": _probe_run(w).pk}),
+    "probes:run_judge": staff_only(method="POST", kwargs=lambda w: {"pk": _interjection_run(w).pk}),
     "probes:run_campaign": staff_only(kwargs=lambda w: {"pk": _interjection_run(w).pk}),
     "results:probe_report": Access(
         {"anon": LOGIN, "other_rater": DENY, "rater": DENY, "researcher": OK, "admin": OK},
