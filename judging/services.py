@@ -165,11 +165,27 @@ def launch_run(actor, req: JudgeRequest, *, enqueue_tasks: bool = True) -> Judge
     })
     if enqueue_tasks:
         ids = list(run.items.values_list("id", flat=True))
-        transaction.on_commit(lambda: enqueue(ids))
+        if len(ids) <= ENQUEUE_IN_CALLER_MAX:
+            transaction.on_commit(lambda: enqueue(ids))
+        else:
+            transaction.on_commit(lambda: queue_task(JUDGE_DISPATCH_TASK, run.pk))
     return run
 
 
 JUDGE_ITEM_TASK = "judging.tasks.judge_item"
+JUDGE_DISPATCH_TASK = "judging.tasks.dispatch_judge_run"
+# Sending a task costs about half a millisecond, and a run over a large campaign has tens of thousands
+# of items: above this many, a worker sends them, so launching from a page returns at once.
+ENQUEUE_IN_CALLER_MAX = 500
+
+
+def dispatch_judge_run(run_id: int) -> int:
+    """Send the tasks of a run's queued items (the launch's hand-off to a worker). Safe to repeat: a
+    duplicate task of an item is a no-op. Returns how many were sent."""
+    ids = list(JudgeItem.objects.filter(run_id=run_id, status=JudgeItem.Status.QUEUED)
+               .order_by("id").values_list("id", flat=True))
+    enqueue(ids)
+    return len(ids)
 
 
 def enqueue(item_ids) -> None:

@@ -37,5 +37,5 @@ def test_tasks_enqueued_by_name_are_registered_under_that_name():
 
     app.loader.import_default_modules()
     for name in (generation_services.GENERATE_CONVERSATION_TASK, results_services.RECOMPUTE_TASK,
-                 judging_services.JUDGE_ITEM_TASK):
+                 judging_services.JUDGE_ITEM_TASK, judging_services.JUDGE_DISPATCH_TASK):
         assert name in app.tasks, name

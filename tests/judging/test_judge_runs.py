@@ -242,3 +242,15 @@ def test_a_queued_item_of_a_run_being_cancelled_stops_without_a_call(fake_llm):
     item.refresh_from_db()
     assert item.status == "cancelled" and item.attempts == 0 and fake_llm.hits == 0
     assert JudgeRun.objects.get(pk=run.pk).status == JudgeRun.Status.CANCELLED
+
+
+def test_a_large_run_is_handed_to_a_worker_to_enqueue_so_launching_returns_at_once(fake_llm, monkeypatch):
+    from core.redis_client import get_redis
+
+    monkeypatch.setattr(services, "ENQUEUE_IN_CALLER_MAX", 3)
+    run = launch(http_judge(fake_llm), campaign_of(2), samples=2)  # 4 items > 3
+    assert get_redis().llen("celery") == 1, "one dispatch message (on Celery's default queue), not one per item"
+    with worker_thread(concurrency=4):
+        wait_for(finished(run), message="the dispatched run")
+    assert set(run.items.values_list("status", flat=True)) == {"done"} and fake_llm.hits == 4
+    assert services.dispatch_judge_run(run.pk) == 0, "nothing queued is left to send"
