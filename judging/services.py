@@ -243,8 +243,8 @@ def _usage_values(usage: dict | None) -> dict:
 
 # One judge call's round trips to PostgreSQL are few on purpose: with many calls in flight, each round
 # trip is a wait for the worker's GIL and the database's CPU, and those waits (not the provider)
-# bound a run's calls per second (benchmarks/judge_throughput.py). An attempt makes four: claim, read,
-# finish, and the "anything left?" check.
+# bound a run's calls per second (benchmarks/judge_throughput.py). An attempt makes three: claim and
+# read, finish, and the "anything left?" check.
 
 @dataclass(frozen=True)
 class ClaimedItem:
@@ -262,35 +262,45 @@ class ClaimedItem:
     messages: list
 
 
+# Claim and read in one statement: the item goes to running (a new attempt) unless it is finished or its
+# run is being cancelled, and the row returned holds what the call needs of the item, its run and its
+# conversation, messages included. Raw SQL because this runs once per judge call: the ORM cannot claim
+# and read at once, and compiling the equivalent query costs more CPU than the statement itself.
+_CLAIM = """
+UPDATE {item} AS i SET status = 'running', attempts = i.attempts + 1, started_at = %(now)s, finished_at = NULL,
+    calls = 0, prompt_tokens = 0, completion_tokens = 0, cost_usd = NULL
+FROM {run} AS r, {conversation} AS c
+WHERE i.id = %(item_id)s AND i.status IN ('queued', 'running') AND r.id = i.run_id
+    AND r.cancel_requested_at IS NULL AND c.id = i.conversation_id
+RETURNING i.attempts, i.seed, i.run_id, r.status, r.rubric_id, r.max_concurrent_calls, r.prompt_version,
+    r.model_snapshot, c.ground_truth_diagnosis,
+    ARRAY(SELECT json_build_object('role', m.role, 'text', m.text) FROM {message} AS m
+          WHERE m.conversation_id = i.conversation_id ORDER BY m.index)
+"""
+
+
 def _start(item_id: int) -> ClaimedItem | None:
     """Mark the item running (this attempt's number is `attempts`) and read what the call needs, or
     return None if there is nothing to do. The caller holds the item's lease, so no other worker
     claims it; the conditional UPDATE is atomic against a concurrent cancel."""
-    from django.contrib.postgres.expressions import ArraySubquery
-    from django.db.models import F, OuterRef
-    from django.db.models.functions import JSONObject
+    from django.db import connection
 
     from generation.models import Message
 
-    claimed = JudgeItem.objects.filter(
-        pk=item_id, status__in=(JudgeItem.Status.QUEUED, JudgeItem.Status.RUNNING),
-        run__cancel_requested_at__isnull=True,
-    ).update(status=JudgeItem.Status.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(),
-             finished_at=None, **_usage_values(None))
-    if not claimed:
-        # Finished already, or its run is being cancelled: a queued item then stops here.
+    sql = _CLAIM.format(**{name: connection.ops.quote_name(model._meta.db_table) for name, model in (
+        ("item", JudgeItem), ("run", JudgeRun), ("conversation", Conversation), ("message", Message))})
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"item_id": item_id, "now": timezone.now()})
+        row = cursor.fetchone()
+    if row is None:
+        # Finished already, or its run is being cancelled: an unfinished item then stops here.
         JudgeItem.objects.filter(pk=item_id, status__in=(JudgeItem.Status.QUEUED, JudgeItem.Status.RUNNING)).update(
             status=JudgeItem.Status.CANCELLED, failure_reason="Cancelled before it started.")
         return None
-    messages = (Message.objects.filter(conversation_id=OuterRef("conversation_id")).order_by("index")
-                .values(json=JSONObject(role="role", text="text")))
-    row = (JudgeItem.objects.filter(pk=item_id)
-           .annotate(messages=ArraySubquery(messages))
-           .values_list("attempts", "seed", "run_id", "run__status", "run__rubric_id", "run__max_concurrent_calls",
-                        "run__prompt_version", "run__model_snapshot", "conversation__ground_truth_diagnosis",
-                        "messages")
-           .get())
-    item = ClaimedItem(item_id, *row)
+    *fields, model_snapshot, ground_truth, messages = row
+    # Django has psycopg2 hand jsonb over as text (JSONField decodes it); the json[] of messages is decoded.
+    item = ClaimedItem(item_id, *fields, model_snapshot=json.loads(model_snapshot), ground_truth=ground_truth,
+                       messages=list(messages or []))
     if item.run_status == JudgeRun.Status.QUEUED:
         # Lock-free: the first item of a queued run moves it to running.
         JudgeRun.objects.filter(pk=item.run_id, status=JudgeRun.Status.QUEUED).update(
