@@ -12,7 +12,7 @@ from . import svg
 @dataclass(frozen=True)
 class Figure:
     name: str  # URL slug, unique on the page
-    section: str  # where the page shows it: agreement | kappa | raters | means | distribution | length
+    section: str  # where the page shows it: agreement | kappa | raters | means | distribution | length | nominal
     title: str
     svg: str
 
@@ -46,6 +46,11 @@ def figure_specs(snapshot) -> list[tuple[str, str, str]]:
     ):
         present = figures.get(data_key) or {}
         specs += [(f"{slug}-{key}", section, title.format(name)) for key, name in axes if key in present]
+    confusion = figures.get("confusion") or {}
+    for a in confusion.get("axes", []):
+        specs.append((f"confusion-{a['key']}", "nominal", f"Rater vs rater: {a['name']}"))
+        if confusion[a["key"]].get("reference"):
+            specs.append((f"confusion-reference-{a['key']}", "nominal", f"Reference vs raters: {a['name']}"))
     return specs
 
 
@@ -89,6 +94,13 @@ def draw(snapshot, name: str) -> Figure | None:
     elif name.startswith("kappa-"):
         heat = figures["kappa"][name.removeprefix("kappa-")]
         drawing = svg.heatmap(heat["raters"], heat["kappa"], heat["n_shared"], title)
+    elif name.startswith("confusion-reference-"):
+        data = figures["confusion"][name.removeprefix("confusion-reference-")]
+        drawing = svg.confusion_heatmap(data["labels"], data["reference"], title,
+                                        f"reference ({data['reference_source']})", "rater's label")
+    elif name.startswith("confusion-"):
+        data = figures["confusion"][name.removeprefix("confusion-")]
+        drawing = svg.confusion_heatmap(data["labels"], data["pairs"], title, "one rater", "another rater")
     elif name.startswith("distribution-"):
         key = name.removeprefix("distribution-")
         dist = figures["distribution"][key]
