@@ -211,3 +211,10 @@ def test_the_rating_page_shows_categories_as_radios_and_saves_and_submits_them(n
     assert _answers(a) == {"risk_level": (None, "low"), "dialog_intent": (None, "advice"),
                            "concern_type": (None, "anxiety")}
 
+
+
+def test_the_llm_judge_leaves_nominal_axes_to_clinicians(db):
+    from judging.prompts import judged_axes
+
+    rubric, _ = load_rubric_file(MHDASH)
+    assert judged_axes(rubric) == []  # every MHDash axis is categorical
