@@ -218,3 +218,13 @@ def test_the_llm_judge_leaves_nominal_axes_to_clinicians(db):
 
     rubric, _ = load_rubric_file(MHDASH)
     assert judged_axes(rubric) == []  # every MHDash axis is categorical
+
+
+def test_gold_answers_are_refused_on_nominal_axes(nominal):
+    from rating.campaigns import CampaignError, add_gold
+
+    campaign, rater, a = nominal
+    with pytest.raises(CampaignError) as caught:
+        add_gold(None, campaign, a.item.conversation_id, {"risk_level": "high"})
+    assert "categorical" in caught.value.errors["gold__risk_level"]
+    assert not campaign.items.filter(is_gold=True).exists()

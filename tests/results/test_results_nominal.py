@@ -116,7 +116,11 @@ def test_ordinal_campaign_snapshots_have_no_nominal_tables(db):
 
 def _nominal_urls(campaign, snapshot):
     pk = campaign.pk
-    names = [name for name, section, _ in figures.figure_specs(snapshot) if section == "nominal"]
+    specs = figures.figure_specs(snapshot)
+    names = [name for name, section, _ in specs if section == "nominal"]
+    # Kappa heat maps and drift plots exist for categorical axes too; they have no means or distributions.
+    assert {"kappa-risk_level", "rater-agreement-risk_level"} <= {name for name, _, _ in specs}
+    assert not any(name.startswith(("distribution-risk", "length-risk", "means-")) for name, _, _ in specs)
     assert names == ["confusion-dialog_intent", "confusion-concern_type", "confusion-risk_level",
                      "confusion-reference-risk_level"]
     return ([reverse("results:campaign", args=[pk])]
@@ -136,6 +140,7 @@ def test_researchers_and_admins_see_the_categorical_section_and_its_downloads(co
         page = client.get(urls[0]).content.decode()
         assert 'id="categorical"' in page and "Categorical axes: high-risk recall" in page
         assert 'id="figure-confusion-reference-risk_level"' in page
+        assert "Rater-by-rater kappa: Risk level" in page
     svg = client.get(reverse("results:figure", args=[campaign.pk, "confusion-reference-risk_level"])).content
     root = ET.fromstring(svg)
     cells = root.findall(f".//{SVG}rect[@class='cell']") + root.findall(f".//{SVG}rect[@class='cell diag']")
