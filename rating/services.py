@@ -343,7 +343,7 @@ def completeness_errors(rating: Rating) -> dict[str, str]:
     values = {s.axis_id: s.answer for s in rating.scores.all()}
     for axis in rating.rubric.axes.all():
         if axis.is_rated and axis.required and values.get(axis.pk) is None:
-            errors[f"value__{axis.key}"] = f"Choose a score for {axis.name}."
+            errors[f"value__{axis.key}"] = f"Choose a {'category' if axis.is_nominal else 'score'} for {axis.name}."
     for note in rating.message_notes.all():
         if note.problematic and not note.note.strip():
             errors[f"note__{note.message.index}"] = (

@@ -171,7 +171,8 @@ def test_submit_needs_every_nominal_axis_then_revisions_are_audited(nominal):
     campaign, rater, a = nominal
     with pytest.raises(services.SubmitRejected) as caught:
         services.submit_rating(a, rater, services.changes_from_post({"value__risk_level": "high"}))
-    assert set(caught.value.errors) == {"value__dialog_intent", "value__concern_type"}
+    assert caught.value.errors == {"value__dialog_intent": "Choose a category for Dialog intent.",
+                                   "value__concern_type": "Choose a category for Concern type."}
     assert _answers(a)["risk_level"] == (None, "high")  # the valid part of the draft is kept
     rating = services.submit_rating(a, rater, services.changes_from_post(
         {"value__dialog_intent": "crisis_help", "value__concern_type": "self_harm"}))
