@@ -269,6 +269,7 @@ class CampaignPatchSerializer(serializers.Serializer):
 class ScoreSerializer(serializers.Serializer):
     axis = serializers.CharField()
     value = serializers.FloatField(allow_null=True)
+    category = serializers.CharField(allow_null=True, help_text="The category key on a nominal axis, else null.")
     comment = serializers.CharField(allow_blank=True)
 
 
@@ -307,7 +308,7 @@ class RatingSerializer(serializers.ModelSerializer):
     @extend_schema_field(ScoreSerializer(many=True))
     def get_scores(self, obj):
         return [
-            {"axis": s.axis.key, "value": s.value, "comment": s.comment}
+            {"axis": s.axis.key, "value": s.value, "category": s.category, "comment": s.comment}
             for s in sorted(obj.scores.all(), key=lambda s: (s.axis.order, s.axis_id))
         ]
 

@@ -381,8 +381,9 @@ class AgreementParams(filters.QueryFilter):
                summary="Inter-rater agreement per axis")
 class CampaignAgreementView(ApiView):
     """Krippendorff's alpha (with bootstrap CI), Gwet's AC1/AC2, percent agreement, pairwise kappa, ICC and
-    per-rater statistics per rated axis (results.stats), over submitted ratings. Cached until a rating
-    of the campaign changes."""
+    per-rater statistics per rated axis (results.stats), over submitted ratings; categorical (nominal) axes
+    add "nominal": AC1 with its interval, confusion matrices, agreement with a reference label and
+    high-risk recall. Cached until a rating of the campaign changes."""
 
     permission_classes = [ReadApi]
 

@@ -44,7 +44,8 @@ class JudgeAxis:
 
 def judged_axes(rubric) -> list[JudgeAxis]:
     return [JudgeAxis.from_axis(axis) for axis in rubric.axes.order_by("order", "pk")
-            if axis.kind != "computed" and not axis.computed_by]
+            # Nominal (categorical) axes are rated by clinicians only: the judge's reply format is numeric.
+            if axis.kind not in ("computed", "nominal") and not axis.computed_by]
 
 
 def _describe_axis(axis: JudgeAxis) -> str:

@@ -382,6 +382,9 @@ def _validate_gold_scores(rubric: Rubric, scores: dict) -> tuple[dict, dict]:
         if axis is None:
             errors[f"gold__{key}"] = f"“{key}” is not a rated axis of {rubric}."
             continue
+        if axis.is_nominal:
+            errors[f"gold__{key}"] = f"{axis.name} is categorical: gold answers are scores (use a reference label)."
+            continue
         try:
             value = int(raw)
         except (TypeError, ValueError):

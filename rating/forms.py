@@ -101,7 +101,7 @@ class GoldForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.axis_fields = []
         for axis in rubric.axes.all():
-            if not axis.is_rated:
+            if not axis.is_rated or axis.is_nominal:  # gold answers are numbers; nominal axes use a reference
                 continue
             labels = {p.get("value"): p.get("label", "") for p in axis.points}
             choices = [("", "—")] + [(v, f"{v} {labels.get(v, '')}".strip()) for v in axis.allowed_values()]

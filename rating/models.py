@@ -39,6 +39,9 @@ class AxisKind(models.TextChoices):
     ORDINAL = "ordinal", "Ordinal scale"
     BINARY = "binary", "Binary label"
     COMPUTED = "computed", "Computed automatically"
+    # Named categories with no order (MHDash's dialog intent, concern type, risk level): the rating stores
+    # the category key in AxisScore.category, never a number.
+    NOMINAL = "nominal", "Named categories"
 
 
 class RubricAxis(models.Model):
@@ -52,7 +55,8 @@ class RubricAxis(models.Model):
     group = models.CharField(max_length=80, blank=True)
     scale_min = models.IntegerField(null=True, blank=True)
     scale_max = models.IntegerField(null=True, blank=True)
-    # [{"value": 1, "label": "Very poor", "anchor": "..."}, ...] for ordinal and binary axes.
+    # [{"value": 1, "label": "Very poor", "anchor": "..."}, ...] for ordinal and binary axes;
+    # [{"key": "high", "label": "High", "description": "...", "high_risk": true}, ...] for nominal axes.
     points = models.JSONField(default=list, blank=True)
     help_text = models.TextField(blank=True)
     required = models.BooleanField(default=True)
@@ -60,6 +64,9 @@ class RubricAxis(models.Model):
     shows_ground_truth = models.BooleanField(default=False)
     # For computed axes: what computes them (e.g. "smog").
     computed_by = models.CharField(max_length=40, blank=True)
+    # For nominal axes: where a reference label comes from, "condition" or "metadata.<name>" (an imported
+    # conversation's metadata). Never shown to raters; results compare their labels with it.
+    reference = models.CharField(max_length=120, blank=True)
     agreement_level = models.CharField(
         max_length=20,
         choices=[("nominal", "nominal"), ("ordinal", "ordinal"), ("interval", "interval")],
@@ -81,6 +88,10 @@ class RubricAxis(models.Model):
                 condition=~Q(kind="binary") | (Q(scale_min=0) & Q(scale_max=1)), name="binary_axis_is_0_1"
             ),
             models.CheckConstraint(condition=~Q(kind="computed") | ~Q(computed_by=""), name="computed_axis_has_source"),
+            models.CheckConstraint(
+                condition=~Q(kind="nominal") | (Q(scale_min__isnull=True) & Q(scale_max__isnull=True)),
+                name="nominal_axis_has_no_scale",
+            ),
         ]
 
     def __str__(self):
@@ -90,8 +101,19 @@ class RubricAxis(models.Model):
     def is_rated(self) -> bool:
         return self.kind != self.Kind.COMPUTED
 
+    @property
+    def is_nominal(self) -> bool:
+        return self.kind == self.Kind.NOMINAL
+
+    def category_keys(self) -> list[str]:
+        """The nominal axis's category keys in file order (their order on the page and in every table)."""
+        return [p["key"] for p in self.points] if self.is_nominal else []
+
+    def high_risk_keys(self) -> list[str]:
+        return [p["key"] for p in self.points if p.get("high_risk")] if self.is_nominal else []
+
     def allowed_values(self) -> list[int]:
-        if self.kind == self.Kind.COMPUTED or self.scale_min is None:
+        if self.kind in (self.Kind.COMPUTED, self.Kind.NOMINAL) or self.scale_min is None:
             return []
         return list(range(self.scale_min, self.scale_max + 1))
 
@@ -255,13 +277,26 @@ class AxisScore(models.Model):
     rating = models.ForeignKey(Rating, on_delete=models.CASCADE, related_name="scores")
     axis = models.ForeignKey(RubricAxis, on_delete=models.PROTECT, related_name="scores")
     value = models.FloatField(null=True, blank=True)
+    # The chosen category key on a nominal axis (value stays NULL there). A database trigger (migration
+    # 0006) also refuses a category on a numeric axis, a number on a nominal one and an unknown key.
+    category = models.CharField(max_length=80, null=True, blank=True)
     comment = models.TextField(blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["rating", "axis"], name="axis_score_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["rating", "axis"], name="axis_score_unique"),
+            models.CheckConstraint(condition=Q(value__isnull=True) | Q(category__isnull=True),
+                                   name="axis_score_value_or_category"),
+            models.CheckConstraint(condition=~Q(category=""), name="axis_score_category_not_empty"),
+        ]
 
     def __str__(self):
-        return f"{self.axis.key}={self.value}"
+        return f"{self.axis.key}={self.answer}"
+
+    @property
+    def answer(self):
+        """The rater's answer whatever the axis type: the category key or the number."""
+        return self.category if self.category is not None else self.value
 
 
 class MessageNote(models.Model):

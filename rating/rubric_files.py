@@ -20,7 +20,10 @@ RUBRIC_DIR = Path(__file__).resolve().parent / "rubrics"
 DEFAULT_RUBRIC_FILE = RUBRIC_DIR / "multisenseeval-v1.json"
 KINDS = {k.value for k in RubricAxis.Kind}
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]*")
-LEVEL_FOR_KIND = {"ordinal": "ordinal", "binary": "nominal", "computed": "interval"}
+LEVEL_FOR_KIND = {"ordinal": "ordinal", "binary": "nominal", "computed": "interval", "nominal": "nominal"}
+# Digits 1-9 then 0 choose a category on the rating page, so a nominal axis has at most ten.
+MAX_CATEGORIES = 10
+REFERENCE = re.compile(r"condition|metadata\.[A-Za-z0-9_-]{1,100}")
 
 
 class RubricFileError(ValueError):
@@ -81,7 +84,51 @@ def _axis_errors(where: str, axis, seen: set) -> list[str]:
         errors.append(f"{where}: 'kind' must be one of {sorted(KINDS)}, got {kind!r}")
     errors += _kind_errors(where, axis, kind)
     errors += _field_type_errors(where, axis, key)
-    errors += _point_errors(where, axis, kind)
+    if kind == "nominal":
+        errors += _category_errors(where, axis)
+    else:
+        errors += _point_errors(where, axis, kind)
+        for name in ("categories", "reference"):
+            if name in axis:
+                errors.append(f"{where}: '{name}' is only for nominal axes (\"kind\": \"nominal\")")
+    return errors
+
+
+def _category_errors(where: str, axis: dict) -> list[str]:
+    """A nominal axis: named categories (key, label, optional description and high_risk), no scale or points,
+    and optionally where its reference label comes from."""
+    errors = [f"{where}: nominal axes take 'categories', not '{name}'" for name in ("scale", "points") if name in axis]
+    if axis.get("agreement_level", "nominal") != "nominal":
+        errors.append(f"{where}: a nominal axis is analysed at the nominal level, got 'agreement_level' "
+                      f"{axis['agreement_level']!r}")
+    reference = axis.get("reference")
+    if reference is not None and not (isinstance(reference, str) and REFERENCE.fullmatch(reference)):
+        errors.append(f"{where}: 'reference' must be \"condition\" or \"metadata.<name>\", got {reference!r}")
+    categories = axis.get("categories")
+    if not isinstance(categories, list) or not 2 <= len(categories) <= MAX_CATEGORIES:
+        return errors + [f"{where}: nominal axes need 'categories': a list of 2 to {MAX_CATEGORIES} category "
+                         "objects (digits 1-9 and 0 choose them on the rating page)"]
+    seen = set()
+    for j, category in enumerate(categories):
+        at = f"{where}.categories[{j}]"
+        if not isinstance(category, dict):
+            errors.append(f"{at}: must be an object with 'key' and 'label'")
+            continue
+        key = category.get("key")
+        if not (isinstance(key, str) and len(key) <= 80 and SLUG.fullmatch(key)):
+            errors.append(f"{at}: 'key' must be lower-case letters, digits, '-' or '_' (at most 80), got {key!r}")
+        elif key in seen:
+            errors.append(f"{at}: duplicate category key '{key}'")
+        seen.add(key)
+        for name, limit, needed in (("label", 200, True), ("description", 2000, False)):
+            text = category.get(name)
+            if (needed or name in category) and not (isinstance(text, str) and text.strip() and len(text) <= limit):
+                errors.append(f"{at}: '{name}' must be text of 1 to {limit} characters")
+        if "high_risk" in category and not isinstance(category["high_risk"], bool):
+            errors.append(f"{at}: 'high_risk' must be true or false, got {category['high_risk']!r}")
+        unknown = sorted(set(category) - {"key", "label", "description", "high_risk"})
+        if unknown:
+            errors.append(f"{at}: unknown field(s) {unknown}")
     return errors
 
 
@@ -168,6 +215,10 @@ def load_rubric(data: dict, *, actor=None, origin: str = "", make_default: bool 
         for order, axis in enumerate(axes):
             kind = axis["kind"]
             scale = axis.get("scale") or ([0, 1] if kind == "binary" else [None, None])
+            points = axis.get("points") or []
+            if kind == "nominal":
+                points = [{"key": c["key"], "label": c["label"], "description": c.get("description", ""),
+                           "high_risk": c.get("high_risk", False)} for c in axis["categories"]]
             RubricAxis.objects.create(
                 rubric=rubric,
                 key=axis["key"],
@@ -176,7 +227,8 @@ def load_rubric(data: dict, *, actor=None, origin: str = "", make_default: bool 
                 group=axis.get("group", ""),
                 scale_min=scale[0],
                 scale_max=scale[1],
-                points=axis.get("points") or [],
+                points=points,
+                reference=axis.get("reference", ""),
                 help_text=axis.get("help_text", ""),
                 required=axis.get("required", kind != "computed"),
                 shows_ground_truth=axis.get("shows_ground_truth", False),

@@ -242,7 +242,7 @@ class AxisView:
     points: list
     shows_ground_truth: bool
     computed_by: str
-    value: int | None = None
+    value: int | str | None = None
     comment: str = ""
     error: str = ""
     comment_error: str = ""
@@ -250,6 +250,10 @@ class AxisView:
     @property
     def is_rated(self) -> bool:
         return self.kind != RubricAxis.Kind.COMPUTED
+
+    @property
+    def is_nominal(self) -> bool:
+        return self.kind == RubricAxis.Kind.NOMINAL
 
     @property
     def field(self) -> str:
@@ -325,6 +329,21 @@ def _value(v):
     return None if v is None else int(v)
 
 
+def _answer(axis: RubricAxis, score) -> int | str | None:
+    if score is None:
+        return None
+    return score.category if axis.is_nominal else _value(score.value)
+
+
+def _points(axis: RubricAxis) -> list[dict]:
+    """The choices on the page. A nominal axis's categories take the form value of their key and the digit
+    that chooses them (1-9, then 0); high_risk is for the results and never shown to raters."""
+    if axis.is_nominal:
+        return [{"value": p["key"], "label": p["label"], "anchor": p.get("description", ""), "digit": str((i + 1) % 10)}
+                for i, p in enumerate(axis.points)]
+    return axis.points or [{"value": v, "label": str(v)} for v in axis.allowed_values()]
+
+
 def rating_page(assignment: Assignment, errors: dict | None = None) -> RatingPage:
     """Everything the rating page shows, blinded (see the module docstring)."""
     errors = errors or {}
@@ -340,9 +359,9 @@ def rating_page(assignment: Assignment, errors: dict | None = None) -> RatingPag
         view = AxisView(
             key=axis.key, name=axis.name, kind=axis.kind, group=axis.group, help_text=axis.help_text,
             required=axis.required and axis.is_rated,
-            points=axis.points or [{"value": v, "label": str(v)} for v in axis.allowed_values()],
+            points=_points(axis),
             shows_ground_truth=axis.shows_ground_truth,
-            computed_by=axis.computed_by, value=_value(score.value) if score else None,
+            computed_by=axis.computed_by, value=_answer(axis, score),
             comment=score.comment if score else "", error=errors.get(f"value__{axis.key}", ""),
             comment_error=errors.get(f"comment__{axis.key}", ""),
         )

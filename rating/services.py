@@ -92,9 +92,9 @@ class SaveOutcome:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def _fmt(value: float | None):
-    if value is None:
-        return None
+def _fmt(value: float | str | None):
+    if value is None or isinstance(value, str):  # a nominal axis's category key
+        return value
     return int(value) if float(value).is_integer() else value
 
 
@@ -119,18 +119,23 @@ def snapshot(rating: Rating) -> dict:
     scores = rating.scores.all()
     notes = rating.message_notes.all()
     return {
-        "values": {s.axis.key: _fmt(s.value) for s in scores if s.value is not None},
+        "values": {s.axis.key: _fmt(s.answer) for s in scores if s.answer is not None},
         "comments": {s.axis.key: s.comment for s in scores if s.comment},
         "overall_comment": rating.overall_comment,
         "notes": {str(n.message.index): {"problematic": n.problematic, "note": n.note} for n in notes},
     }
 
 
-def _parse_value(axis: RubricAxis, raw: str) -> tuple[float | None, str | None]:
+def _parse_value(axis: RubricAxis, raw: str) -> tuple[float | str | None, str | None]:
+    """The number (or, on a nominal axis, the category key) `raw` stands for, or why it is not valid."""
     if not axis.is_rated:
         return None, f"“{axis.name}” is computed automatically and is not rated by hand."
     if raw == "":
         return None, None
+    if axis.is_nominal:
+        if raw not in axis.category_keys():
+            return None, f"“{raw}” is not a category of {axis.name}."
+        return raw, None
     try:
         number = float(raw)
     except ValueError:
@@ -224,10 +229,14 @@ def _apply_values(edit: _Edit, values: dict[str, str]) -> None:
         if error:
             edit.outcome.errors[name] = error
             continue
-        current = edit.scores[key].value if key in edit.scores else None
+        current = edit.scores[key].answer if key in edit.scores else None
         if current != value or key not in edit.scores:
             edit.changed(name, _fmt(current), _fmt(value))
-            edit.score_row(axis).value = value
+            row = edit.score_row(axis)
+            if axis.is_nominal:
+                row.category = value
+            else:
+                row.value = value
         edit.outcome.saved.append(name)
 
 
@@ -306,7 +315,7 @@ def _save_edit(edit: _Edit, assignment: Assignment, actor) -> None:
     # Split before inserting: bulk_create gives the new rows their ids, and they need no update.
     existing_rows = [row for row in rows if row.pk is not None]
     AxisScore.objects.bulk_create([row for row in rows if row.pk is None])
-    AxisScore.objects.bulk_update(existing_rows, ["value", "comment"])
+    AxisScore.objects.bulk_update(existing_rows, ["value", "category", "comment"])
     # Setting an absent score to "no value" records nothing new: keep the audit and draft quiet.
     new = {k: v for k, v in edit.new.items() if edit.old.get(k) != v}
     old = {k: v for k, v in edit.old.items() if k in new}
@@ -331,10 +340,10 @@ def _hold(assignment: Assignment) -> None:
 def completeness_errors(rating: Rating) -> dict[str, str]:
     """What stops `rating` from being submitted, by form field name. Read `rating` with_contents."""
     errors = {}
-    values = {s.axis_id: s.value for s in rating.scores.all()}
+    values = {s.axis_id: s.answer for s in rating.scores.all()}
     for axis in rating.rubric.axes.all():
         if axis.is_rated and axis.required and values.get(axis.pk) is None:
-            errors[f"value__{axis.key}"] = f"Choose a score for {axis.name}."
+            errors[f"value__{axis.key}"] = f"Choose a {'category' if axis.is_nominal else 'score'} for {axis.name}."
     for note in rating.message_notes.all():
         if note.problematic and not note.note.strip():
             errors[f"note__{note.message.index}"] = (

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from rating.models import Campaign
 from results import services as results_services
+from results.nominal import add_nominal_statistics
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def compute_campaign_agreement(campaign: Campaign, n_boot: int = DEFAULT_N_BOOT)
     from results.stats import compute_agreement
 
     data = results_selectors.campaign_ratings(campaign)
+    references = results_selectors.nominal_references(campaign, data)
     out = []
     for axis in data.axes:
         level = results_selectors.axis_level(axis)
@@ -56,6 +58,9 @@ def compute_campaign_agreement(campaign: Campaign, n_boot: int = DEFAULT_N_BOOT)
             data.matrices[axis.key], level, results_selectors.axis_categories(axis), n_boot=n_boot, seed=SEED,
             gold=data.gold.get(axis.key), timestamps=data.times_for(axis.key), rater_ids=data.rater_labels,
         )
+        if axis.is_nominal:
+            statistics = add_nominal_statistics(statistics, axis, data.matrices[axis.key], references.get(axis.key),
+                                                n_boot, SEED)
         out.append({"axis": axis.key, "name": axis.name, "level": level, "statistics": statistics})
     return out
 

@@ -12,7 +12,7 @@ from . import svg
 @dataclass(frozen=True)
 class Figure:
     name: str  # URL slug, unique on the page
-    section: str  # where the page shows it: agreement | kappa | raters | means | distribution | length
+    section: str  # where the page shows it: agreement | kappa | raters | means | distribution | length | nominal
     title: str
     svg: str
 
@@ -38,6 +38,9 @@ def figure_specs(snapshot) -> list[tuple[str, str, str]]:
         specs.append((f"means-{_unit_slug(unit)}", "means", f"Mean per model with 95% CI ({label})"))
     # Axis order comes from the stored list: JSON objects in Postgres (jsonb) do not keep key order.
     axes = [(a["key"], a["name"]) for a in means.get("axes", [])]
+    # Categorical axes have no means but do have kappa and drift data (only their campaigns store "confusion").
+    confusion = figures.get("confusion") or {}
+    axes += [(a["key"], a["name"]) for a in confusion.get("axes", [])]
     for data_key, slug, section, title in (
         ("kappa", "kappa", "kappa", "Rater-by-rater kappa: {}"),
         ("drift", "rater-agreement", "raters", "Each rater's agreement with the others over time: {}"),
@@ -46,6 +49,10 @@ def figure_specs(snapshot) -> list[tuple[str, str, str]]:
     ):
         present = figures.get(data_key) or {}
         specs += [(f"{slug}-{key}", section, title.format(name)) for key, name in axes if key in present]
+    for a in confusion.get("axes", []):
+        specs.append((f"confusion-{a['key']}", "nominal", f"Rater vs rater: {a['name']}"))
+        if confusion[a["key"]].get("reference"):
+            specs.append((f"confusion-reference-{a['key']}", "nominal", f"Reference vs raters: {a['name']}"))
     return specs
 
 
@@ -61,12 +68,14 @@ def draw(snapshot, name: str) -> Figure | None:
     figures = (snapshot.tables or {}).get("figures") or {}
     means = figures.get("means") or {}
     axes = {a["key"]: a for a in means.get("axes", [])}
+    names = {**{a["key"]: a["name"] for a in (figures.get("confusion") or {}).get("axes", [])},
+             **{key: a["name"] for key, a in axes.items()}}
     models = means.get("models", [])
 
     if name == "alpha-over-time":
         series, raters = {}, {}
         for key, points in figures["alpha_time"].items():
-            label = axes.get(key, {}).get("name", key)
+            label = names.get(key, key)
             series[label] = [(_when(p["time"]), p["alpha"], p["ci_low"], p["ci_high"], p["n_units"]) for p in points]
             raters[label] = f"{points[-1]['n_raters']} raters" if points else ""
         drawing = svg.time_chart(series, title, "alpha", x_label="ratings submitted up to (UTC)",
@@ -89,6 +98,13 @@ def draw(snapshot, name: str) -> Figure | None:
     elif name.startswith("kappa-"):
         heat = figures["kappa"][name.removeprefix("kappa-")]
         drawing = svg.heatmap(heat["raters"], heat["kappa"], heat["n_shared"], title)
+    elif name.startswith("confusion-reference-"):
+        data = figures["confusion"][name.removeprefix("confusion-reference-")]
+        drawing = svg.confusion_heatmap(data["labels"], data["reference"], title,
+                                        f"reference ({data['reference_source']})", "rater's label")
+    elif name.startswith("confusion-"):
+        data = figures["confusion"][name.removeprefix("confusion-")]
+        drawing = svg.confusion_heatmap(data["labels"], data["pairs"], title, "one rater", "another rater")
     elif name.startswith("distribution-"):
         key = name.removeprefix("distribution-")
         dist = figures["distribution"][key]

@@ -23,6 +23,7 @@ import numpy as np
 
 from .stats import describe, mann_whitney, share_at_least, to_jsonable, welch_t
 from .stats.alpha import MIN_CI_UNITS
+from .stats.nominal import MIN_RECALL_CI_UNITS
 from .stats.raters import DRIFT_WINDOW
 
 TABLES_VERSION = 1
@@ -606,3 +607,76 @@ def drift_tables(axes: list[AxisInfo], rater_stats: list[dict]):
         f"Each rater's ratings that others also rated, in time order, in windows of {DRIFT_WINDOW}; agreement is the "
         "drift rule's score (exact agreement for nominal axes, quadratic agreement weights otherwise).",
     )}), to_jsonable(fig)
+
+
+def nominal_tables(axes: list[AxisInfo], statistics: dict[str, dict | None], n_boot: int, seed: int):
+    """Tables of the nominal (categorical) axes: agreement with AC1's interval, the confusion matrices in
+    long form, high-risk recall; and the data of the confusion heat maps."""
+    agree_rows, confusion_rows, recall_rows, figure = [], [], [], {"axes": []}
+    for a in axes:
+        s = statistics.get(a.key)
+        if not s or not s.get("nominal"):
+            agree_rows.append([a.name, None, 0, 0, 0] + [None] * 8)
+            continue
+        nominal, alpha = s["nominal"], s["krippendorff_alpha"]
+        ac1, ref = nominal["gwet_ac1"], nominal.get("reference") or {}
+        labels = nominal["labels"]
+        agree_rows.append([
+            a.name, len(labels), s["n_pairable_units"], s["n_raters"], s["n_ratings"], alpha.get("alpha"),
+            alpha.get("ci_low"), alpha.get("ci_high"), ac1.get("coefficient"), ac1.get("ci_low"), ac1.get("ci_high"),
+            _pct((s.get("percent_exact_agreement") or {}).get("value")), _pct(ref.get("agreement")),
+        ])
+        pairs = (("rater vs rater", nominal["pair_confusion"]), ("reference vs rater", ref.get("confusion")))
+        for kind, matrix in pairs:
+            for i, row in enumerate(matrix or []):
+                confusion_rows += [[a.name, kind, labels[i], labels[j], count] for j, count in enumerate(row)]
+        recall = ref.get("high_risk_recall")
+        if recall:
+            high = ", ".join(labels[nominal["categories"].index(k)] for k in nominal["high_risk"])
+            recall_rows.append([
+                a.name, high, nominal.get("reference_source", ""), recall["n_conversations"], recall["n_ratings"],
+                recall["n_high_risk_labels"], _pct(recall["recall"]), _pct(recall["ci_low"]), _pct(recall["ci_high"]),
+                _pct(recall["rating_recall"]), _pct(recall["wilson_low"]), _pct(recall["wilson_high"]),
+                recall["ci_note"],
+            ])
+        figure["axes"].append({"key": a.key, "name": a.name})
+        figure[a.key] = {"labels": labels, "pairs": nominal["pair_confusion"], "reference": ref.get("confusion"),
+                         "reference_source": nominal.get("reference_source", "")}
+    tables = {
+        "nominal_agreement": table(
+            "Categorical axes: agreement",
+            [("Axis", "text"), ("Categories", "int"), ("Conversations with >= 2 ratings", "int"), ("Raters", "int"),
+             ("Ratings", "int"), ("Krippendorff's alpha (nominal)", "num3"), ("alpha 95% CI low", "num3"),
+             ("alpha 95% CI high", "num3"), ("Gwet AC1", "num3"), ("AC1 95% CI low", "num3"),
+             ("AC1 95% CI high", "num3"), ("Exact agreement (%)", "pct"),
+             ("Ratings equal to the reference (%)", "pct")],
+            agree_rows,
+            "Alpha with the nominal metric; AC1 with identity weights over every category of the rubric (an unused "
+            f"category still counts). Both intervals: {bootstrap_note(n_boot, seed)} The reference column is empty "
+            "where the axis names no reference or no rated conversation has one.",
+        ),
+        "confusion": table(
+            "Categorical axes: confusion matrices",
+            [("Axis", "text"), ("Comparison", "text"), ("Row", "text"), ("Column", "text"), ("Count", "int")],
+            confusion_rows,
+            "Rater vs rater: every pair of ratings of one conversation by two raters, counted in both orders (the "
+            "matrix is symmetric). Reference vs rater: rows are the conversation's reference label, columns each "
+            "rating it received.",
+        ),
+        "high_risk_recall": table(
+            "Categorical axes: high-risk recall",
+            [("Axis", "text"), ("High-risk categories", "text"), ("Reference from", "text"),
+             ("Conversations with a high-risk reference", "int"), ("Their ratings", "int"),
+             ("Rated high-risk", "int"), ("Recall (%)", "pct"), ("Recall 95% CI low (%)", "pct"),
+             ("Recall 95% CI high (%)", "pct"), ("Recall over ratings (%)", "pct"), ("Wilson 95% CI low (%)", "pct"),
+             ("Wilson 95% CI high (%)", "pct"), ("Note", "text")],
+            recall_rows,
+            "Recall: per conversation whose reference is a high-risk category, the share of its raters who chose a "
+            "high-risk category, averaged over those conversations (each counts once); interval: percentile "
+            f"bootstrap over those conversations, {n_boot:,} resamples, seed {seed}, given from "
+            f"{MIN_RECALL_CI_UNITS} conversations. "
+            "Recall over ratings pools every rating, with Wilson's score interval (which treats ratings as "
+            "independent).",
+        ),
+    }
+    return to_jsonable(tables), to_jsonable(figure)

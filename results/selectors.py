@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC
 
 import numpy as np
-from django.db.models import Count, FloatField, Max
-from django.db.models.functions import Cast, Extract
+from django.db.models import Case, Count, FloatField, Max, Q, Value, When
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce, Extract
 
 from accounts.models import User
 from generation.models import Conversation, Message
@@ -30,7 +31,10 @@ def axis_level(axis: RubricAxis) -> str:
 
 def axis_categories(axis: RubricAxis) -> list[float] | None:
     """Every possible value of the axis (from its scale), so unused categories still count where they
-    matter (Gwet's AC1/AC2); None for unbounded (computed) axes."""
+    matter (Gwet's AC1/AC2); None for unbounded (computed) axes. A nominal axis's categories are their
+    codes 0..q-1 in the rubric's order (see campaign_ratings)."""
+    if axis.is_nominal:
+        return [float(i) for i in range(len(axis.category_keys()))]
     values = axis.allowed_values()
     return [float(v) for v in values] if values else None
 
@@ -85,19 +89,23 @@ def campaign_ratings(campaign: Campaign) -> CampaignRatings:
     """Build the per-axis matrices of a campaign with ONE query over its submitted axis scores."""
     axes = rated_axes(campaign)
     axis_index = {axis.pk: i for i, axis in enumerate(axes)}
+    # Nominal axes store a category key: it enters the matrix as its code (position in the rubric's list).
+    codes = {axis.pk: {key: float(i) for i, key in enumerate(axis.category_keys())} for axis in axes if axis.is_nominal}
+    answer = Coalesce("value", Case(*[When(axis_id=pk, category=key, then=Value(code)) for pk, keys in codes.items()
+                                      for key, code in keys.items()], output_field=FloatField())) if codes else "value"
     rows = list(
         AxisScore.objects.filter(
+            Q(value__isnull=False) | Q(category__isnull=False) if codes else Q(value__isnull=False),
             rating__assignment__campaign_id=campaign.pk,
             rating__status=Rating.Status.SUBMITTED,
             axis_id__in=list(axis_index),
-            value__isnull=False,
         )
         .order_by()
         .values_list(
             "axis_id",
             "rating__assignment__item__conversation_id",
             "rating__assignment__rater_id",
-            "value",
+            answer,
             # Epoch seconds in SQL: building 100,000s of aware datetimes in Python costs more than the stats.
             Cast(Extract("rating__submitted_at", "epoch", tzinfo=UTC), FloatField()),
         )
@@ -150,6 +158,38 @@ def campaign_ratings(campaign: Campaign) -> CampaignRatings:
         gold=gold,
         n_ratings=n_ratings,
     )
+
+
+def nominal_references(campaign: Campaign, data: CampaignRatings) -> dict[str, dict]:
+    """For each nominal axis that names a reference ("condition" or "metadata.<name>", the metadata an
+    imported conversation came with), the reference label of every rated conversation as its category code
+    (NaN where there is none), and how many conversations had a label that is not one of the axis's
+    categories (left out, never guessed). One query for all axes."""
+    axes = [a for a in data.axes if a.is_nominal and a.reference]
+    if not axes or not data.conversation_ids.size:
+        return {}
+    fields = {a.key: ("condition" if a.reference == "condition"
+                      else KT(f"provenance__metadata__{a.reference.removeprefix('metadata.')}")) for a in axes}
+    rows = Conversation.objects.filter(pk__in=data.conversation_ids.tolist()).annotate(
+        **{f"ref_{key}": expr for key, expr in fields.items() if expr != "condition"}).values_list(
+        "id", *[("condition" if expr == "condition" else f"ref_{key}") for key, expr in fields.items()])
+    labels = {row[0]: row[1:] for row in rows}
+    out = {}
+    for i, axis in enumerate(axes):
+        code = {key: float(c) for c, key in enumerate(axis.category_keys())}
+        vector = np.full(data.conversation_ids.size, np.nan)
+        unknown = 0
+        for r, conv_id in enumerate(data.conversation_ids.tolist()):
+            label = (labels.get(conv_id) or (None,) * len(axes))[i]
+            label = label.strip() if isinstance(label, str) else label
+            if label in (None, ""):
+                continue
+            if label in code:
+                vector[r] = code[label]
+            else:
+                unknown += 1
+        out[axis.key] = {"codes": vector, "n_not_a_category": unknown, "source": axis.reference}
+    return out
 
 
 def conversation_means(ratings: CampaignRatings) -> dict[str, np.ndarray]:

@@ -22,6 +22,7 @@ from rating.models import Campaign
 
 from . import judge_reporting, reporting, selectors
 from .models import AgreementSnapshot, AxisAgreement
+from .nominal import add_nominal_statistics
 from .stats import DEFAULT_N_BOOT, DEFAULT_SEED, alpha_over_time, compute_agreement
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ def recompute_campaign(
     stage_counts = selectors.stage_message_counts(campaign)
 
     infos = [reporting.AxisInfo.from_axis(a, selectors.axis_level(a)) for a in data.axes]
+    references = selectors.nominal_references(campaign, data)
     statistics: dict[str, dict | None] = {}
     timelines: dict[str, list[dict]] = {}
     for axis, info in zip(data.axes, infos, strict=True):
@@ -133,18 +135,28 @@ def recompute_campaign(
             matrix, info.level, categories, n_boot=n_boot, seed=seed,
             gold=data.gold.get(axis.key), timestamps=data.times_for(axis.key), rater_ids=data.rater_labels,
         )
+        if axis.is_nominal:
+            statistics[axis.key] = add_nominal_statistics(statistics[axis.key], axis, matrix,
+                                                          references.get(axis.key), n_boot, seed)
         timelines[axis.key] = alpha_over_time(matrix, data.times_for(axis.key), info.level, categories,
                                               n_boot=n_boot, seed=seed)
 
     means = selectors.conversation_means(data)
+    # Means, model comparisons and score distributions are for numbers; nominal axes get their own tables.
+    numeric = [info for info in infos if info.kind != "nominal"]
     results = reporting.build_results(
-        infos, means, data.matrices, facts, facts.rows_of(data.conversation_ids), stage_counts
+        numeric, means, data.matrices, facts, facts.rows_of(data.conversation_ids), stage_counts
     )
     agreement, heat = reporting.agreement_tables(infos, statistics, n_boot, seed)
     rater_tables, rater_stats, flagged = reporting.rater_tables(infos, statistics, data.rater_ids, data.rater_labels)
     timeline, timeline_fig = reporting.timeline_tables(infos, timelines, n_boot, seed)
     drift, drift_fig = reporting.drift_tables(infos, rater_stats)
     results["tables"] = {**agreement, **timeline, **rater_tables, **drift, **results["tables"]}
+    nominal = [info for info in infos if info.kind == "nominal"]
+    if nominal:  # only rubrics with categorical axes store these, so other snapshots stay as they were
+        nominal_tables, confusion_fig = reporting.nominal_tables(nominal, statistics, n_boot, seed)
+        results["tables"].update(nominal_tables)
+        results["figures"]["confusion"] = confusion_fig
     results["figures"]["kappa"] = heat
     results["figures"]["alpha_time"] = timeline_fig
     results["figures"]["drift"] = drift_fig

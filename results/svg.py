@@ -389,3 +389,43 @@ def heatmap(labels: list[str], kappa: list[list], n_shared: list[list], title: s
             c.add(f'<text x="{x + cell / 2:.1f}" y="{y + cell / 2 + 13:.1f}" text-anchor="middle" font-size="9" '
                   f'fill="{ink}">n={shared}</text>')
     return c.render()
+
+
+def confusion_heatmap(labels: list[str], counts: list[list[int]], title: str, row_title: str,
+                      col_title: str) -> str:
+    """A confusion matrix: one cell per (row, column) category with its count and its share of the row;
+    shading by the row share, so a rare category's errors show as clearly as a common one's."""
+    n = len(labels)
+    cell = max(40, min(72, 560 // max(1, n)))
+    left, top = 150, 58
+    width = max(left + cell * n + 30, _title_width(title))
+    height = top + cell * n + 110
+    c = Canvas(width, height, title)
+    c.text(8, 18, title, size=13, weight="600")
+    c.text(left + cell * n / 2, 40, col_title, anchor="middle", size=11, weight="600")
+    c.text(14, top + cell * n / 2, row_title, anchor="middle", size=11, weight="600", rotate=-90)
+    total = sum(sum(row) for row in counts)
+    for i, name in enumerate(labels):
+        c.text(left - 6, top + i * cell + cell / 2 + 4, _short(name, 20), anchor="end", size=11)
+        c.text(left + i * cell + cell / 2, top + cell * n + 14, _short(name, 20), anchor="end", size=11,
+               rotate=-35)
+    for i in range(n):
+        row_total = sum(counts[i])
+        for j in range(n):
+            count = counts[i][j]
+            share = count / row_total if row_total else None
+            x, y = left + j * cell, top + i * cell
+            fill = _kappa_colour(share) if share is not None else "#eef1f5"
+            tip = (f"{row_title} {labels[i]}, {col_title} {labels[j]}: {count}"
+                   + (f" ({share:.0%} of the row)" if share is not None else ""))
+            cls = "cell diag" if i == j else "cell"
+            c.add(f'<rect class="{cls}" x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{fill}" '
+                  f'stroke="#ffffff"><title>{escape(tip)}</title></rect>')
+            ink = "#ffffff" if share is not None and share > 0.6 else "#1d2433"
+            c.add(f'<text x="{x + cell / 2:.1f}" y="{y + cell / 2:.1f}" text-anchor="middle" font-size="12" '
+                  f'fill="{ink}">{count}</text>')
+            if share is not None:
+                c.add(f'<text x="{x + cell / 2:.1f}" y="{y + cell / 2 + 13:.1f}" text-anchor="middle" '
+                      f'font-size="9" fill="{ink}">{share:.0%}</text>')
+    c.text(8, height - 8, f"n={total} (count in each cell, share of its row below)", size=10, cls="n")
+    return c.render()

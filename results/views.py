@@ -24,6 +24,8 @@ from .stats.judge import JUDGE_DEFINITIONS
 # Where each stored table appears on the page; all of them (and alpha_history) download as CSV.
 AGREEMENT_TABLES = ["agreement", "raters"]
 RESULT_TABLES = ["summary", "by_model", "comparisons", "trait_literacy", "condition", "length", "stages"]
+# Only snapshots of rubrics with categorical (nominal) axes have these.
+NOMINAL_TABLES = ["nominal_agreement", "high_risk_recall", "confusion"]
 DOWNLOAD_ONLY = ["alpha_over_time", "rater_axes", "rater_drift", "kappa", "distribution", "score_length"]
 
 
@@ -77,6 +79,7 @@ def campaign_results(request, pk):
             stale=selectors.is_stale(snapshot),
             agreement_tables=[(name, _for_page(stored[name])) for name in AGREEMENT_TABLES if name in stored],
             result_tables=[(name, _for_page(stored[name])) for name in RESULT_TABLES if name in stored],
+            nominal_tables=[(name, _for_page(stored[name])) for name in NOMINAL_TABLES if name in stored],
             rater_axes=_for_page(stored["rater_axes"]) if "rater_axes" in stored else None,
             figures=drawn,
             models=snapshot.tables.get("models", []),

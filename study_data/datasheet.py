@@ -48,7 +48,9 @@ RECORD_FIELDS = {
     "n_raters": "Number of submitted ratings of the conversation in this campaign.",
     "ratings[]": "Every submitted rating: rating_id, rater (pseudonym, stable across exports), rubric_slug, "
     "rubric_version, submitted_at, active_seconds (time on task), revision (edits after submission), "
-    "overall_comment, scores[] {axis, value, comment}, message_notes[] {message_index, problematic, note}.",
+    "overall_comment, scores[] {axis, value, category, comment} (value: the number on ordinal and binary axes; "
+    "category: the category key on nominal axes, null elsewhere), message_notes[] {message_index, problematic, "
+    "note}.",
     "aggregate[]": "Per axis over submitted ratings with a value: mean, sd (sample SD, null for one value), n.",
     "safety_flags[]": "Every safety flag on the conversation: flag_id, campaign_id, category, status, reason, "
     "raised_by (pseudonym), created_at, message_index (the message it is about, if one was named).",

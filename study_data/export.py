@@ -37,7 +37,8 @@ try:  # about ten times faster than the standard library's encoder; the export's
 except ImportError:  # pragma: no cover - pinned in pyproject.toml; the standard library still works
     orjson = None
 
-EXPORT_SCHEMA_VERSION = "1"
+# 2: scores carry "category" (the category key on nominal axes, null elsewhere); long CSV has its column.
+EXPORT_SCHEMA_VERSION = "2"
 DEFAULT_ITERSIZE = 2000
 # Output is handed to the server in pieces of about this size: few enough writes, small enough buffers.
 CHUNK_BYTES = 256 * 1024
@@ -78,7 +79,7 @@ ORDER BY m.conversation_id
 # Python puts them in the rubric's axis order.
 SQL_RATINGS = """
 SELECT ci.conversation_id, r.id, u.pseudonym, rb.slug, rb.version, r.submitted_at, a.active_seconds,
-       r.revision, r.overall_comment, sc.axis_ids, sc."values", sc.comments
+       r.revision, r.overall_comment, sc.axis_ids, sc."values", sc.comments, sc.categories
 FROM rating_assignment a
 JOIN rating_rating r ON r.assignment_id = a.id
 JOIN rating_campaignitem ci ON ci.id = a.item_id
@@ -86,7 +87,7 @@ JOIN accounts_user u ON u.id = a.rater_id
 JOIN rating_rubric rb ON rb.id = r.rubric_id
 LEFT JOIN (
     SELECT s.rating_id, array_agg(s.axis_id) AS axis_ids, array_agg(s.value) AS "values",
-           array_agg(s.comment) AS comments
+           array_agg(s.comment) AS comments, array_agg(s.category) AS categories
     FROM rating_axisscore s
     JOIN rating_rating sr ON sr.id = s.rating_id
     JOIN rating_assignment sa ON sa.id = sr.assignment_id
@@ -266,7 +267,7 @@ def _record(campaign_id, row, rating_rows, note_rows, flag_rows, axes, orders, s
     ratings = []
     per_axis: dict[str, list] = {}  # key -> [form position, value, value, ...] for the aggregate
     for (_, rating_id, rater, slug, version, submitted_at, active_seconds, revision, comment, axis_ids, values,
-         comments) in rating_rows:
+         comments, categories) in rating_rows:
         scores = []
         if axis_ids:
             ids = tuple(axis_ids)
@@ -275,7 +276,7 @@ def _record(campaign_id, row, rating_rows, note_rows, flag_rows, axes, orders, s
                 order = orders[ids] = _form_order(ids, axes)
             for i, key, position in zip(*order, strict=True):
                 value = values[i]
-                scores.append({"axis": key, "value": value, "comment": comments[i]})
+                scores.append({"axis": key, "value": value, "category": categories[i], "comment": comments[i]})
                 if value is not None:
                     per_axis.setdefault(key, [position]).append(value)
         ratings.append({
@@ -370,7 +371,8 @@ META_COLUMNS = [
 ]
 LONG_COLUMNS = [
     *META_COLUMNS, "rater", "rating_id", "rubric_slug", "rubric_version", "submitted_at", "active_seconds",
-    "revision", "axis", "value", "comment", "axis_mean", "axis_n", "overall_comment", *judge_export.LONG_COLUMNS,
+    "revision", "axis", "value", "category", "comment", "axis_mean", "axis_n", "overall_comment",
+    *judge_export.LONG_COLUMNS,
 ]
 
 
@@ -429,7 +431,8 @@ def csv_long_stream(campaign: Campaign, **kwargs) -> Iterator[bytes]:
                     rating["submitted_at"], rating["active_seconds"], rating["revision"]]
             for score in rating["scores"]:
                 agg = aggregate.get(score["axis"], {})
-                chunk = lines.row([*meta, *head, score["axis"], score["value"], score["comment"], agg.get("mean"),
+                chunk = lines.row([*meta, *head, score["axis"], score["value"], score["category"], score["comment"],
+                                   agg.get("mean"),
                                    agg.get("n"), rating["overall_comment"], *judge_export.clinician_tail()])
                 if chunk:
                     yield chunk.encode()
@@ -499,7 +502,9 @@ def _csv_wide_rows(campaign: Campaign, axis_keys: list[str], slots: int, judge_r
                         rating["active_seconds"], rating["overall_comment"]]
                 for key in axis_keys:
                     score = scores.get(key, {})
-                    row += [score.get("value"), score.get("comment")]
+                    # A nominal axis's column holds its category key (an ordinal one's stays a number).
+                    answer = score.get("category")
+                    row += [score.get("value") if answer is None else answer, score.get("comment")]
             else:
                 row += [None] * (6 + 2 * len(axis_keys))
         row += judge_export.wide_values(record, judge_runs)
@@ -552,7 +557,8 @@ def arrow_schema():
             ("rating_id", pa.int64()), ("rater", pa.string()), ("rubric_slug", pa.string()),
             ("rubric_version", pa.int32()), ("submitted_at", ts), ("active_seconds", pa.int64()),
             ("revision", pa.int32()), ("overall_comment", pa.string()),
-            ("scores", pa.list_(pa.struct([("axis", pa.string()), ("value", pa.float64()), ("comment", pa.string())]))),
+            ("scores", pa.list_(pa.struct([("axis", pa.string()), ("value", pa.float64()), ("category", pa.string()),
+                                           ("comment", pa.string())]))),
             ("message_notes", pa.list_(pa.struct([("message_index", pa.int32()), ("problematic", pa.bool_()),
                                                   ("note", pa.string())]))),
         ]))),

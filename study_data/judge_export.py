@@ -84,7 +84,7 @@ def long_rows(record: dict, meta: list):
     for entry in record["judge_scores"]:
         for score in entry["scores"]:
             head = [None, None, entry["rubric_slug"], entry["rubric_version"], entry["finished_at"], None, None,
-                    score["axis"], score["value"], score["rationale"], None, None, None]
+                    score["axis"], score["value"], None, score["rationale"], None, None, None]
             yield [*meta, *head, "judge", entry["judge_run_id"], entry["judge_model"], entry["prompt_version"],
                    entry["sample_index"], json.dumps(score["cited_messages"])]
 

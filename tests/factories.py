@@ -85,9 +85,9 @@ def make_conversation(job=None, case=None, persona=None, n_messages=4, **extra) 
     return conv
 
 
-def make_campaign(raters=(), conversations=(), k=2, status=Campaign.Status.OPEN, **extra) -> Campaign:
+def make_campaign(raters=(), conversations=(), k=2, status=Campaign.Status.OPEN, rubric=None, **extra) -> Campaign:
     campaign = Campaign.objects.create(
-        name=f"campaign-{next(_seq)}", rubric=default_rubric(), overlap_k=k, status=status, **extra
+        name=f"campaign-{next(_seq)}", rubric=rubric or default_rubric(), overlap_k=k, status=status, **extra
     )
     campaign.raters.set(raters)
     for conv in conversations:

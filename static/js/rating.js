@@ -53,7 +53,10 @@
   function pick(digit) {
     var axis = axes[current];
     if (!axis) { return; }
-    var radio = axis.querySelector('input[type=radio][value="' + digit + '"]');
+    // Nominal axes: the digit is the category's position (data-digit), not its value.
+    var radio = axis.dataset.kind === "nominal"
+      ? axis.querySelector('input[type=radio][data-digit="' + digit + '"]')
+      : axis.querySelector('input[type=radio][value="' + digit + '"]');
     if (!radio || radio.disabled) { return; }
     if (!radio.checked) {
       radio.checked = true;

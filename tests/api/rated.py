@@ -96,7 +96,8 @@ def truth(campaign: Campaign) -> dict:
                 "active_seconds": rating.assignment.active_seconds,
                 "revision": rating.revision,
                 "overall_comment": rating.overall_comment,
-                "scores": [{"axis": s.axis.key, "value": s.value, "comment": s.comment} for s in scores],
+                "scores": [{"axis": s.axis.key, "value": s.value, "category": s.category, "comment": s.comment}
+                           for s in scores],
                 "message_notes": [
                     {"message_index": n.message.index, "problematic": n.problematic, "note": n.note}
                     for n in sorted(rating.message_notes.select_related("message"), key=lambda n: n.message.index)
