@@ -218,26 +218,22 @@ def release_assignment(assignment: Assignment, actor, reason: str = "released by
 # --- next ------------------------------------------------------------------------------------------
 
 
-def _walk_sql(levels: list[tuple[int, int]], *, capped: bool = False) -> str:
+def _walk_sql(levels: list[tuple[int, int]]) -> str:
     """Items of the campaign with `occupants` = n, for each (n, limit) in `levels`: from the rater's start
     position up and, for the wrap-around, from the bottom, `limit` of each; items the rater has a row on
     (other than one released by a lapsed lease) and those in `exclude` are left out. Every branch is an
-    ordered range scan of the (campaign, occupants, shuffle) index that stops at its LIMIT. `capped`: levels
-    at or above the campaign's k are skipped by the database (a one-time check), for callers that do not
-    know k yet."""
-    cap = _WALK_CAP if capped else ""
-    return " UNION ALL ".join(_WALK_BRANCH.format(n=int(n), op=op, limit=int(limit), cap=cap.format(n=int(n)))
+    ordered range scan of the (campaign, occupants, shuffle) index that stops at its LIMIT."""
+    return " UNION ALL ".join(_WALK_BRANCH.format(n=int(n), op=op, limit=int(limit))
                               for n, limit in levels for op in (">=", "<"))
 
 
 _WALK_BRANCH = (
     "(SELECT i.id, i.occupants, i.shuffle FROM rating_campaignitem i"
-    " WHERE i.campaign_id = %(campaign)s AND i.occupants = {n} AND i.shuffle {op} %(start)s{cap}"
+    " WHERE i.campaign_id = %(campaign)s AND i.occupants = {n} AND i.shuffle {op} %(start)s"
     " AND NOT (i.id = ANY(%(exclude)s)) AND NOT EXISTS (SELECT 1 FROM rating_assignment a"
     " WHERE a.item_id = i.id AND a.rater_id = %(rater)s AND a.status <> 'released')"
     " ORDER BY i.shuffle, i.id LIMIT {limit})"
 )
-_WALK_CAP = " AND {n} < (SELECT overlap_k FROM rating_campaign WHERE id = %(campaign)s)"
 
 
 def _found(rows, start: int, levels: list[tuple[int, int]]) -> dict[int, list[int]]:
@@ -440,7 +436,7 @@ def _state_sql(levels: list[tuple[int, int]]) -> str:
     return f"""
 SELECT pg_advisory_xact_lock(%(campaign)s, %(rater)s);
 SELECT 1 FROM rating_campaign WHERE id = %(campaign)s FOR SHARE;
-WITH w AS MATERIALIZED ({_walk_sql(levels, capped=True)}),
+WITH w AS MATERIALIZED ({_walk_sql(levels)}),
 started AS (SELECT id FROM w WHERE occupants > 0)
 SELECT 'c', c.id, c.rubric_id, c.overlap_k, c.lease_minutes, NULL::timestamptz, NULL::timestamptz,
     NULL::timestamptz, c.status, c.name FROM rating_campaign c WHERE c.id = %(campaign)s
@@ -458,7 +454,7 @@ UNION ALL
 SELECT 'w', id, occupants, shuffle, NULL, NULL, NULL, NULL, NULL, NULL FROM w
 UNION ALL
 SELECT 'o', o.item_id, o.rater_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM rating_assignment o
-WHERE o.item_id IN (SELECT id FROM started) AND {occ_o}
+WHERE o.item_id = ANY(ARRAY(SELECT id FROM started)) AND {occ_o}
 UNION ALL
 SELECT 's', b.rater_id, COUNT(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM rating_assignment a
 JOIN rating_assignment b ON b.item_id = a.item_id AND {occ_b}
@@ -519,8 +515,10 @@ def next_assignment_in(campaign_id: int, rater) -> tuple[Campaign, Assignment | 
     for attempt in (1, 2):
         with transaction.atomic():
             now = timezone.now()
-            k_levels = [(0, FRESH_BATCH)] + [(n, STARTED_WINDOW) for n in range(1, _MAX_K_WALKED)]
+            walked_k = _k_hint.get(campaign_id, DEFAULT_K_HINT)
+            k_levels = [(0, FRESH_BATCH)] + [(n, STARTED_WINDOW) for n in range(1, walked_k)]
             state = _read_state(campaign_id, rater, k_levels, now)
+            state.walked_k = walked_k
             campaign = state.campaign
             if campaign is None or campaign.status == Campaign.Status.DRAFT:
                 raise NoSuchCampaign("No such campaign.")
@@ -536,8 +534,12 @@ def next_assignment_in(campaign_id: int, rater) -> tuple[Campaign, Assignment | 
     raise AssertionError("unreachable")
 
 
-# Fullness levels the state read walks (1..k-1 occupants); a campaign with a larger k walks the rest later.
-_MAX_K_WALKED = 5
+# Which fullness levels (1..k-1 occupants) the state read walks, by campaign id: k as last seen by this
+# process (the campaign row is read in the same statement, so k is not known before it). Only a hint for
+# the query's size: levels at or above the campaign's real k are dropped by _choose, and levels a larger k
+# needs are walked there, so a stale hint costs a round trip at most, never a wrong choice.
+_k_hint: dict[int, int] = {}
+DEFAULT_K_HINT = 2  # the model's default k
 
 
 def _choose(campaign: Campaign, rater, state: _State, now) -> Assignment | None:
@@ -563,10 +565,11 @@ def _choose(campaign: Campaign, rater, state: _State, now) -> Assignment | None:
     own_lapsed = [a.item_id for a in sorted(mine, key=lambda a: a.updated_at, reverse=True)
                   if not lease_is_live(a, now)][:5]
     k = campaign.overlap_k
+    _k_hint[campaign.pk] = k
     walked = {n: ids for n, ids in state.walked.items() if n < k}
     raters_on, shared = state.raters_on, dict(state.shared)
-    if k > _MAX_K_WALKED:  # the fuller levels were not in the state read
-        walked.update(_walk(campaign, rater, [(n, STARTED_WINDOW) for n in range(_MAX_K_WALKED, k)]))
+    if k > state.walked_k:  # the fuller levels were not in the state read
+        walked.update(_walk(campaign, rater, [(n, STARTED_WINDOW) for n in range(state.walked_k, k)]))
         raters_on, shared = _partners(campaign, rater, [i for n, ids in walked.items() if n for i in ids], now)
     fresh = walked.pop(0, [])  # the first fresh batch, read with the started items
     within, over_budget = _rank_started(campaign, rater, walked, state.roster_size, raters_on, shared)
