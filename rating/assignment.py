@@ -82,8 +82,10 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.backends.signals import connection_created
 from django.db.models import Count, Exists, OuterRef, Q
+from django.dispatch import receiver
 from django.utils import timezone
 
 from audit.services import record
@@ -426,16 +428,12 @@ _OCCUPYING_SQL = "({t}.status = 'submitted' OR ({t}.status = 'active' AND {t}.le
 
 
 def _state_sql(levels: list[tuple[int, int]]) -> str:
-    """One round trip for everything next_assignment reads before choosing: the rater's advisory lock and
-    the campaign row's share lock (separate statements, in that order, as lock_open_campaign and every
-    other path take them), then one statement, with a snapshot taken after both locks, tagged by row:
+    """The statement that reads everything next_assignment needs before choosing, tagged by row:
     'c' the campaign, 'r' its roster (is the rater on it, its size) and whether any lease has lapsed,
     'm' the rater's own active or released rows, 'w' the index walk's candidates (`_walk_sql`), 'o' the
     raters occupying the walked started items and 's' how many conversations the rater shares with each."""
     occ_a, occ_b, occ_o = (_OCCUPYING_SQL.format(t=t) for t in ("a", "b", "o"))
     return f"""
-SELECT pg_advisory_xact_lock(%(campaign)s, %(rater)s);
-SELECT 1 FROM rating_campaign WHERE id = %(campaign)s FOR SHARE;
 WITH w AS MATERIALIZED ({_walk_sql(levels)}),
 started AS (SELECT id FROM w WHERE occupants > 0)
 SELECT 'c', c.id, c.rubric_id, c.overlap_k, c.lease_minutes, NULL::timestamptz, NULL::timestamptz,
@@ -492,11 +490,52 @@ class _State:
         self.shared = {r[0]: r[1] for r in by_tag.get("s", [])}
 
 
-def _read_state(campaign_id: int, rater, levels, now) -> _State:
+_STATE_PARAMS = (("campaign", "bigint"), ("rater", "bigint"), ("start", "integer"), ("exclude", "bigint[]"),
+                 ("now", "timestamptz"))
+
+
+def _prepared() -> set[str]:
+    """Names of the statements PREPAREd on this thread's current connection (reset when it reconnects).
+    Kept on the thread's own DatabaseWrapper (`django.db.connection` is a proxy shared by all threads)."""
+    return connections[DEFAULT_DB_ALIAS].__dict__.setdefault("_mhsd_prepared", set())
+
+
+@receiver(connection_created, dispatch_uid="rating.assignment.prepared_statements")
+def _forget_prepared(sender, connection, **kwargs):
+    connection.__dict__["_mhsd_prepared"] = set()
+
+
+_LOCK_AND_READ_STATE = (
+    "{async_commit}SELECT pg_advisory_xact_lock(%(campaign)s, %(rater)s);"
+    " SELECT 1 FROM rating_campaign WHERE id = %(campaign)s FOR SHARE;"
+    " EXECUTE {name} (%(campaign)s, %(rater)s, %(start)s, %(exclude)s::bigint[], %(now)s)"
+)
+
+
+def _read_state(campaign_id: int, rater, levels, now, *, async_commit: bool) -> _State:
+    """One round trip: the rater's advisory lock and the campaign row's share lock (separate statements, in
+    that order, as lock_open_campaign and every other path take them), then `_state_sql`, whose snapshot
+    is taken after both locks. That statement is PREPAREd once per connection (its plan, ten index walks
+    and their joins, cost more to make than to run; a PREPARE survives rollbacks, so the set of names is
+    exact). With `async_commit` (the caller's transaction holds nothing but this next), synchronous_commit
+    is off for that transaction only: a lease is ephemeral, and a crash could lose at most the last
+    moment's new leases, each whole (never a rating: submissions commit synchronously, and flush earlier
+    commits with theirs), while the rater no longer waits for a disk flush; visibility and locking are
+    unchanged."""
     start = start_position(campaign_id, rater.pseudonym)
+    name = "mhsd_next_state_" + "_".join(f"{n}x{limit}" for n, limit in levels)
+    args = {"campaign": campaign_id, "rater": rater.pk, "start": start, "exclude": [], "now": now}
     with connection.cursor() as cursor:
-        cursor.execute(_state_sql(levels), {"campaign": campaign_id, "rater": rater.pk, "start": start,
-                                            "exclude": [], "now": now})
+        if name not in _prepared():
+            sql = _state_sql(levels)
+            for i, (key, _) in enumerate(_STATE_PARAMS, 1):
+                sql = sql.replace(f"%({key})s", f"${i}")
+            types = ", ".join(t for _, t in _STATE_PARAMS)
+            cursor.execute(f"PREPARE {name} ({types}) AS {sql}")
+            _prepared().add(name)
+        sql = _LOCK_AND_READ_STATE.format(name=name, async_commit="SET LOCAL synchronous_commit = off; "
+                                          if async_commit else "")  # noqa: S608 - our own fixed text
+        cursor.execute(sql, args)
         return _State(cursor.fetchall(), rater, start, levels)
 
 
@@ -512,12 +551,13 @@ def next_assignment_in(campaign_id: int, rater) -> tuple[Campaign, Assignment | 
     """next_assignment for a campaign known by id: (the campaign, the rater's next conversation or None).
     The campaign is read under its lock in the same round trip as the candidates, so the rater's request
     costs no separate look-up. Raises NoSuchCampaign (missing or a draft), NotInCampaign or CampaignNotOpen."""
+    outermost = not connection.in_atomic_block  # else a caller's writes share the transaction
     for attempt in (1, 2):
         with transaction.atomic():
             now = timezone.now()
             walked_k = _k_hint.get(campaign_id, DEFAULT_K_HINT)
             k_levels = [(0, FRESH_BATCH)] + [(n, STARTED_WINDOW) for n in range(1, walked_k)]
-            state = _read_state(campaign_id, rater, k_levels, now)
+            state = _read_state(campaign_id, rater, k_levels, now, async_commit=outermost)
             state.walked_k = walked_k
             campaign = state.campaign
             if campaign is None or campaign.status == Campaign.Status.DRAFT:
