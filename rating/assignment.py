@@ -80,6 +80,7 @@ their draft is kept.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
@@ -689,38 +690,57 @@ _HOLD_SQL = (
     "SELECT pg_advisory_xact_lock(%(campaign)s, %(rater)s);"
     " SELECT 1 FROM rating_campaign WHERE id = %(campaign)s FOR SHARE;"
     " SELECT 1 FROM rating_campaignitem WHERE id = %(item)s FOR NO KEY UPDATE;"
+    # A live lease restarts (an edit is activity), exactly when hold_for_rating would restart it: the
+    # campaign open, the rater on its roster, the lease ACTIVE and unexpired. Otherwise nothing changes here.
+    " UPDATE rating_assignment a SET lease_expires_at = %(now)s + make_interval(mins => c.lease_minutes),"
+    " last_active_at = %(now)s, updated_at = %(now)s FROM rating_campaign c"
+    " WHERE a.id = %(assignment)s AND c.id = a.campaign_id AND c.status = 'open' AND a.status = 'active'"
+    " AND a.lease_expires_at > %(now)s AND EXISTS (SELECT 1 FROM rating_campaign_raters r"
+    " WHERE r.campaign_id = c.id AND r.user_id = a.rater_id);"
+    "{read_locks}"
     " SELECT {campaign}, {assignment},"
     " EXISTS (SELECT 1 FROM rating_campaign_raters r WHERE r.campaign_id = c.id AND r.user_id = %(rater)s),"
-    " (SELECT COUNT(*) FROM rating_campaign_raters r WHERE r.campaign_id = c.id)"
-    " FROM rating_campaign c LEFT JOIN rating_assignment a ON a.id = %(assignment)s WHERE c.id = %(campaign)s"
+    " (SELECT COUNT(*) FROM rating_campaign_raters r WHERE r.campaign_id = c.id){read_columns}"
+    " FROM rating_campaign c LEFT JOIN rating_assignment a ON a.id = %(assignment)s{read_joins}"
+    " WHERE c.id = %(campaign)s"
 )
 
 
-def _lock_for_rating(assignment: Assignment) -> Campaign:
-    """hold_for_rating's locks and reads in one round trip, each lock a statement of its own and in the
-    usual order (the rater's advisory lock, the campaign row FOR SHARE, the item row FOR NO KEY UPDATE),
-    then, with a snapshot taken after all three, the campaign (with `on_roster` and `roster_size`) and the
-    assignment's fresh row, copied into `assignment` (as refresh_from_db would)."""
-    n_campaign = len(Campaign._meta.concrete_fields)
+@dataclass(frozen=True)
+class HeldRead:
+    """What a caller of hold_and_read wants read with the hold, after its locks: more lock statements
+    (each a statement of its own, taken after the item's, e.g. the rating row's), select-list columns
+    and joins on the assignment `a` (parameters: %(assignment)s and %(rater)s)."""
+
+    locks: str = ""
+    columns: str = ""
+    joins: str = ""
+
+
+def _lock_for_rating(assignment: Assignment, read: HeldRead, now) -> tuple[Campaign, tuple]:
+    """hold_for_rating's locks, reads and lease renewal in one round trip, each lock a statement of its own
+    and in the usual order (the rater's advisory lock, the campaign row FOR SHARE, the item row FOR NO KEY
+    UPDATE, then `read.locks`), then, with a snapshot taken after all of them, the campaign (with
+    `on_roster` and `roster_size`) and the assignment's fresh row, copied into `assignment` (as
+    refresh_from_db would), and `read.columns`, returned."""
+    n_campaign, n_assignment = len(Campaign._meta.concrete_fields), len(Assignment._meta.concrete_fields)
+    sql = _HOLD_SQL.format(campaign=_columns(Campaign, "c"), assignment=_columns(Assignment, "a"),  # noqa: S608
+                           read_locks=read.locks, read_columns=read.columns, read_joins=read.joins)
     with connection.cursor() as cursor:
-        sql = _HOLD_SQL.format(campaign=_columns(Campaign, "c"), assignment=_columns(Assignment, "a"))  # noqa: S608
-        cursor.execute(
-            sql,
-            {"campaign": assignment.campaign_id, "rater": assignment.rater_id, "item": assignment.item_id,
-             "assignment": assignment.pk},
-        )
+        cursor.execute(sql, {"campaign": assignment.campaign_id, "rater": assignment.rater_id,
+                             "item": assignment.item_id, "assignment": assignment.pk, "now": now})
         row = cursor.fetchone()
     if row is None:
         raise CampaignNotOpen("This campaign is closed: its ratings can no longer be changed.")
     names = [f.attname for f in Campaign._meta.concrete_fields]
     campaign = Campaign.from_db("default", names, row[:n_campaign])
-    campaign.on_roster, campaign.roster_size = row[-2], row[-1]
-    fresh = row[n_campaign:-2]
+    fresh = row[n_campaign:n_campaign + n_assignment]
+    campaign.on_roster, campaign.roster_size = row[n_campaign + n_assignment:n_campaign + n_assignment + 2]
     if fresh[0] is None:
         raise Assignment.DoesNotExist("The assignment is gone.")
     for f, value in zip(Assignment._meta.concrete_fields, fresh, strict=True):
         setattr(assignment, f.attname, value)
-    return campaign
+    return campaign, row[n_campaign + n_assignment + 2:]
 
 
 def _check_open(campaign: Campaign) -> None:
@@ -733,7 +753,7 @@ def _check_open(campaign: Campaign) -> None:
                             "changed.")
 
 
-def hold_for_rating(assignment: Assignment, pending: list | None = None) -> Assignment:
+def hold_for_rating(assignment: Assignment) -> Assignment:
     """Inside the caller's transaction, before the rater changes or submits a rating: make sure they may.
 
     Refuses (CampaignNotOpen, NotInCampaign, LeaseLost) unless the campaign is open, the rater is on its
@@ -743,24 +763,22 @@ def hold_for_rating(assignment: Assignment, pending: list | None = None) -> Assi
     another live lease in the campaign (one conversation at a time), and only if a place is free.
 
     Locks, in the order every path takes them (so no two can wait on each other): the rater's advisory
-    lock, the campaign row (share), the item row, then the assignment and rating rows. `pending`: a list
-    the live lease's renewal is appended to, as (sql, params), for the caller to send with its next
-    statements (one round trip fewer) instead of at once."""
-    campaign = _lock_for_rating(assignment)
+    lock, the campaign row (share), the item row, then the assignment and rating rows."""
+    return hold_and_read(assignment)[0]
+
+
+def hold_and_read(assignment: Assignment, read: HeldRead = HeldRead()) -> tuple[Assignment, tuple]:
+    """hold_for_rating, with `read` (e.g. the rating the caller is about to edit) locked and read in the same
+    round trip: (the assignment, the values of `read.columns`)."""
+    now = timezone.now()
+    campaign, extra = _lock_for_rating(assignment, read, now)
     _check_open(campaign)
     if assignment.status == Assignment.Status.SKIPPED:
         raise LeaseLost("You skipped this conversation.")
     if assignment.status == Assignment.Status.SUBMITTED:
-        return assignment
-    now = timezone.now()
-    if lease_is_live(assignment, now):
-        if pending is not None:
-            assignment.lease_expires_at = _lease_end(campaign, now)
-            assignment.last_active_at = assignment.updated_at = now
-            pending.append(("UPDATE rating_assignment SET lease_expires_at = %s, last_active_at = %s,"
-                            " updated_at = %s WHERE id = %s", [assignment.lease_expires_at, now, now, assignment.pk]))
-            return assignment
-        return _restart_lease(assignment, campaign, now)
+        return assignment, extra
+    if lease_is_live(assignment, now):  # and restarted by the round trip above
+        return assignment, extra
     other = (
         Assignment.objects.filter(campaign_id=assignment.campaign_id, rater_id=assignment.rater_id,
                                   status=Assignment.Status.ACTIVE, lease_expires_at__gt=now)
@@ -783,7 +801,7 @@ def hold_for_rating(assignment: Assignment, pending: list | None = None) -> Assi
     assignment.last_active_at = now
     assignment.save(update_fields=["status", "lease_expires_at", "last_active_at", "updated_at"])
     record(assignment.rater, "assignment.reacquire", assignment, old=old, new={"status": "active"})
-    return assignment
+    return assignment, extra
 
 
 def extend_live_lease(assignment: Assignment, *, active: bool, renew: bool = True) -> Assignment | None:

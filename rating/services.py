@@ -163,12 +163,16 @@ def save_rating_draft(assignment: Assignment, actor, changes: DraftChanges) -> S
 
 
 def _hold_and_open(assignment: Assignment, outcome: SaveOutcome) -> _Edit:
-    """Inside the caller's transaction: hold the assignment (hold_for_rating), then lock and read the rating
-    with everything an edit needs. Two round trips in the usual case: the locks, then the lease's renewal
-    sent together with the rating's lock and read."""
-    pending: list = []
-    _hold(assignment, pending)
-    return _open_edit(assignment, outcome, pending)
+    """Inside the caller's transaction: hold the assignment (hold_for_rating) and lock and read the rating
+    with everything an edit needs, in one round trip (`_EDIT_READ`)."""
+    try:
+        _, row = assigning.hold_and_read(assignment, _EDIT_READ)
+    except assigning.AssignmentError as exc:
+        raise RatingError(str(exc)) from exc
+    if row[0] is None:  # an assignment without its rating row (made before ratings were created with it)
+        rating_for(assignment)
+        return _open_edit(assignment, outcome)
+    return _edit_from_row(row, outcome)
 
 
 def _apply_changes(edit: _Edit, assignment: Assignment, changes: DraftChanges) -> None:
@@ -216,31 +220,34 @@ def _from_json(model, rows) -> list:
             for row in rows or []]
 
 
-_OPEN_EDIT_SQL = """
-SELECT 1 FROM rating_rating WHERE assignment_id = %s FOR NO KEY UPDATE;
-SELECT {rating},
+_EDIT_COLUMNS = """,
     (SELECT json_agg(row_to_json(ax)) FROM rating_rubricaxis ax WHERE ax.rubric_id = r.rubric_id),
     (SELECT json_agg(row_to_json(s)) FROM rating_axisscore s WHERE s.rating_id = r.id),
     (SELECT json_agg(json_build_object('note', row_to_json(n), 'index', m.index)) FROM rating_messagenote n
-        JOIN generation_message m ON m.id = n.message_id WHERE n.rating_id = r.id)
-FROM rating_rating r WHERE r.assignment_id = %s
-"""
+        JOIN generation_message m ON m.id = n.message_id WHERE n.rating_id = r.id)"""
+# One save at a time per rating (the row lock), so concurrent requests from one page cannot interleave; the
+# rating, its rubric's axes, its scores and its message notes are read after that lock.
+_EDIT_READ = assigning.HeldRead(
+    locks=" SELECT 1 FROM rating_rating WHERE assignment_id = %(assignment)s FOR NO KEY UPDATE;",
+    columns=", " + ", ".join(f'r."{f.column}"' for f in Rating._meta.concrete_fields) + _EDIT_COLUMNS,
+    joins=" LEFT JOIN rating_rating r ON r.assignment_id = a.id",
+)
 
 
-def _open_edit(assignment: Assignment, outcome: SaveOutcome, pending=()) -> _Edit:
-    """Lock the rating (one save at a time per rating, so concurrent requests from one page cannot
-    interleave) and then, in a statement of its own (a snapshot taken after the lock), read it with its
-    rubric's axes, its scores and its message notes: one round trip, `pending` statements sent first."""
-    fields = Rating._meta.concrete_fields
-    sql = "".join(f"{q};" for q, _ in pending) + _OPEN_EDIT_SQL.format(
-        rating=", ".join(f'r."{f.column}"' for f in fields))
-    params = [p for _, ps in pending for p in ps] + [assignment.pk, assignment.pk]
+_OPEN_EDIT_TEMPLATE = "{locks} SELECT 1{columns} FROM rating_assignment a{joins} WHERE a.id = %(assignment)s"
+_OPEN_EDIT_SQL = _OPEN_EDIT_TEMPLATE.format(locks=_EDIT_READ.locks, columns=_EDIT_READ.columns, joins=_EDIT_READ.joins)
+
+
+def _open_edit(assignment: Assignment, outcome: SaveOutcome) -> _Edit:
+    """Lock the rating and then (a statement of its own, after the lock) read it as `_EDIT_READ` does; for
+    the rare assignment whose rating row was created only now."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:  # an assignment without its rating row (made before ratings were created with it)
-        rating = rating_for(assignment)
-        return _open_edit(assignment, outcome)
+        cursor.execute(_OPEN_EDIT_SQL, {"assignment": assignment.pk})
+        return _edit_from_row(cursor.fetchone()[1:], outcome)
+
+
+def _edit_from_row(row, outcome: SaveOutcome) -> _Edit:
+    fields = Rating._meta.concrete_fields
     rating = Rating.from_db("default", [f.attname for f in fields], row[:len(fields)])
     axes_json, scores_json, notes_json = row[len(fields):]
     axes = {a.key: a for a in sorted(_from_json(RubricAxis, axes_json), key=lambda a: (a.order, a.pk))}
@@ -373,13 +380,6 @@ def _save_edit(edit: _Edit, assignment: Assignment, actor) -> None:
         record(actor, "rating.revise", rating, old=old, new=new, revision=rating.revision, assignment=assignment.pk)
         events.ratings_changed(assignment.campaign_id)
     rating.save()
-
-
-def _hold(assignment: Assignment, pending: list | None = None) -> None:
-    try:
-        assigning.hold_for_rating(assignment, pending)
-    except assigning.AssignmentError as exc:
-        raise RatingError(str(exc)) from exc
 
 
 def completeness_errors(rating: Rating) -> dict[str, str]:

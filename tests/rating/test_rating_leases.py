@@ -161,13 +161,13 @@ def test_a_submission_refused_when_the_campaign_closes_before_the_submit_takes_i
     campaign, (r1, _) = build_campaign(n_items=2, n_raters=2, k=2)
     a = assigning.next_assignment(campaign, r1)
     services.save_rating_draft(a, r1, changes({"value__flow": "2"}))
-    real_hold = assigning.hold_for_rating
+    real_hold = assigning.hold_and_read
 
-    def admin_closes_then_hold(assignment, pending=None):
+    def admin_closes_then_hold(assignment, read):
         close_campaign(make_user(Role.ADMIN), Campaign.objects.get(pk=campaign.pk))
-        return real_hold(assignment, pending)
+        return real_hold(assignment, read)
 
-    monkeypatch.setattr(assigning, "hold_for_rating", admin_closes_then_hold)
+    monkeypatch.setattr(assigning, "hold_and_read", admin_closes_then_hold)
     with pytest.raises(services.RatingError, match="closed"):
         services.submit_rating(a, r1, changes(full_values(campaign)))
     rating = Rating.objects.get(assignment=a)
@@ -225,15 +225,15 @@ def test_completeness_is_checked_under_the_submit_lock(monkeypatch):
     campaign, (r1, _) = build_campaign(n_items=2, n_raters=2, k=2)
     a = assigning.next_assignment(campaign, r1)
     services.save_rating_draft(a, r1, changes(full_values(campaign)))
-    real_hold = assigning.hold_for_rating
+    real_hold = assigning.hold_and_read
     calls = []
 
-    def hold_after_another_tab_cleared_a_score(assignment, pending=None):
+    def hold_after_another_tab_cleared_a_score(assignment, read):
         calls.append(assignment.pk)
         AxisScore.objects.filter(rating__assignment=assignment, axis__key="flow").update(value=None)
-        return real_hold(assignment, pending)
+        return real_hold(assignment, read)
 
-    monkeypatch.setattr(assigning, "hold_for_rating", hold_after_another_tab_cleared_a_score)
+    monkeypatch.setattr(assigning, "hold_and_read", hold_after_another_tab_cleared_a_score)
     with pytest.raises(services.SubmitRejected) as exc:
         services.submit_rating(a, r1, changes({}))
     assert set(exc.value.errors) == {"value__flow"}

@@ -21,13 +21,13 @@ from tests.rating.rating_support import build_campaign, full_values
 # the campaign with its roster, the rater's own rows, the index walk for every candidate and the started
 # ones' partners with the shared counts; one for the item's SAVEPOINT, its row lock (SKIP LOCKED) and then
 # its rows (the recount after the lock); one for the INSERT of the assignment and its rating; RELEASE (COMMIT).
-# 7 for submit = the user, the assignment (with its campaign, item, rubric and rating); SAVEPOINT; one round
-# trip for the advisory lock, the campaign FOR SHARE, the item FOR NO KEY UPDATE and then the campaign with
-# its roster and the fresh assignment; one for the lease's renewal, the rating's lock and then the rating
+# 6 for submit = the user, the assignment (with its campaign, item, rubric and rating); SAVEPOINT; one round
+# trip for the advisory lock, the campaign FOR SHARE, the item FOR NO KEY UPDATE, the live lease's renewal,
+# the rating FOR NO KEY UPDATE and then the campaign with its roster, the fresh assignment and the rating
 # with its axes, scores and notes; one for the scores' INSERT, the rating's and the assignment's UPDATEs and
 # the audit event; RELEASE (COMMIT).
 NEXT_QUERIES = 6
-SUBMIT_QUERIES = 7
+SUBMIT_QUERIES = 6
 
 
 def _next(client, campaign) -> int:
