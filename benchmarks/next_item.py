@@ -13,9 +13,10 @@ sessions over HTTP:
 The baseline is GET /healthz (a trivial view that still touches Postgres and Redis: one SQL and two Redis round
 trips, no session) on the same server with the same client concurrency, measured in the same run in slices
 alternating with the cycles' (--rounds), so that both see the same load from whatever else shares the machine.
-The server is the same for both: gunicorn gthread, 2 worker processes (one per core; threads share a process's
-GIL) x 6 threads, persistent database connections (DB_CONN_MAX_AGE), DEBUG off, the project's session engine
-(cached_db: sessions read from Redis).
+The server is the same for both: gunicorn gthread, 3 worker processes x 8 threads (the Dockerfile's and
+docker-compose.yml's configuration; threads share a process's GIL, so a third process keeps both cores busy
+while one process's threads wait for it), persistent database connections (DB_CONN_MAX_AGE), DEBUG off,
+the project's session engine (cached_db: sessions read from Redis).
 "submit" posts then=stop, so it is one request (its redirect is not followed); the rating page's "Submit and
 next" would run next inside the same request. Every rater's HTTP session opens its home page once (for the
 CSRF cookie) before any clock starts. A short one-client phase after the cycles reports the same
@@ -24,7 +25,7 @@ cores as gunicorn and Postgres, so the concurrent figures include that contentio
 Afterwards the database is checked: no conversation may have more than k active-or-submitted assignments
 ("over_assigned_conversations", must be 0) and no rater may hold two rows for one conversation.
 
-    .venv/bin/python benchmarks/next_item.py [--seconds 60] [--clients 8] [--workers 2] [--threads 6]
+    .venv/bin/python benchmarks/next_item.py [--seconds 60] [--clients 8] [--workers 3] [--threads 8]
                                              [--scale-seconds 30] [--no-scale] [--rounds 4]
 
 The last line of output is one JSON object with the figures; the scale run's are under "scale".
@@ -366,8 +367,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=4, help="alternating baseline/cycle slices per phase")
     parser.add_argument("--solo-seconds", type=float, default=10, help="the one-client phase")
     parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=6, help="threads per gunicorn worker")
+    # As deployed (Dockerfile, docker-compose.yml).
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     args = parser.parse_args()
 
     os.environ["REDIS_URL"] = REDIS_URL

@@ -82,6 +82,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.backends.signals import connection_created
@@ -692,17 +693,21 @@ _HOLD_SQL = (
     " SELECT 1 FROM rating_campaignitem WHERE id = %(item)s FOR NO KEY UPDATE;"
     # A live lease restarts (an edit is activity), exactly when hold_for_rating would restart it: the
     # campaign open, the rater on its roster, the lease ACTIVE and unexpired. Otherwise nothing changes here.
-    " UPDATE rating_assignment a SET lease_expires_at = %(now)s + make_interval(mins => c.lease_minutes),"
-    " last_active_at = %(now)s, updated_at = %(now)s FROM rating_campaign c"
-    " WHERE a.id = %(assignment)s AND c.id = a.campaign_id AND c.status = 'open' AND a.status = 'active'"
-    " AND a.lease_expires_at > %(now)s AND EXISTS (SELECT 1 FROM rating_campaign_raters r"
-    " WHERE r.campaign_id = c.id AND r.user_id = a.rater_id);"
-    "{read_locks}"
+    "{renew}{read_locks}"
     " SELECT {campaign}, {assignment},"
     " EXISTS (SELECT 1 FROM rating_campaign_raters r WHERE r.campaign_id = c.id AND r.user_id = %(rater)s),"
     " (SELECT COUNT(*) FROM rating_campaign_raters r WHERE r.campaign_id = c.id){read_columns}"
     " FROM rating_campaign c LEFT JOIN rating_assignment a ON a.id = %(assignment)s{read_joins}"
     " WHERE c.id = %(campaign)s"
+)
+
+
+_RENEW_SQL = (
+    " UPDATE rating_assignment a SET lease_expires_at = %(now)s + make_interval(mins => c.lease_minutes),"
+    " last_active_at = %(now)s, updated_at = %(now)s FROM rating_campaign c"
+    " WHERE a.id = %(assignment)s AND c.id = a.campaign_id AND c.status = 'open' AND a.status = 'active'"
+    " AND a.lease_expires_at > %(now)s AND EXISTS (SELECT 1 FROM rating_campaign_raters r"
+    " WHERE r.campaign_id = c.id AND r.user_id = a.rater_id);"
 )
 
 
@@ -715,6 +720,15 @@ class HeldRead:
     locks: str = ""
     columns: str = ""
     joins: str = ""
+    # False: a live lease is not restarted here; the caller restarts it with its own write of the row
+    # (a submission sets the status in the same UPDATE: one row version, not two).
+    renew: bool = True
+
+    @cached_property
+    def sql(self) -> str:
+        return _HOLD_SQL.format(campaign=_columns(Campaign, "c"), assignment=_columns(Assignment, "a"),
+                                renew=_RENEW_SQL if self.renew else "", read_locks=self.locks,
+                                read_columns=self.columns, read_joins=self.joins)
 
 
 def _lock_for_rating(assignment: Assignment, read: HeldRead, now) -> tuple[Campaign, tuple]:
@@ -724,10 +738,8 @@ def _lock_for_rating(assignment: Assignment, read: HeldRead, now) -> tuple[Campa
     `on_roster` and `roster_size`) and the assignment's fresh row, copied into `assignment` (as
     refresh_from_db would), and `read.columns`, returned."""
     n_campaign, n_assignment = len(Campaign._meta.concrete_fields), len(Assignment._meta.concrete_fields)
-    sql = _HOLD_SQL.format(campaign=_columns(Campaign, "c"), assignment=_columns(Assignment, "a"),  # noqa: S608
-                           read_locks=read.locks, read_columns=read.columns, read_joins=read.joins)
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"campaign": assignment.campaign_id, "rater": assignment.rater_id,
+        cursor.execute(read.sql, {"campaign": assignment.campaign_id, "rater": assignment.rater_id,
                              "item": assignment.item_id, "assignment": assignment.pk, "now": now})
         row = cursor.fetchone()
     if row is None:
@@ -777,7 +789,7 @@ def hold_and_read(assignment: Assignment, read: HeldRead = HeldRead()) -> tuple[
         raise LeaseLost("You skipped this conversation.")
     if assignment.status == Assignment.Status.SUBMITTED:
         return assignment, extra
-    if lease_is_live(assignment, now):  # and restarted by the round trip above
+    if lease_is_live(assignment, now):  # and restarted by the round trip above, unless read.renew is False
         return assignment, extra
     other = (
         Assignment.objects.filter(campaign_id=assignment.campaign_id, rater_id=assignment.rater_id,

@@ -7,6 +7,7 @@ audit trail with its old and new values. Ratings can be revised until the campai
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
@@ -162,11 +163,12 @@ def save_rating_draft(assignment: Assignment, actor, changes: DraftChanges) -> S
     return outcome
 
 
-def _hold_and_open(assignment: Assignment, outcome: SaveOutcome) -> _Edit:
+def _hold_and_open(assignment: Assignment, outcome: SaveOutcome, *, renew: bool = True) -> _Edit:
     """Inside the caller's transaction: hold the assignment (hold_for_rating) and lock and read the rating
-    with everything an edit needs, in one round trip (`_EDIT_READ`)."""
+    with everything an edit needs, in one round trip (`_EDIT_READ`). `renew=False`: a live lease is left
+    for the caller to restart (`_restart_lease_sql`)."""
     try:
-        _, row = assigning.hold_and_read(assignment, _EDIT_READ)
+        _, row = assigning.hold_and_read(assignment, _EDIT_READ if renew else _EDIT_READ_NO_RENEW)
     except assigning.AssignmentError as exc:
         raise RatingError(str(exc)) from exc
     if row[0] is None:  # an assignment without its rating row (made before ratings were created with it)
@@ -234,6 +236,13 @@ _EDIT_READ = assigning.HeldRead(
 )
 
 
+_EDIT_READ_NO_RENEW = dataclasses.replace(_EDIT_READ, renew=False)
+# A live lease restarted from now (an edit is activity), as hold_for_rating does.
+_RESTART_LEASE_SQL = (
+    "UPDATE rating_assignment SET lease_expires_at = %s + make_interval(mins => (SELECT lease_minutes"
+    " FROM rating_campaign WHERE id = campaign_id)), last_active_at = %s, updated_at = %s"
+    " WHERE id = %s AND status = 'active' AND lease_expires_at > %s"
+)
 _OPEN_EDIT_TEMPLATE = "{locks} SELECT 1{columns} FROM rating_assignment a{joins} WHERE a.id = %(assignment)s"
 _OPEN_EDIT_SQL = _OPEN_EDIT_TEMPLATE.format(locks=_EDIT_READ.locks, columns=_EDIT_READ.columns, joins=_EDIT_READ.joins)
 
@@ -432,7 +441,8 @@ def submit_rating(assignment: Assignment, actor, changes: DraftChanges | None = 
     outcome = SaveOutcome(errors=dict(changes.bad_fields))
     rejected = None
     with transaction.atomic():
-        edit = _hold_and_open(assignment, outcome)  # campaign open, rater on it, a place on the item
+        # The lease is restarted below, with the submission's own UPDATE of the row when it succeeds.
+        edit = _hold_and_open(assignment, outcome, renew=False)  # campaign open, rater on it, a place
         _apply_changes(edit, assignment, changes)
         rating = edit.rating
         if outcome.errors:
@@ -441,6 +451,10 @@ def submit_rating(assignment: Assignment, actor, changes: DraftChanges | None = 
             rejected = _edit_completeness_errors(edit) or None
         if rejected or edit.submitted:
             # A draft kept (the valid part), or a revision of a submitted rating (audited as it is saved).
+            if not edit.submitted:
+                now = timezone.now()
+                with connection.cursor() as cursor:
+                    cursor.execute(_RESTART_LEASE_SQL, [now, now, now, assignment.pk, now])
             _save_edit(edit, assignment, actor)
         else:
             _submit_edit(edit, assignment, actor)
@@ -464,8 +478,11 @@ def _submit_edit(edit: _Edit, assignment: Assignment, actor) -> None:
     statements.append(("UPDATE rating_rating SET status = %s, submitted_at = %s, updated_at = %s,"
                        " overall_comment = %s WHERE id = %s",
                        [rating.status, now, now, rating.overall_comment, rating.pk]))
-    statements.append(("UPDATE rating_assignment SET status = %s, submitted_at = %s, updated_at = %s WHERE id = %s",
-                       [Assignment.Status.SUBMITTED, now, now, assignment.pk]))
+    # The lease restarts too, as hold_for_rating would have done (one row version instead of two).
+    statements.append(("UPDATE rating_assignment SET status = %s, submitted_at = %s, updated_at = %s,"
+                       " last_active_at = %s, lease_expires_at = %s + make_interval(mins => (SELECT lease_minutes"
+                       " FROM rating_campaign WHERE id = campaign_id)) WHERE id = %s",
+                       [Assignment.Status.SUBMITTED, now, now, now, now, assignment.pk]))
     event = AuditEvent(actor=actor if getattr(actor, "is_authenticated", False) else None,
                        action="rating.submit", object_type=rating._meta.label_lower, object_id=str(rating.pk),
                        data={"old": {"status": "draft"}, "new": {"status": "submitted", **_edit_snapshot(edit)},

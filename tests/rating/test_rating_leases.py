@@ -263,3 +263,24 @@ def test_a_rater_removed_from_the_campaign_can_no_longer_save_submit_or_revise()
     page = client.get(reverse("rating:rate", args=[b.pk])).content.decode()
     assert "no longer a rater" in page and 'data-editable="0"' in page
     assert AxisScore.objects.get(rating__assignment=b, axis__key="flow").value == 4.0
+
+
+@pytest.mark.django_db
+def test_a_save_a_refused_submission_and_a_submission_each_restart_the_lease():
+    """An edit is activity, whichever way it is sent: the save, an incomplete submission (the lease is
+    restarted on its own there) and a complete one (with the submission's own update of the row)."""
+    campaign, (r1, _) = build_campaign(n_items=2, n_raters=2, k=2, lease_minutes=30)
+    a = assigning.next_assignment(campaign, r1)
+    for send in (lambda: services.save_rating_draft(a, r1, changes({"value__flow": "3"})),
+                 lambda: services.submit_rating(a, r1, changes({"value__flow": "2"})),
+                 lambda: services.submit_rating(a, r1, changes(full_values(campaign)))):
+        _age(a, lease_expires_at=timezone.now() + timedelta(minutes=1))
+        before = timezone.now()
+        try:
+            send()
+        except services.SubmitRejected as exc:
+            assert "value__severity" in exc.errors and "value__flow" not in exc.errors
+        a.refresh_from_db()
+        assert a.lease_expires_at >= before + timedelta(minutes=30) and a.last_active_at >= before
+    assert a.status == "submitted"
+    assert AxisScore.objects.get(rating__assignment=a, axis__key="flow").value == 4.0
