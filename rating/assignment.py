@@ -525,7 +525,10 @@ def _read_state(campaign_id: int, rater, levels, now, *, async_commit: bool) -> 
     commits with theirs), while the rater no longer waits for a disk flush; visibility and locking are
     unchanged."""
     start = start_position(campaign_id, rater.pseudonym)
-    name = "mhsd_next_state_" + "_".join(f"{n}x{limit}" for n, limit in levels)
+    # The levels follow from the k hint alone (fixed batch sizes), so their count names the statement
+    # (short: PostgreSQL cuts names at 63 bytes, and two cut names could collide).
+    assert levels == [(0, FRESH_BATCH)] + [(n, STARTED_WINDOW) for n in range(1, len(levels))], levels
+    name = f"mhsd_next_state_{len(levels)}"
     args = {"campaign": campaign_id, "rater": rater.pk, "start": start, "exclude": [], "now": now}
     with connection.cursor() as cursor:
         if name not in _prepared():
