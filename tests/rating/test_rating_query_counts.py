@@ -67,3 +67,21 @@ def test_next_and_submit_use_a_small_number_of_queries_that_does_not_grow_with_t
     small = _count_queries(client, django_assert_num_queries, n_items=12, n_done=4)
     large = _count_queries(client, django_assert_num_queries, n_items=120, n_done=40)
     assert small == large == (NEXT_QUERIES, SUBMIT_QUERIES)
+
+
+@pytest.mark.django_db
+def test_sessions_read_from_redis_still_end_at_sign_out_and_survive_a_redis_flush(client):
+    """SESSION_ENGINE cached_db: the hot path reads the session without a query, but the session stays
+    server-side, so signing out ends it for every copy of the cookie (signed-cookie sessions could not)."""
+    from django.core.cache import cache
+    from django.test import Client
+
+    campaign, raters = build_campaign(n_items=2, n_raters=2, k=1)
+    client.login(request=HttpRequest(), username=raters[0].username, password=PASSWORD)
+    copy = Client()
+    copy.cookies["sessionid"] = client.cookies["sessionid"].value
+    cache.clear()  # Redis flushed: the session is read back from PostgreSQL
+    assert copy.get(reverse("rating:home")).status_code == 200
+    assert client.post(reverse("logout")).status_code == 302
+    response = copy.get(reverse("rating:home"))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
