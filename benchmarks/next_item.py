@@ -13,8 +13,10 @@ sessions over HTTP:
 The baseline is GET /healthz (a trivial view that still touches Postgres and Redis: one SQL and two Redis round
 trips, no session) on the same server with the same client concurrency, measured in the same run in slices
 alternating with the cycles' (--rounds), so that both see the same load from whatever else shares the machine.
-The server is the same for both: gunicorn gthread, 2 worker processes (one per core; threads share a process's
-GIL) x 6 threads, persistent database connections (DB_CONN_MAX_AGE), DEBUG off, the database session backend.
+The server is the same for both: gunicorn gthread, 3 worker processes x 8 threads (the Dockerfile's and
+docker-compose.yml's configuration; threads share a process's GIL, so a third process keeps both cores busy
+while one process's threads wait for it), persistent database connections (DB_CONN_MAX_AGE), DEBUG off,
+the project's session engine (cached_db: sessions read from Redis).
 "submit" posts then=stop, so it is one request (its redirect is not followed); the rating page's "Submit and
 next" would run next inside the same request. Every rater's HTTP session opens its home page once (for the
 CSRF cookie) before any clock starts. A short one-client phase after the cycles reports the same
@@ -23,7 +25,7 @@ cores as gunicorn and Postgres, so the concurrent figures include that contentio
 Afterwards the database is checked: no conversation may have more than k active-or-submitted assignments
 ("over_assigned_conversations", must be 0) and no rater may hold two rows for one conversation.
 
-    .venv/bin/python benchmarks/next_item.py [--seconds 60] [--clients 8] [--workers 2] [--threads 6]
+    .venv/bin/python benchmarks/next_item.py [--seconds 60] [--clients 8] [--workers 3] [--threads 8]
                                              [--scale-seconds 30] [--no-scale] [--rounds 4]
 
 The last line of output is one JSON object with the figures; the scale run's are under "scale".
@@ -43,7 +45,8 @@ from collections import defaultdict
 import requests
 from _support import ROOT, fresh_database, setup_django, stop
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
+# This benchmark's own Redis database (flushed at set-up); BENCH_REDIS_URL picks another for parallel checkouts.
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 N_CONVERSATIONS = 10_000
 N_RATERS = 50
 SCALE_CONVERSATIONS = 100_000
@@ -66,8 +69,12 @@ def database_name() -> str:
 
 
 def build_data(n_conversations, n_raters):
+    from importlib import import_module
+
+    from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
+
+    session_store = import_module(settings.SESSION_ENGINE).SessionStore
 
     from accounts.models import User
     from accounts.roles import Role
@@ -99,11 +106,11 @@ def build_data(n_conversations, n_raters):
     campaign.raters.set(raters)
     CampaignItem.objects.bulk_create([CampaignItem(campaign=campaign, conversation=c) for c in convs],
                                      batch_size=5000)
-    # Logged-in sessions, written where the server reads them (the database session backend); logging in
+    # Logged-in sessions, written where the server reads them (the configured engine: cached_db); logging in
     # through the form would only add 50 password hashes to the set-up.
     sessions = []
     for user in raters:
-        store = SessionStore()
+        store = session_store()
         store[SESSION_KEY] = str(user.pk)
         store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
         store[HASH_SESSION_KEY] = user.get_session_auth_hash()
@@ -310,8 +317,10 @@ def run_size(args, db_name, n_conversations, n_raters, seconds):
         # Warm-up (not measured): every server thread opens its database connection, templates compile.
         run_baseline(base, args.workers * args.threads, 3)
         run_cycles(base, args.clients, 3, campaign_id, raters, values)
+        load_before = os.getloadavg()[0]
         base_lat, base_errors, lat, errors, cycles, exhausted, elapsed = interleaved(
             args, base, args.clients, args.baseline_seconds, seconds, campaign_id, raters, values)
+        load_after = os.getloadavg()[0]
         print(f"baseline: {len(base_lat)} GET /healthz; cycles: {cycles} in {elapsed:.1f}s, "
               f"errors: {len(errors)} {errors[:5]}", flush=True)
         # One client: what each request costs the server without queueing behind others.
@@ -327,6 +336,8 @@ def run_size(args, db_name, n_conversations, n_raters, seconds):
         "conversations": n_conversations, "raters": n_raters, "overlap_k": K,
         "server": f"gunicorn gthread {args.workers} workers x {args.threads} threads", "client_threads": args.clients,
         "cpu_count": os.cpu_count(), "duration_s": round(elapsed, 1),
+        # The machine's 1-minute load average as the concurrent phase began and ended (others' work included).
+        "load_average_1m": [round(load_before, 2), round(load_after, 2)],
         "cycles": cycles, "throughput_cycles_per_s": round(cycles / elapsed, 2),
         # Each cycle is three requests (next, page, submit); the baseline's throughput is GET /healthz's.
         "throughput_requests_per_s": round(3 * cycles / elapsed, 2),
@@ -356,8 +367,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=4, help="alternating baseline/cycle slices per phase")
     parser.add_argument("--solo-seconds", type=float, default=10, help="the one-client phase")
     parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=6, help="threads per gunicorn worker")
+    # As deployed (Dockerfile, docker-compose.yml).
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     args = parser.parse_args()
 
     os.environ["REDIS_URL"] = REDIS_URL

@@ -46,6 +46,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Sessions are read from Redis and written through to PostgreSQL: a request reads its session without a
+# database query, yet sessions stay server-side (signing out or a password change revokes them at once,
+# which signed-cookie sessions could not do) and survive a Redis flush (read back from the database).
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -80,10 +80,14 @@ their draft is kept.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.backends.signals import connection_created
 from django.db.models import Count, Exists, OuterRef, Q
+from django.dispatch import receiver
 from django.utils import timezone
 
 from audit.services import record
@@ -223,15 +227,26 @@ def _walk_sql(levels: list[tuple[int, int]]) -> str:
     position up and, for the wrap-around, from the bottom, `limit` of each; items the rater has a row on
     (other than one released by a lapsed lease) and those in `exclude` are left out. Every branch is an
     ordered range scan of the (campaign, occupants, shuffle) index that stops at its LIMIT."""
-    branch = (
-        "(SELECT i.id, i.occupants, i.shuffle FROM rating_campaignitem i"
-        " WHERE i.campaign_id = %(campaign)s AND i.occupants = {n} AND i.shuffle {op} %(start)s"
-        " AND NOT (i.id = ANY(%(exclude)s)) AND NOT EXISTS (SELECT 1 FROM rating_assignment a"
-        " WHERE a.item_id = i.id AND a.rater_id = %(rater)s AND a.status <> 'released')"
-        " ORDER BY i.shuffle, i.id LIMIT {limit})"
-    )
-    return " UNION ALL ".join(branch.format(n=int(n), op=op, limit=int(limit))
+    return " UNION ALL ".join(_WALK_BRANCH.format(n=int(n), op=op, limit=int(limit))
                               for n, limit in levels for op in (">=", "<"))
+
+
+_WALK_BRANCH = (
+    "(SELECT i.id, i.occupants, i.shuffle FROM rating_campaignitem i"
+    " WHERE i.campaign_id = %(campaign)s AND i.occupants = {n} AND i.shuffle {op} %(start)s"
+    " AND NOT (i.id = ANY(%(exclude)s)) AND NOT EXISTS (SELECT 1 FROM rating_assignment a"
+    " WHERE a.item_id = i.id AND a.rater_id = %(rater)s AND a.status <> 'released')"
+    " ORDER BY i.shuffle, i.id LIMIT {limit})"
+)
+
+
+def _found(rows, start: int, levels: list[tuple[int, int]]) -> dict[int, list[int]]:
+    """(id, occupants, shuffle) rows of a walk: item ids by occupant count, each in the rater's own order."""
+    found: dict[int, list[int]] = {}
+    for item_id, occupants, _ in sorted(rows, key=lambda r: ((r[2] - start) % SHUFFLE_SPACE, r[0])):
+        found.setdefault(occupants, []).append(item_id)
+    limits = dict(levels)
+    return {n: ids[:limits[n]] for n, ids in found.items()}
 
 
 def _walk(campaign: Campaign, rater, levels: list[tuple[int, int]], exclude=()) -> dict[int, list[int]]:
@@ -240,12 +255,7 @@ def _walk(campaign: Campaign, rater, levels: list[tuple[int, int]], exclude=()) 
     with connection.cursor() as cursor:
         cursor.execute(_walk_sql(levels), {"campaign": campaign.pk, "start": start, "rater": rater.pk,
                                            "exclude": list(exclude)})
-        rows = cursor.fetchall()
-    found: dict[int, list[int]] = {}
-    for item_id, occupants, _ in sorted(rows, key=lambda r: ((r[2] - start) % SHUFFLE_SPACE, r[0])):
-        found.setdefault(occupants, []).append(item_id)
-    limits = dict(levels)
-    return {n: ids[:limits[n]] for n, ids in found.items()}
+        return _found(cursor.fetchall(), start, levels)
 
 
 def _partners(campaign: Campaign, rater, item_ids: list[int], now) -> tuple[dict[int, list[int]], dict[int, int]]:
@@ -275,7 +285,7 @@ def _partners(campaign: Campaign, rater, item_ids: list[int], now) -> tuple[dict
 
 
 def _rank_started(campaign: Campaign, rater, started: dict[int, list[int]], roster_size: int,
-                  now) -> tuple[list[int], list[int]]:
+                  raters_on: dict[int, list[int]], shared: dict[int, int]) -> tuple[list[int], list[int]]:
     """Started items (ids by occupant count, each in the rater's order) as (within the rater's per-partner
     budget, over it), each ranked: fullest first, then least shared with the item's raters, then the
     rater's own order (rules 1 and 2)."""
@@ -283,7 +293,8 @@ def _rank_started(campaign: Campaign, rater, started: dict[int, list[int]], rost
         return [], []
     position = {item_id: i for ids in started.values() for i, item_id in enumerate(ids)}
     fullness = {item_id: n for n, ids in started.items() for item_id in ids}
-    raters_on, shared = _partners(campaign, rater, list(position), now)
+    # raters_on and shared as `_partners` reads them (next_assignment_in reads them with the candidates).
+    shared = dict(shared)
     taken = shared.pop(rater.pk, 0)
     others = max(1, roster_size - 1)
     budget = taken * (campaign.overlap_k - 1) / others + PAIR_SLACK
@@ -325,30 +336,79 @@ def _activate(campaign: Campaign, item: CampaignItem, rater, existing: Assignmen
 _LOCKED = object()
 
 
+_TRY_SQL = (
+    "SAVEPOINT mhsd_try;"
+    " SELECT set_config('mhsd.item_locked', COALESCE((SELECT '1' FROM rating_campaignitem WHERE id = %(item)s"
+    " FOR NO KEY UPDATE{skip}), '0'), true);"
+    " SELECT current_setting('mhsd.item_locked'), a.id, a.rater_id, a.status, a.lease_expires_at"
+    " FROM (SELECT 1) one LEFT JOIN rating_assignment a ON a.item_id = %(item)s"
+)
+_TRY_SKIP_LOCKED_SQL, _TRY_SQL = _TRY_SQL.format(skip=" SKIP LOCKED"), _TRY_SQL.format(skip="")
+
+
 def _try_item(campaign: Campaign, rater, item_id: int, *, wait: bool):
     """Inside next_assignment's transaction: lock the item, count its occupants again, and take it if a
     place is free. Returns the assignment, None (full, or not for this rater) or _LOCKED (skipped because
     locked). A rejected item's lock is released at once by rolling back to a savepoint, so a transaction
-    never sits on rows it does not want (others would skip them) and never holds one while waiting."""
-    sid = transaction.savepoint()
-    item = lock_item(item_id, skip_locked=not wait)
-    if item is None:
-        transaction.savepoint_rollback(sid)
-        return None if wait else _LOCKED
-    # The count that matters: taken after the lock, so nobody can slip in between. One read of the item's
-    # rows (at most k occupants and a few lapsed or skipped ones) gives the count and the rater's own row.
-    rows = list(Assignment.objects.filter(item_id=item.pk).order_by())
-    now = timezone.now()
-    if sum(1 for a in rows if a.rater_id != rater.pk and holds_place(a, now)) >= campaign.overlap_k:
-        transaction.savepoint_rollback(sid)
-        return None
-    existing = next((a for a in rows if a.rater_id == rater.pk), None)
-    if existing is not None and existing.status in (Assignment.Status.SUBMITTED, Assignment.Status.SKIPPED):
-        transaction.savepoint_rollback(sid)
-        return None
-    taken = _activate(campaign, item, rater, existing, timezone.now())
-    transaction.savepoint_commit(sid)
-    return taken
+    never sits on rows it does not want (others would skip them) and never holds one while waiting.
+
+    Two round trips: (1) the savepoint, the item's row lock, and then, in a statement of its own (so its
+    snapshot is taken after the lock: nobody can slip in between), the item's rows, which give the count
+    and the rater's own row; (2) the insert of the assignment and its rating, or the rollback."""
+    with connection.cursor() as cursor:
+        cursor.execute(_TRY_SQL if wait else _TRY_SKIP_LOCKED_SQL, {"item": item_id})
+        rows = cursor.fetchall()
+        locked = rows[0][0] == "1"
+        rows = [Assignment(pk=pk, item_id=item_id, rater_id=rater_id, status=status, lease_expires_at=lease)
+                for _, pk, rater_id, status, lease in rows if pk is not None]
+        now = timezone.now()
+        existing = next((a for a in rows if a.rater_id == rater.pk), None)
+        if (not locked
+                or sum(1 for a in rows if a.rater_id != rater.pk and holds_place(a, now)) >= campaign.overlap_k
+                or (existing is not None
+                    and existing.status in (Assignment.Status.SUBMITTED, Assignment.Status.SKIPPED))):
+            cursor.execute("ROLLBACK TO SAVEPOINT mhsd_try; RELEASE SAVEPOINT mhsd_try")
+            return _LOCKED if not locked and not wait else None
+        if existing is None:
+            return _insert_assignment(cursor, campaign, item_id, rater, now)
+    # A row of the rater's own (released after a lapsed lease) is taken back: rare, so plain ORM. The
+    # savepoint stays open until the transaction ends, which releases it.
+    existing.refresh_from_db()
+    return _activate(campaign, CampaignItem(pk=item_id, campaign_id=campaign.pk), rater, existing, now)
+
+
+def insert_sql(model, objs) -> tuple[str, list]:
+    """The INSERT the ORM's bulk_create would run for `objs` (every field, defaults and auto_now included),
+    to send together with other statements in one round trip. Ids are not read back."""
+    from django.db.models.sql import InsertQuery
+
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    for obj in objs:
+        for f in fields:
+            setattr(obj, f.attname, f.pre_save(obj, add=True))
+    query = InsertQuery(model)
+    query.insert_values(fields, objs)
+    (sql, params), = query.get_compiler(using="default").as_sql()
+    return sql, list(params)
+
+
+def _insert_assignment(cursor, campaign: Campaign, item_id: int, rater, now) -> Assignment:
+    """A new ACTIVE assignment and its draft rating, in one round trip. The unique (item, rater) constraint
+    still refuses a second row for the rater on this item."""
+    assignment = Assignment(campaign=campaign, item_id=item_id, rater=rater, status=Assignment.Status.ACTIVE,
+                            lease_expires_at=_lease_end(campaign, now), last_heartbeat_at=now,
+                            last_active_at=now, created_at=now)
+    a_sql, a_params = insert_sql(Assignment, [assignment])
+    rating = Rating(assignment_id=0, rubric_id=campaign.rubric_id)
+    r_sql, r_params = insert_sql(Rating, [rating])
+    # The rating's assignment_id (its first column) is the id just inserted, in the same round trip.
+    first = next(f for f in Rating._meta.concrete_fields if not f.primary_key)
+    assert first.attname == "assignment_id" and "VALUES (%s" in r_sql, r_sql
+    r_sql = r_sql.replace("VALUES (%s", "VALUES (currval(pg_get_serial_sequence('rating_assignment', 'id'))", 1)
+    cursor.execute(f"{a_sql}; {r_sql} RETURNING {first.column}", a_params + r_params[1:])
+    assignment.pk = cursor.fetchone()[0]
+    assignment._state.adding = False
+    return assignment
 
 
 def current_assignment(campaign: Campaign, rater, now=None) -> Assignment | None:
@@ -361,71 +421,230 @@ def current_assignment(campaign: Campaign, rater, now=None) -> Assignment | None
     )
 
 
+class NoSuchCampaign(CampaignNotOpen):
+    """No campaign by that id for this rater to rate in: missing or still a draft (the views answer 404)."""
+
+
+_STATE_COLUMNS = "tag, a, b, c, d, t1, t2, t3, s1, s2"
+_OCCUPYING_SQL = "({t}.status = 'submitted' OR ({t}.status = 'active' AND {t}.lease_expires_at > %(now)s))"
+
+
+def _state_sql(levels: list[tuple[int, int]]) -> str:
+    """The statement that reads everything next_assignment needs before choosing, tagged by row:
+    'c' the campaign, 'r' its roster (is the rater on it, its size) and whether any lease has lapsed,
+    'm' the rater's own active or released rows, 'w' the index walk's candidates (`_walk_sql`), 'o' the
+    raters occupying the walked started items and 's' how many conversations the rater shares with each."""
+    occ_a, occ_b, occ_o = (_OCCUPYING_SQL.format(t=t) for t in ("a", "b", "o"))
+    return f"""
+WITH w AS MATERIALIZED ({_walk_sql(levels)}),
+started AS (SELECT id FROM w WHERE occupants > 0)
+SELECT 'c', c.id, c.rubric_id, c.overlap_k, c.lease_minutes, NULL::timestamptz, NULL::timestamptz,
+    NULL::timestamptz, c.status, c.name FROM rating_campaign c WHERE c.id = %(campaign)s
+UNION ALL
+SELECT 'r', EXISTS (SELECT 1 FROM rating_campaign_raters r WHERE r.campaign_id = %(campaign)s
+        AND r.user_id = %(rater)s)::int,
+    (SELECT COUNT(*) FROM rating_campaign_raters r WHERE r.campaign_id = %(campaign)s),
+    EXISTS (SELECT 1 FROM rating_assignment x WHERE x.campaign_id = %(campaign)s AND x.status = 'active'
+        AND x.lease_expires_at <= %(now)s)::int, NULL, NULL, NULL, NULL, NULL, NULL
+UNION ALL
+SELECT 'm', m.id, m.item_id, NULL, NULL, m.lease_expires_at, m.created_at, m.updated_at, m.status, NULL
+FROM (SELECT * FROM rating_assignment WHERE campaign_id = %(campaign)s AND rater_id = %(rater)s
+    AND status IN ('active', 'released') ORDER BY status, updated_at DESC LIMIT 8) m
+UNION ALL
+SELECT 'w', id, occupants, shuffle, NULL, NULL, NULL, NULL, NULL, NULL FROM w
+UNION ALL
+SELECT 'o', o.item_id, o.rater_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM rating_assignment o
+WHERE o.item_id = ANY(ARRAY(SELECT id FROM started)) AND {occ_o}
+UNION ALL
+SELECT 's', b.rater_id, COUNT(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM rating_assignment a
+JOIN rating_assignment b ON b.item_id = a.item_id AND {occ_b}
+WHERE a.campaign_id = %(campaign)s AND a.rater_id = %(rater)s AND {occ_a} AND EXISTS (SELECT 1 FROM started)
+GROUP BY b.rater_id
+"""  # noqa: S608 - fixed text and ints; the values are parameters
+
+
+class _State:
+    """What `_state_sql` read, parsed."""
+
+    def __init__(self, rows, rater, start: int, levels):
+        by_tag: dict[str, list] = {}
+        for row in rows:
+            by_tag.setdefault(row[0], []).append(row[1:])
+        self.campaign: Campaign | None = None
+        if by_tag.get("c"):
+            (pk, rubric_id, k, lease, _, _, _, status, name), = by_tag["c"]
+            # from_db wants the values in the model's field order; the other fields load if ever used.
+            self.campaign = Campaign.from_db(
+                "default", ["id", "name", "rubric_id", "overlap_k", "lease_minutes", "status"],
+                [pk, name, rubric_id, k, lease, status])
+        (on_roster, roster_size, expired, *_), = by_tag["r"]
+        self.on_roster, self.roster_size, self.has_expired = bool(on_roster), roster_size, bool(expired)
+        if self.campaign is not None:
+            self.campaign.on_roster, self.campaign.roster_size = self.on_roster, roster_size
+        self.mine = [Assignment(pk=pk, item_id=item_id, rater_id=rater.pk, lease_expires_at=lease, created_at=created,
+                                updated_at=updated, status=status,
+                                campaign_id=self.campaign.pk if self.campaign else None)
+                     for pk, item_id, _, _, lease, created, updated, status, _ in by_tag.get("m", [])]
+        self.walked = _found([(r[0], r[1], r[2]) for r in by_tag.get("w", [])], start, levels)
+        self.raters_on: dict[int, list[int]] = {}
+        for item_id, rater_id, *_ in by_tag.get("o", []):
+            self.raters_on.setdefault(item_id, []).append(rater_id)
+        self.shared = {r[0]: r[1] for r in by_tag.get("s", [])}
+
+
+_STATE_PARAMS = (("campaign", "bigint"), ("rater", "bigint"), ("start", "integer"), ("exclude", "bigint[]"),
+                 ("now", "timestamptz"))
+
+
+def _prepared() -> set[str]:
+    """Names of the statements PREPAREd on this thread's current connection (reset when it reconnects).
+    Kept on the thread's own DatabaseWrapper (`django.db.connection` is a proxy shared by all threads)."""
+    return connections[DEFAULT_DB_ALIAS].__dict__.setdefault("_mhsd_prepared", set())
+
+
+@receiver(connection_created, dispatch_uid="rating.assignment.prepared_statements")
+def _forget_prepared(sender, connection, **kwargs):
+    connection.__dict__["_mhsd_prepared"] = set()
+
+
+_LOCK_AND_READ_STATE = (
+    "{async_commit}SELECT pg_advisory_xact_lock(%(campaign)s, %(rater)s);"
+    " SELECT 1 FROM rating_campaign WHERE id = %(campaign)s FOR SHARE;"
+    " EXECUTE {name} (%(campaign)s, %(rater)s, %(start)s, %(exclude)s::bigint[], %(now)s)"
+)
+
+
+def _read_state(campaign_id: int, rater, levels, now, *, async_commit: bool) -> _State:
+    """One round trip: the rater's advisory lock and the campaign row's share lock (separate statements, in
+    that order, as lock_open_campaign and every other path take them), then `_state_sql`, whose snapshot
+    is taken after both locks. That statement is PREPAREd once per connection (its plan, ten index walks
+    and their joins, cost more to make than to run; a PREPARE survives rollbacks, so the set of names is
+    exact). With `async_commit` (the caller's transaction holds nothing but this next), synchronous_commit
+    is off for that transaction only: a lease is ephemeral, and a crash could lose at most the last
+    moment's new leases, each whole (never a rating: submissions commit synchronously, and flush earlier
+    commits with theirs), while the rater no longer waits for a disk flush; visibility and locking are
+    unchanged."""
+    start = start_position(campaign_id, rater.pseudonym)
+    # The levels follow from the k hint alone (fixed batch sizes), so their count names the statement
+    # (short: PostgreSQL cuts names at 63 bytes, and two cut names could collide).
+    assert levels == [(0, FRESH_BATCH)] + [(n, STARTED_WINDOW) for n in range(1, len(levels))], levels
+    name = f"mhsd_next_state_{len(levels)}"
+    args = {"campaign": campaign_id, "rater": rater.pk, "start": start, "exclude": [], "now": now}
+    with connection.cursor() as cursor:
+        if name not in _prepared():
+            sql = _state_sql(levels)
+            for i, (key, _) in enumerate(_STATE_PARAMS, 1):
+                sql = sql.replace(f"%({key})s", f"${i}")
+            types = ", ".join(t for _, t in _STATE_PARAMS)
+            cursor.execute(f"PREPARE {name} ({types}) AS {sql}")
+            _prepared().add(name)
+        sql = _LOCK_AND_READ_STATE.format(name=name, async_commit="SET LOCAL synchronous_commit = off; "
+                                          if async_commit else "")  # noqa: S608 - our own fixed text
+        cursor.execute(sql, args)
+        return _State(cursor.fetchall(), rater, start, levels)
+
+
 def next_assignment(campaign: Campaign, rater) -> Assignment | None:
     """The rater's next conversation: their own active one if they have it, else a new one, else None.
 
     Raises CampaignNotOpen / NotInCampaign when the rater may not rate in this campaign now."""
     check_can_rate(campaign)
-    reclaim_expired_assignments(campaign)
-    with transaction.atomic():
-        _lock_rater(campaign.pk, rater.pk)
-        campaign = lock_open_campaign(campaign.pk, rater.pk)  # it may have closed since the check above
-        now = timezone.now()
-        # The rater's own live lease (resume) and lapsed drafts, in one read: at most one live lease (the
-        # advisory lock above), and reclaim_expired_assignments has just turned lapsed ones into RELEASED.
-        mine = list(
-            Assignment.objects.filter(campaign=campaign, rater=rater,
-                                      status__in=[Assignment.Status.ACTIVE, Assignment.Status.RELEASED])
-            .order_by("status", "-updated_at")[:8]
-        )
-        live = sorted((a for a in mine if lease_is_live(a, now)), key=lambda a: a.created_at)
-        current = live[0] if live else None
-        if current is not None:
-            # Resume: the lease restarts, so a returning rater is not cut off mid-conversation. The item
-            # lock serialises this with anyone counting the item's occupants as the old lease runs out.
-            lock_item(current.item_id)
-            current.refresh_from_db()
+    return next_assignment_in(campaign.pk, rater)[1]
+
+
+def next_assignment_in(campaign_id: int, rater) -> tuple[Campaign, Assignment | None]:
+    """next_assignment for a campaign known by id: (the campaign, the rater's next conversation or None).
+    The campaign is read under its lock in the same round trip as the candidates, so the rater's request
+    costs no separate look-up. Raises NoSuchCampaign (missing or a draft), NotInCampaign or CampaignNotOpen."""
+    outermost = not connection.in_atomic_block  # else a caller's writes share the transaction
+    for attempt in (1, 2):
+        with transaction.atomic():
             now = timezone.now()
-            if lease_is_live(current, now):
-                return _restart_lease(current, campaign, now)
-            # It lapsed meanwhile: choose as for anyone else (the rater may well get it back).
-        tried: set[int] = set()
-        locked_out: list[int] = []
-        # The rater's own lapsed drafts come first (continue where they left off, if nobody took the place),
-        # then started items within the pair budget, then fresh ones, then started ones over the budget.
-        own_lapsed = [a.item_id for a in sorted(mine, key=lambda a: a.updated_at, reverse=True)
-                      if not lease_is_live(a, now)][:5]
-        k = campaign.overlap_k
-        walked = _walk(campaign, rater, [(0, FRESH_BATCH)] + [(n, STARTED_WINDOW) for n in range(1, k)])
-        fresh = walked.pop(0, [])  # the first fresh batch, read with the started items
-        within, over_budget = _rank_started(campaign, rater, walked, campaign.roster_size, now)
-        rounds = [own_lapsed + within]
-        while rounds:
-            for item_id in rounds.pop():
-                if item_id in tried:
-                    continue
-                tried.add(item_id)
-                taken = _try_item(campaign, rater, item_id, wait=False)
-                if taken is _LOCKED:
-                    locked_out.append(item_id)  # another transaction is deciding on it right now
-                elif taken is not None:
-                    return taken
-            if fresh is None:  # that batch is used up: walk on past everything tried
-                fresh = _walk(campaign, rater, [(0, FRESH_BATCH)], exclude=tried).get(0, [])
-            if fresh:
-                rounds.append(fresh)
-                fresh = None
-            elif over_budget:
-                # Nothing fresh is left: finishing the campaign beats the pair budget.
-                rounds.append(over_budget)
-                over_budget = []
-        # Last resort, so a rater is not told "nothing left" only because others held the row locks for a
-        # moment: wait for those locks and count again. A transaction here holds no other item lock
-        # (rejected items are released at once, see _try_item), so no lock cycle can form.
-        for item_id in locked_out:
-            taken = _try_item(campaign, rater, item_id, wait=True)
-            if taken is not None and taken is not _LOCKED:
+            walked_k = _k_hint.get(campaign_id, DEFAULT_K_HINT)
+            k_levels = [(0, FRESH_BATCH)] + [(n, STARTED_WINDOW) for n in range(1, walked_k)]
+            state = _read_state(campaign_id, rater, k_levels, now, async_commit=outermost)
+            state.walked_k = walked_k
+            campaign = state.campaign
+            if campaign is None or campaign.status == Campaign.Status.DRAFT:
+                raise NoSuchCampaign("No such campaign.")
+            if not state.on_roster:
+                raise NotInCampaign("You are no longer a rater in this campaign: your ratings in it can no "
+                                    "longer be changed.")
+            check_can_rate(campaign)
+            if state.has_expired and attempt == 1:
+                pass  # reclaimed below, outside this transaction (as the periodic task does), then read again
+            else:
+                return campaign, _choose(campaign, rater, state, now)
+        reclaim_expired_assignments(campaign)
+    raise AssertionError("unreachable")
+
+
+# Which fullness levels (1..k-1 occupants) the state read walks, by campaign id: k as last seen by this
+# process (the campaign row is read in the same statement, so k is not known before it). Only a hint for
+# the query's size: levels at or above the campaign's real k are dropped by _choose, and levels a larger k
+# needs are walked there, so a stale hint costs a round trip at most, never a wrong choice.
+_k_hint: dict[int, int] = {}
+DEFAULT_K_HINT = 2  # the model's default k
+
+
+def _choose(campaign: Campaign, rater, state: _State, now) -> Assignment | None:
+    """Inside next_assignment_in's transaction, with the rater's advisory lock and the campaign's share lock."""
+    # The rater's own live lease (resume) and lapsed drafts, in one read: at most one live lease (the
+    # advisory lock), and reclaim_expired_assignments has turned lapsed ones into RELEASED.
+    mine = state.mine
+    live = sorted((a for a in mine if lease_is_live(a, now)), key=lambda a: a.created_at)
+    current = live[0] if live else None
+    if current is not None:
+        # Resume: the lease restarts, so a returning rater is not cut off mid-conversation. The item
+        # lock serialises this with anyone counting the item's occupants as the old lease runs out.
+        lock_item(current.item_id)
+        current.refresh_from_db()
+        now = timezone.now()
+        if lease_is_live(current, now):
+            return _restart_lease(current, campaign, now)
+        # It lapsed meanwhile: choose as for anyone else (the rater may well get it back).
+    tried: set[int] = set()
+    locked_out: list[int] = []
+    # The rater's own lapsed drafts come first (continue where they left off, if nobody took the place),
+    # then started items within the pair budget, then fresh ones, then started ones over the budget.
+    own_lapsed = [a.item_id for a in sorted(mine, key=lambda a: a.updated_at, reverse=True)
+                  if not lease_is_live(a, now)][:5]
+    k = campaign.overlap_k
+    _k_hint[campaign.pk] = k
+    walked = {n: ids for n, ids in state.walked.items() if n < k}
+    raters_on, shared = state.raters_on, dict(state.shared)
+    if k > state.walked_k:  # the fuller levels were not in the state read
+        walked.update(_walk(campaign, rater, [(n, STARTED_WINDOW) for n in range(state.walked_k, k)]))
+        raters_on, shared = _partners(campaign, rater, [i for n, ids in walked.items() if n for i in ids], now)
+    fresh = walked.pop(0, [])  # the first fresh batch, read with the started items
+    within, over_budget = _rank_started(campaign, rater, walked, state.roster_size, raters_on, shared)
+    rounds = [own_lapsed + within]
+    while rounds:
+        for item_id in rounds.pop():
+            if item_id in tried:
+                continue
+            tried.add(item_id)
+            taken = _try_item(campaign, rater, item_id, wait=False)
+            if taken is _LOCKED:
+                locked_out.append(item_id)  # another transaction is deciding on it right now
+            elif taken is not None:
                 return taken
+        if fresh is None:  # that batch is used up: walk on past everything tried
+            fresh = _walk(campaign, rater, [(0, FRESH_BATCH)], exclude=tried).get(0, [])
+        if fresh:
+            rounds.append(fresh)
+            fresh = None
+        elif over_budget:
+            # Nothing fresh is left: finishing the campaign beats the pair budget.
+            rounds.append(over_budget)
+            over_budget = []
+    # Last resort, so a rater is not told "nothing left" only because others held the row locks for a
+    # moment: wait for those locks and count again. A transaction here holds no other item lock
+    # (rejected items are released at once, see _try_item), so no lock cycle can form.
+    for item_id in locked_out:
+        taken = _try_item(campaign, rater, item_id, wait=True)
+        if taken is not None and taken is not _LOCKED:
+            return taken
     return None
 
 
@@ -467,6 +686,88 @@ def lock_open_campaign(campaign_id: int, rater_id: int) -> Campaign:
     return fresh
 
 
+def _columns(model, alias: str) -> str:
+    return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
+
+
+_HOLD_SQL = (
+    "SELECT pg_advisory_xact_lock(%(campaign)s, %(rater)s);"
+    " SELECT 1 FROM rating_campaign WHERE id = %(campaign)s FOR SHARE;"
+    " SELECT 1 FROM rating_campaignitem WHERE id = %(item)s FOR NO KEY UPDATE;"
+    # A live lease restarts (an edit is activity), exactly when hold_for_rating would restart it: the
+    # campaign open, the rater on its roster, the lease ACTIVE and unexpired. Otherwise nothing changes here.
+    "{renew}{read_locks}"
+    " SELECT {campaign}, {assignment},"
+    " EXISTS (SELECT 1 FROM rating_campaign_raters r WHERE r.campaign_id = c.id AND r.user_id = %(rater)s),"
+    " (SELECT COUNT(*) FROM rating_campaign_raters r WHERE r.campaign_id = c.id){read_columns}"
+    " FROM rating_campaign c LEFT JOIN rating_assignment a ON a.id = %(assignment)s{read_joins}"
+    " WHERE c.id = %(campaign)s"
+)
+
+
+_RENEW_SQL = (
+    " UPDATE rating_assignment a SET lease_expires_at = %(now)s + make_interval(mins => c.lease_minutes),"
+    " last_active_at = %(now)s, updated_at = %(now)s FROM rating_campaign c"
+    " WHERE a.id = %(assignment)s AND c.id = a.campaign_id AND c.status = 'open' AND a.status = 'active'"
+    " AND a.lease_expires_at > %(now)s AND EXISTS (SELECT 1 FROM rating_campaign_raters r"
+    " WHERE r.campaign_id = c.id AND r.user_id = a.rater_id);"
+)
+
+
+@dataclass(frozen=True)
+class HeldRead:
+    """What a caller of hold_and_read wants read with the hold, after its locks: more lock statements
+    (each a statement of its own, taken after the item's, e.g. the rating row's), select-list columns
+    and joins on the assignment `a` (parameters: %(assignment)s and %(rater)s)."""
+
+    locks: str = ""
+    columns: str = ""
+    joins: str = ""
+    # False: a live lease is not restarted here; the caller restarts it with its own write of the row
+    # (a submission sets the status in the same UPDATE: one row version, not two).
+    renew: bool = True
+
+    @cached_property
+    def sql(self) -> str:
+        return _HOLD_SQL.format(campaign=_columns(Campaign, "c"), assignment=_columns(Assignment, "a"),
+                                renew=_RENEW_SQL if self.renew else "", read_locks=self.locks,
+                                read_columns=self.columns, read_joins=self.joins)
+
+
+def _lock_for_rating(assignment: Assignment, read: HeldRead, now) -> tuple[Campaign, tuple]:
+    """hold_for_rating's locks, reads and lease renewal in one round trip, each lock a statement of its own
+    and in the usual order (the rater's advisory lock, the campaign row FOR SHARE, the item row FOR NO KEY
+    UPDATE, then `read.locks`), then, with a snapshot taken after all of them, the campaign (with
+    `on_roster` and `roster_size`) and the assignment's fresh row, copied into `assignment` (as
+    refresh_from_db would), and `read.columns`, returned."""
+    n_campaign, n_assignment = len(Campaign._meta.concrete_fields), len(Assignment._meta.concrete_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(read.sql, {"campaign": assignment.campaign_id, "rater": assignment.rater_id,
+                             "item": assignment.item_id, "assignment": assignment.pk, "now": now})
+        row = cursor.fetchone()
+    if row is None:
+        raise CampaignNotOpen("This campaign is closed: its ratings can no longer be changed.")
+    names = [f.attname for f in Campaign._meta.concrete_fields]
+    campaign = Campaign.from_db("default", names, row[:n_campaign])
+    fresh = row[n_campaign:n_campaign + n_assignment]
+    campaign.on_roster, campaign.roster_size = row[n_campaign + n_assignment:n_campaign + n_assignment + 2]
+    if fresh[0] is None:
+        raise Assignment.DoesNotExist("The assignment is gone.")
+    for f, value in zip(Assignment._meta.concrete_fields, fresh, strict=True):
+        setattr(assignment, f.attname, value)
+    return campaign, row[n_campaign + n_assignment + 2:]
+
+
+def _check_open(campaign: Campaign) -> None:
+    """lock_open_campaign's refusals, for a campaign row read under its share lock."""
+    if campaign.status != Campaign.Status.OPEN:
+        raise CampaignNotOpen(f"This campaign is {campaign.get_status_display().lower()}: its ratings can no "
+                              "longer be changed.")
+    if not campaign.on_roster:
+        raise NotInCampaign("You are no longer a rater in this campaign: your ratings in it can no longer be "
+                            "changed.")
+
+
 def hold_for_rating(assignment: Assignment) -> Assignment:
     """Inside the caller's transaction, before the rater changes or submits a rating: make sure they may.
 
@@ -478,17 +779,21 @@ def hold_for_rating(assignment: Assignment) -> Assignment:
 
     Locks, in the order every path takes them (so no two can wait on each other): the rater's advisory
     lock, the campaign row (share), the item row, then the assignment and rating rows."""
-    _lock_rater(assignment.campaign_id, assignment.rater_id)
-    campaign = lock_open_campaign(assignment.campaign_id, assignment.rater_id)
-    lock_item(assignment.item_id)
-    assignment.refresh_from_db()
+    return hold_and_read(assignment)[0]
+
+
+def hold_and_read(assignment: Assignment, read: HeldRead = HeldRead()) -> tuple[Assignment, tuple]:
+    """hold_for_rating, with `read` (e.g. the rating the caller is about to edit) locked and read in the same
+    round trip: (the assignment, the values of `read.columns`)."""
+    now = timezone.now()
+    campaign, extra = _lock_for_rating(assignment, read, now)
+    _check_open(campaign)
     if assignment.status == Assignment.Status.SKIPPED:
         raise LeaseLost("You skipped this conversation.")
     if assignment.status == Assignment.Status.SUBMITTED:
-        return assignment
-    now = timezone.now()
-    if lease_is_live(assignment, now):
-        return _restart_lease(assignment, campaign, now)
+        return assignment, extra
+    if lease_is_live(assignment, now):  # and restarted by the round trip above, unless read.renew is False
+        return assignment, extra
     other = (
         Assignment.objects.filter(campaign_id=assignment.campaign_id, rater_id=assignment.rater_id,
                                   status=Assignment.Status.ACTIVE, lease_expires_at__gt=now)
@@ -511,7 +816,7 @@ def hold_for_rating(assignment: Assignment) -> Assignment:
     assignment.last_active_at = now
     assignment.save(update_fields=["status", "lease_expires_at", "last_active_at", "updated_at"])
     record(assignment.rater, "assignment.reacquire", assignment, old=old, new={"status": "active"})
-    return assignment
+    return assignment, extra
 
 
 def extend_live_lease(assignment: Assignment, *, active: bool, renew: bool = True) -> Assignment | None:

@@ -22,7 +22,7 @@ from django.utils import timezone
 from generation.models import Conversation, Message, Stage
 
 from . import assignment as assigning
-from .models import Assignment, Campaign, CampaignItem, Rating, RubricAxis, SafetyFlag
+from .models import Assignment, Campaign, CampaignItem, Rating, Rubric, RubricAxis, SafetyFlag
 
 GROUP_LABELS = {"diagnostic_accuracy": "Diagnostic accuracy", "readability": "Readability"}
 # An active lease with no heartbeat for this long belongs to a page that is no longer open.
@@ -188,15 +188,21 @@ def _readability():
     return readability
 
 
-def blinded_conversation(assignment: Assignment, *, with_ground_truth: bool) -> BlindedConversation:
+def blinded_conversation(assignment: Assignment, *, with_ground_truth: bool, rows=None,
+                         conv=None) -> BlindedConversation:
+    """The transcript as a rater sees it. `rows` (index, role, stage, text, smog_grade per message, in order)
+    and `conv` (the conversation's smog_grade, ground_truth_diagnosis and trace__rater_note) may come from
+    a caller that read them already (rating_page reads them with everything else in one query)."""
     conv_id = assignment.item.conversation_id
-    rows = list(
-        Message.objects.filter(conversation_id=conv_id).order_by("index")
-        .values_list("index", "role", "stage", "text", "smog_grade")
-    )
-    conv = Conversation.objects.filter(pk=conv_id).values(
-        "smog_grade", "ground_truth_diagnosis", "trace__rater_note"
-    ).get()
+    if rows is None:
+        rows = list(
+            Message.objects.filter(conversation_id=conv_id).order_by("index")
+            .values_list("index", "role", "stage", "text", "smog_grade")
+        )
+    if conv is None:
+        conv = Conversation.objects.filter(pk=conv_id).values(
+            "smog_grade", "ground_truth_diagnosis", "trace__rater_note"
+        ).get()
     readability = _readability()
     stages = dict(Stage.choices)
     messages = []
@@ -343,15 +349,47 @@ def _points(axis: RubricAxis) -> list[dict]:
                 for i, p in enumerate(axis.points)]
     return axis.points or [{"value": v, "label": str(v)} for v in axis.allowed_values()]
 
+_PAGE_SQL = """
+SELECT
+    (SELECT json_agg(row_to_json(ax)) FROM rating_rubricaxis ax WHERE ax.rubric_id = r.rubric_id),
+    (SELECT json_agg(json_build_array(s.axis_id, s.value, s.comment, s.category)) FROM rating_axisscore s
+        WHERE s.rating_id = r.id),
+    (SELECT json_agg(json_build_array(m.index, n.problematic, n.note)) FROM rating_messagenote n
+        JOIN generation_message m ON m.id = n.message_id WHERE n.rating_id = r.id),
+    (SELECT json_agg(json_build_array(m.index, m.role, m.stage, m.text, m.smog_grade) ORDER BY m.index)
+        FROM generation_message m WHERE m.conversation_id = c.id),
+    c.smog_grade, c.ground_truth_diagnosis, c.trace -> 'rater_note',
+    EXISTS (SELECT 1 FROM rating_campaign_raters x WHERE x.campaign_id = %(campaign)s AND x.user_id = %(rater)s),
+    {rating}
+FROM generation_conversation c LEFT JOIN rating_rating r ON r.assignment_id = %(assignment)s
+WHERE c.id = %(conversation)s
+"""
+
 
 def rating_page(assignment: Assignment, errors: dict | None = None) -> RatingPage:
-    """Everything the rating page shows, blinded (see the module docstring)."""
+    """Everything the rating page shows, blinded (see the module docstring). One query reads the rating, its
+    rubric's axes, its scores and notes, the transcript and the roster (the rubric row comes with the
+    assignment, `own_assignment_or_none`)."""
     errors = errors or {}
     campaign = assignment.campaign
-    rating = Rating.objects.filter(assignment=assignment).select_related("rubric").first()
-    rubric = rating.rubric if rating else campaign.rubric
-    axes = list(rubric.axes.all())
-    scores = {s.axis_id: s for s in rating.scores.all()} if rating else {}
+    fields = Rating._meta.concrete_fields
+    with connection.cursor() as cursor:
+        cursor.execute(_PAGE_SQL.format(rating=", ".join(f'r."{f.column}"' for f in fields)), {  # noqa: S608
+            "campaign": campaign.pk, "rater": assignment.rater_id, "assignment": assignment.pk,
+            "conversation": assignment.item.conversation_id})
+        (axes_json, scores_json, notes_json, messages_json, conv_smog, ground_truth, rater_note, on_roster,
+         *rating_row) = cursor.fetchone()
+    rating = None
+    if rating_row[0] is not None:
+        rating = Rating.from_db("default", [f.attname for f in fields], rating_row)
+    rubric = campaign.rubric
+    if rating is not None and rating.rubric_id != rubric.pk:  # never expected: a rating keeps its campaign's rubric
+        rubric = rating.rubric
+        axes_json = list(RubricAxis.objects.filter(rubric=rubric).values())
+    axis_fields = RubricAxis._meta.concrete_fields
+    axes = sorted((RubricAxis.from_db("default", [f.attname for f in axis_fields], [a[f.column] for f in axis_fields])
+                   for a in axes_json or []), key=lambda a: (a.order, a.pk))  # the model's ordering
+    scores = {axis_id: _Score(value, comment, category) for axis_id, value, comment, category in scores_json or []}
     groups: list[AxisGroup] = []
     by_key: dict[str, AxisGroup] = {}
     for axis in axes:
@@ -371,11 +409,11 @@ def rating_page(assignment: Assignment, errors: dict | None = None) -> RatingPag
                                           .replace("_", " ").capitalize() if axis.group else ""), axes=[])
             groups.append(by_key[group_key])
         by_key[group_key].axes.append(view)
-    conversation = blinded_conversation(assignment, with_ground_truth=any(a.shows_ground_truth for a in axes))
-    notes = {}
-    if rating:
-        for index, problematic, note in rating.message_notes.values_list("message__index", "problematic", "note"):
-            notes[index] = (problematic, note)
+    conversation = blinded_conversation(
+        assignment, with_ground_truth=any(a.shows_ground_truth for a in axes),
+        rows=[tuple(m) for m in messages_json or []],
+        conv={"smog_grade": conv_smog, "ground_truth_diagnosis": ground_truth, "trace__rater_note": rater_note})
+    notes = {index: (problematic, note) for index, problematic, note in notes_json or []}
     rows = []
     for m in conversation.messages:
         problematic, note = notes.get(m.index, (False, ""))
@@ -390,16 +428,59 @@ def rating_page(assignment: Assignment, errors: dict | None = None) -> RatingPag
         assignment_status=assignment.status, submitted_at=rating.submitted_at if rating else None,
         revision=rating.revision if rating else 0, lease_expires_at=assignment.lease_expires_at,
         active_seconds=assignment.active_seconds, errors=errors,
-        on_roster=campaign.raters.filter(pk=assignment.rater_id).exists(),
+        on_roster=on_roster,
     )
+
+
+@dataclass(frozen=True)
+class _Score:
+    value: float | None
+    comment: str
+    category: str | None = None
+
+
+_OWN_MODELS = ((Assignment, "a"), (Campaign, "c"), (CampaignItem, "i"), (Rubric, "rb"), (Rating, "r"))
+_own_sql: str | None = None
 
 
 def own_assignment_or_none(rater, pk) -> Assignment | None:
-    """The one way rater views fetch an assignment: another rater's id finds nothing (404)."""
-    return (
-        Assignment.objects.select_related("campaign", "item", "campaign__rubric", "rating")
-        .filter(pk=pk, rater=rater).order_by().first()
-    )
+    """The one way rater views fetch an assignment: another rater's id finds nothing (404). Comes with its
+    campaign (and the campaign's rubric), item and rating (or the knowledge that it has none), as
+    select_related("campaign", "item", "campaign__rubric", "rating") would give them; the SQL is built once
+    from the models (compiling that select_related cost more than the query on every rater request)."""
+    global _own_sql
+    if _own_sql is None:
+        columns = ", ".join(f'{alias}."{f.column}"' for model, alias in _OWN_MODELS
+                            for f in model._meta.concrete_fields)
+        _own_sql = (
+            f"SELECT {columns} FROM rating_assignment a JOIN rating_campaign c ON c.id = a.campaign_id"  # noqa: S608
+            " JOIN rating_campaignitem i ON i.id = a.item_id JOIN rating_rubric rb ON rb.id = c.rubric_id"
+            " LEFT JOIN rating_rating r ON r.assignment_id = a.id WHERE a.id = %s AND a.rater_id = %s"
+        )
+    try:
+        pk, rater_id = int(pk), int(rater.pk)
+    except (TypeError, ValueError):
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_own_sql, [pk, rater_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    objects, start = [], 0
+    for model, _ in _OWN_MODELS:
+        fields = model._meta.concrete_fields
+        values = row[start:start + len(fields)]
+        start += len(fields)
+        objects.append(None if values[0] is None else
+                       model.from_db("default", [f.attname for f in fields], values))
+    assignment, campaign, item, rubric, rating = objects
+    campaign.rubric = rubric
+    assignment.campaign, assignment.item = campaign, item
+    if rating is None:
+        Assignment.rating.related.set_cached_value(assignment, None)  # reading .rating raises, no query
+    else:
+        assignment.rating = rating
+    return assignment
 
 
 # --- admin side -------------------------------------------------------------------------------------

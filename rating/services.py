@@ -7,12 +7,14 @@ audit trail with its old and new values. Ratings can be revised until the campai
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from audit.services import record
 from core.text import unstorable
 from generation.models import Message
@@ -160,16 +162,33 @@ def save_rating_draft(assignment: Assignment, actor, changes: DraftChanges) -> S
     lock, so nothing lands after the campaign closes."""
     outcome = SaveOutcome(errors=dict(changes.bad_fields))
     with transaction.atomic():
-        _hold(assignment)
-        edit = _open_edit(assignment, outcome)
-        _apply_values(edit, changes.values)
-        _apply_comments(edit, changes.comments)
-        if changes.overall_comment is not None:
-            _apply_overall_comment(edit, changes.overall_comment)
-        if changes.notes or changes.problematic:
-            _apply_message_notes(edit, assignment, changes)
+        edit = _hold_and_open(assignment, outcome)
+        _apply_changes(edit, assignment, changes)
         _save_edit(edit, assignment, actor)
     return outcome
+
+
+def _hold_and_open(assignment: Assignment, outcome: SaveOutcome, *, renew: bool = True) -> _Edit:
+    """Inside the caller's transaction: hold the assignment (hold_for_rating) and lock and read the rating
+    with everything an edit needs, in one round trip (`_EDIT_READ`). `renew=False`: a live lease is left
+    for the caller to restart (`_restart_lease_sql`)."""
+    try:
+        _, row = assigning.hold_and_read(assignment, _EDIT_READ if renew else _EDIT_READ_NO_RENEW)
+    except assigning.AssignmentError as exc:
+        raise RatingError(str(exc)) from exc
+    if row[0] is None:  # an assignment without its rating row (made before ratings were created with it)
+        rating_for(assignment)
+        return _open_edit(assignment, outcome)
+    return _edit_from_row(row, outcome)
+
+
+def _apply_changes(edit: _Edit, assignment: Assignment, changes: DraftChanges) -> None:
+    _apply_values(edit, changes.values)
+    _apply_comments(edit, changes.comments)
+    if changes.overall_comment is not None:
+        _apply_overall_comment(edit, changes.overall_comment)
+    if changes.notes or changes.problematic:
+        _apply_message_notes(edit, assignment, changes)
 
 
 @dataclass
@@ -181,6 +200,8 @@ class _Edit:
     axes: dict[str, RubricAxis]
     scores: dict[str, AxisScore]
     outcome: SaveOutcome
+    # The rating's message notes by message index (what completeness and the audit snapshot read).
+    notes: dict[int, MessageNote] = field(default_factory=dict)
     dirty_scores: dict[str, AxisScore] = field(default_factory=dict)
     old: dict = field(default_factory=dict)
     new: dict = field(default_factory=dict)
@@ -199,15 +220,61 @@ class _Edit:
         return self.scores[axis.key]
 
 
+def _from_json(model, rows) -> list:
+    """Model instances from row_to_json objects (column name -> value), whatever columns the model has."""
+    fields = model._meta.concrete_fields
+    return [model.from_db("default", [f.attname for f in fields], [row[f.column] for f in fields])
+            for row in rows or []]
+
+
+_EDIT_COLUMNS = """,
+    (SELECT json_agg(row_to_json(ax)) FROM rating_rubricaxis ax WHERE ax.rubric_id = r.rubric_id),
+    (SELECT json_agg(row_to_json(s)) FROM rating_axisscore s WHERE s.rating_id = r.id),
+    (SELECT json_agg(json_build_object('note', row_to_json(n), 'index', m.index)) FROM rating_messagenote n
+        JOIN generation_message m ON m.id = n.message_id WHERE n.rating_id = r.id)"""
+# One save at a time per rating (the row lock), so concurrent requests from one page cannot interleave; the
+# rating, its rubric's axes, its scores and its message notes are read after that lock.
+_EDIT_READ = assigning.HeldRead(
+    locks=" SELECT 1 FROM rating_rating WHERE assignment_id = %(assignment)s FOR NO KEY UPDATE;",
+    columns=", " + ", ".join(f'r."{f.column}"' for f in Rating._meta.concrete_fields) + _EDIT_COLUMNS,
+    joins=" LEFT JOIN rating_rating r ON r.assignment_id = a.id",
+)
+
+
+_EDIT_READ_NO_RENEW = dataclasses.replace(_EDIT_READ, renew=False)
+# A live lease restarted from now (an edit is activity), as hold_for_rating does.
+_RESTART_LEASE_SQL = (
+    "UPDATE rating_assignment SET lease_expires_at = %s + make_interval(mins => (SELECT lease_minutes"
+    " FROM rating_campaign WHERE id = campaign_id)), last_active_at = %s, updated_at = %s"
+    " WHERE id = %s AND status = 'active' AND lease_expires_at > %s"
+)
+_OPEN_EDIT_TEMPLATE = "{locks} SELECT 1{columns} FROM rating_assignment a{joins} WHERE a.id = %(assignment)s"
+_OPEN_EDIT_SQL = _OPEN_EDIT_TEMPLATE.format(locks=_EDIT_READ.locks, columns=_EDIT_READ.columns, joins=_EDIT_READ.joins)
+
+
 def _open_edit(assignment: Assignment, outcome: SaveOutcome) -> _Edit:
-    # One save at a time per rating, so concurrent requests from one page cannot interleave.
-    rating = Rating.objects.select_for_update(of=("self",), no_key=True).filter(assignment=assignment).first()
-    if rating is None:
-        rating = rating_for(assignment)
-    axes = {a.key: a for a in RubricAxis.objects.filter(rubric_id=rating.rubric_id)}
+    """Lock the rating and then (a statement of its own, after the lock) read it as `_EDIT_READ` does; for
+    the rare assignment whose rating row was created only now."""
+    with connection.cursor() as cursor:
+        cursor.execute(_OPEN_EDIT_SQL, {"assignment": assignment.pk})
+        return _edit_from_row(cursor.fetchone()[1:], outcome)
+
+
+def _edit_from_row(row, outcome: SaveOutcome) -> _Edit:
+    fields = Rating._meta.concrete_fields
+    rating = Rating.from_db("default", [f.attname for f in fields], row[:len(fields)])
+    axes_json, scores_json, notes_json = row[len(fields):]
+    axes = {a.key: a for a in sorted(_from_json(RubricAxis, axes_json), key=lambda a: (a.order, a.pk))}
     by_id = {a.pk: a for a in axes.values()}
-    scores = {by_id[s.axis_id].key: s for s in AxisScore.objects.filter(rating=rating)}
-    return _Edit(rating=rating, axes=axes, scores=scores, outcome=outcome)
+    scores = {}
+    for score in _from_json(AxisScore, scores_json):
+        score.axis = by_id[score.axis_id]
+        scores[score.axis.key] = score
+    notes = {}
+    for entry in notes_json or []:
+        note, = _from_json(MessageNote, [entry["note"]])
+        notes[entry["index"]] = note
+    return _Edit(rating=rating, axes=axes, scores=scores, outcome=outcome, notes=notes)
 
 
 def _known_axes(edit: _Edit, sent: dict[str, str], prefix: str):
@@ -283,8 +350,9 @@ def _message_note_error(message: Message | None, index: int, changes: DraftChang
 
 def _apply_message_notes(edit: _Edit, assignment: Assignment, changes: DraftChanges) -> None:
     indexes = set(changes.notes) | set(changes.problematic)
-    messages = {m.index: m for m in assignment.item.conversation.messages.filter(index__in=indexes)}
-    existing = {n.message.index: n for n in edit.rating.message_notes.select_related("message")}
+    messages = {m.index: m for m in Message.objects.filter(
+        conversation__campaign_items__pk=assignment.item_id, index__in=indexes)}
+    existing = edit.notes
     for index in sorted(indexes):
         message = messages.get(index)
         error = _message_note_error(message, index, changes)
@@ -305,8 +373,10 @@ def _apply_message_notes(edit: _Edit, assignment: Assignment, changes: DraftChan
             if not text and not flagged:
                 if note.pk:
                     note.delete()  # an emptied note is no note
+                edit.notes.pop(index, None)
             else:
                 note.save()
+                edit.notes[index] = note
         edit.outcome.saved.extend(_message_fields(changes, index))
 
 
@@ -330,11 +400,8 @@ def _save_edit(edit: _Edit, assignment: Assignment, actor) -> None:
     rating.save()
 
 
-def _hold(assignment: Assignment) -> None:
-    try:
-        assigning.hold_for_rating(assignment)
-    except assigning.AssignmentError as exc:
-        raise RatingError(str(exc)) from exc
+def _missing_answer(axis: RubricAxis) -> str:
+    return f"Choose a {'category' if axis.is_nominal else 'score'} for {axis.name}."
 
 
 def completeness_errors(rating: Rating) -> dict[str, str]:
@@ -343,7 +410,7 @@ def completeness_errors(rating: Rating) -> dict[str, str]:
     values = {s.axis_id: s.answer for s in rating.scores.all()}
     for axis in rating.rubric.axes.all():
         if axis.is_rated and axis.required and values.get(axis.pk) is None:
-            errors[f"value__{axis.key}"] = f"Choose a {'category' if axis.is_nominal else 'score'} for {axis.name}."
+            errors[f"value__{axis.key}"] = _missing_answer(axis)
     for note in rating.message_notes.all():
         if note.problematic and not note.note.strip():
             errors[f"note__{note.message.index}"] = (
@@ -352,42 +419,92 @@ def completeness_errors(rating: Rating) -> dict[str, str]:
     return errors
 
 
+def _edit_completeness_errors(edit: _Edit) -> dict[str, str]:
+    """completeness_errors, from the state an edit has read and changed (under the rating's lock)."""
+    errors = {}
+    for axis in edit.axes.values():
+        score = edit.scores.get(axis.key)
+        if axis.is_rated and axis.required and (score is None or score.answer is None):
+            errors[f"value__{axis.key}"] = _missing_answer(axis)
+    for index, note in sorted(edit.notes.items()):
+        if note.problematic and not note.note.strip():
+            errors[f"note__{index}"] = f"Say why message #{index + 1} is problematic."
+    return errors
+
+
+def _edit_snapshot(edit: _Edit) -> dict:
+    """snapshot, from an edit's state."""
+    scores = [edit.scores[key] for key in edit.axes if key in edit.scores]
+    return {
+        "values": {s.axis.key: _fmt(s.answer) for s in scores if s.answer is not None},
+        "comments": {s.axis.key: s.comment for s in scores if s.comment},
+        "overall_comment": edit.rating.overall_comment,
+        "notes": {str(i): {"problematic": n.problematic, "note": n.note} for i, n in sorted(edit.notes.items())},
+    }
+
+
 def submit_rating(assignment: Assignment, actor, changes: DraftChanges | None = None) -> Rating:
     """Save `changes`, check every required axis, and submit (or, if already submitted, keep the
-    revision). Raises SubmitRejected with per-field errors; the valid part of the draft is kept."""
-    known = getattr(assignment, "rating", None) if Assignment.rating.is_cached(assignment) else None
-    outcome = save_rating_draft(assignment, actor, changes or DraftChanges())
-    if outcome.errors:
-        rating = with_contents(Rating.objects.filter(assignment=assignment)).get()
-        raise SubmitRejected({**completeness_errors(rating), **outcome.errors})
-    # A revision was saved and audited by save_rating_draft: done, even if the campaign closes now. Submission is
-    # final, so a rating read earlier in the request (the views read it with the assignment) that said
-    # "draft" needs no new read: the check under the lock below catches a submission from another tab.
-    if known is None or known.status == Rating.Status.SUBMITTED:
-        rating = Rating.objects.get(assignment=assignment)
-        if rating.status == Rating.Status.SUBMITTED:
-            return rating
+    revision). Raises SubmitRejected with per-field errors; the valid part of the draft is kept.
+
+    One transaction: the changes are saved and the completeness checked under the same locks (the
+    rater's, the campaign's, the item's and the rating's), so no save from another tab can come in
+    between; a rejected submission commits the draft and then raises."""
+    changes = changes or DraftChanges()
+    outcome = SaveOutcome(errors=dict(changes.bad_fields))
+    rejected = None
     with transaction.atomic():
-        _hold(assignment)  # campaign still open, rater still on it, and a place on the item
-        rating = with_contents(Rating.objects.select_for_update(of=("self",), no_key=True)).get(assignment=assignment)
-        if rating.status == Rating.Status.SUBMITTED:
-            return rating  # a revision: every change was audited as it was saved
-        # Checked here, under the lock (not before it): a save from another tab may have cleared a score.
-        errors = completeness_errors(rating)
-        if errors:
-            raise SubmitRejected(errors)
-        now = timezone.now()
-        rating.status = Rating.Status.SUBMITTED
-        rating.submitted_at = now
-        rating.save(update_fields=["status", "submitted_at", "updated_at"])
-        Assignment.objects.filter(pk=assignment.pk).update(
-            status=Assignment.Status.SUBMITTED, submitted_at=now, updated_at=now
-        )
-        assignment.status, assignment.submitted_at, assignment.updated_at = Assignment.Status.SUBMITTED, now, now
-        record(actor, "rating.submit", rating, old={"status": "draft"},
-               new={"status": "submitted", **snapshot(rating)}, assignment=assignment.pk)
-        events.ratings_changed(assignment.campaign_id)
+        # The lease is restarted below, with the submission's own UPDATE of the row when it succeeds.
+        edit = _hold_and_open(assignment, outcome, renew=False)  # campaign open, rater on it, a place
+        _apply_changes(edit, assignment, changes)
+        rating = edit.rating
+        if outcome.errors:
+            rejected = {**_edit_completeness_errors(edit), **outcome.errors}
+        elif not edit.submitted:
+            rejected = _edit_completeness_errors(edit) or None
+        if rejected or edit.submitted:
+            # A draft kept (the valid part), or a revision of a submitted rating (audited as it is saved).
+            if not edit.submitted:
+                now = timezone.now()
+                with connection.cursor() as cursor:
+                    cursor.execute(_RESTART_LEASE_SQL, [now, now, now, assignment.pk, now])
+            _save_edit(edit, assignment, actor)
+        else:
+            _submit_edit(edit, assignment, actor)
+    if rejected:
+        raise SubmitRejected(rejected)
     return rating
+
+
+def _submit_edit(edit: _Edit, assignment: Assignment, actor) -> None:
+    """Write the edit's scores and submit: the scores' insert, the rating's and the assignment's updates
+    and the audit event in one round trip (scores that existed and changed take one more)."""
+    rating = edit.rating
+    rows = list(edit.dirty_scores.values())
+    AxisScore.objects.bulk_update([row for row in rows if row.pk is not None], ["value", "category", "comment"])
+    statements = []
+    new_rows = [row for row in rows if row.pk is None]
+    if new_rows:
+        statements.append(assigning.insert_sql(AxisScore, new_rows))
+    now = timezone.now()
+    rating.status, rating.submitted_at, rating.updated_at = Rating.Status.SUBMITTED, now, now
+    statements.append(("UPDATE rating_rating SET status = %s, submitted_at = %s, updated_at = %s,"
+                       " overall_comment = %s WHERE id = %s",
+                       [rating.status, now, now, rating.overall_comment, rating.pk]))
+    # The lease restarts too, as hold_for_rating would have done (one row version instead of two).
+    statements.append(("UPDATE rating_assignment SET status = %s, submitted_at = %s, updated_at = %s,"
+                       " last_active_at = %s, lease_expires_at = %s + make_interval(mins => (SELECT lease_minutes"
+                       " FROM rating_campaign WHERE id = campaign_id)) WHERE id = %s",
+                       [Assignment.Status.SUBMITTED, now, now, now, now, assignment.pk]))
+    event = AuditEvent(actor=actor if getattr(actor, "is_authenticated", False) else None,
+                       action="rating.submit", object_type=rating._meta.label_lower, object_id=str(rating.pk),
+                       data={"old": {"status": "draft"}, "new": {"status": "submitted", **_edit_snapshot(edit)},
+                             "assignment": assignment.pk})
+    statements.append(assigning.insert_sql(AuditEvent, [event]))
+    with connection.cursor() as cursor:
+        cursor.execute(";".join(sql for sql, _ in statements), [p for _, ps in statements for p in ps])
+    assignment.status, assignment.submitted_at, assignment.updated_at = Assignment.Status.SUBMITTED, now, now
+    events.ratings_changed(assignment.campaign_id)
 
 
 # --- heartbeat: lease renewal and time on task ------------------------------------------------------

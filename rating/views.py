@@ -51,11 +51,18 @@ def campaign(request, campaign_pk):
     })
 
 
-def _go_next(request, c):
-    """Open the rater's next conversation, or say why there is none."""
+def _go_next(request, c, campaign_pk=None):
+    """Open the rater's next conversation, or say why there is none. With `campaign_pk` (and no `c`) the
+    campaign is read with the candidates (one round trip), and one the rater may not see is a 404, as
+    `_member_campaign` would answer."""
     try:
-        nxt = assigning.next_assignment(c, request.user)
+        if c is None:
+            c, nxt = assigning.next_assignment_in(campaign_pk, request.user)
+        else:
+            nxt = assigning.next_assignment(c, request.user)
     except assigning.AssignmentError as exc:
+        if c is None and isinstance(exc, (assigning.NoSuchCampaign, assigning.NotInCampaign)):
+            raise Http404("No such campaign.") from None
         messages.error(request, str(exc))
         return redirect("rating:home")
     if nxt is None:
@@ -72,7 +79,7 @@ def _go_next(request, c):
 @capability_required(Capability.RATE)
 @require_POST
 def next_conversation(request, campaign_pk):
-    return _go_next(request, _member_campaign(request, campaign_pk))
+    return _go_next(request, None, campaign_pk)
 
 
 @capability_required(Capability.RATE)

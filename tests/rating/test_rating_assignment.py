@@ -424,3 +424,16 @@ def test_leases_expiring_mid_run_never_push_an_item_past_k():
                        .values_list("item_id", flat=True))
     assert set(per_item) == set(campaign.items.values_list("pk", flat=True)) and set(per_item.values()) == {2}
     assert not Assignment.objects.values("item_id", "rater_id").annotate(n=Count("id")).filter(n__gt=1).exists()
+
+
+@pytest.mark.django_db
+def test_a_large_k_is_served_whatever_k_the_process_saw_before():
+    """The state read walks the fullness levels of k as last seen by the process (a hint; the first call
+    for a campaign assumes the model's default): a larger k is walked on top, then read in one statement."""
+    campaign, raters = build_campaign(n_items=2, n_raters=13, k=12)
+    assigning._k_hint.pop(campaign.pk, None)
+    taken = [assigning.next_assignment(campaign, r) for r in raters]
+    assert assigning._k_hint[campaign.pk] == 12
+    by_item = Counter(a.item_id for a in taken if a is not None)
+    # Depth first: the first item fills to k before the second opens; the 13th rater starts the second.
+    assert sorted(by_item.values()) == [1, 12]

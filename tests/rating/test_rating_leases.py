@@ -155,21 +155,24 @@ def test_the_page_close_beacon_records_active_time_without_renewing():
 
 
 @pytest.mark.django_db
-def test_a_submission_refused_when_the_campaign_closes_between_the_check_and_the_submit(monkeypatch):
+def test_a_submission_refused_when_the_campaign_closes_before_the_submit_takes_its_locks(monkeypatch):
+    """Open when the rater loaded the page, closed by the time the submission holds the campaign's lock:
+    refused as a whole (the save and the submission are one transaction), the earlier draft untouched."""
     campaign, (r1, _) = build_campaign(n_items=2, n_raters=2, k=2)
     a = assigning.next_assignment(campaign, r1)
-    real_apply = services.save_rating_draft
+    services.save_rating_draft(a, r1, changes({"value__flow": "2"}))
+    real_hold = assigning.hold_and_read
 
-    def apply_then_admin_closes(*args, **kwargs):
-        outcome = real_apply(*args, **kwargs)  # the draft is saved while the campaign is open...
-        close_campaign(make_user(Role.ADMIN), Campaign.objects.get(pk=campaign.pk))  # ...then it closes
-        return outcome
+    def admin_closes_then_hold(assignment, read):
+        close_campaign(make_user(Role.ADMIN), Campaign.objects.get(pk=campaign.pk))
+        return real_hold(assignment, read)
 
-    monkeypatch.setattr(services, "save_rating_draft", apply_then_admin_closes)
+    monkeypatch.setattr(assigning, "hold_and_read", admin_closes_then_hold)
     with pytest.raises(services.RatingError, match="closed"):
         services.submit_rating(a, r1, changes(full_values(campaign)))
     rating = Rating.objects.get(assignment=a)
-    assert rating.status == "draft" and rating.scores.filter(value__isnull=False).count() == len(full_values(campaign))
+    assert rating.status == "draft"
+    assert {s.axis.key: s.value for s in rating.scores.filter(value__isnull=False)} == {"flow": 2.0}
     assert not Assignment.objects.filter(pk=a.pk, status="submitted").exists()
 
 
@@ -216,23 +219,25 @@ def test_closing_waits_for_a_save_in_progress_and_later_saves_see_it_closed():
 
 
 @pytest.mark.django_db
-def test_completeness_is_checked_again_under_the_submit_lock(monkeypatch):
+def test_completeness_is_checked_under_the_submit_lock(monkeypatch):
+    """The draft was complete when the page was loaded; another tab clears a score just before this
+    submission takes its locks: the check, made after the locks, sees the cleared score."""
     campaign, (r1, _) = build_campaign(n_items=2, n_raters=2, k=2)
     a = assigning.next_assignment(campaign, r1)
-    real_hold = assigning.hold_for_rating
+    services.save_rating_draft(a, r1, changes(full_values(campaign)))
+    real_hold = assigning.hold_and_read
     calls = []
 
-    def hold_after_another_tab_cleared_a_score(assignment):
+    def hold_after_another_tab_cleared_a_score(assignment, read):
         calls.append(assignment.pk)
-        if len(calls) == 2:  # the submit's own transaction: another tab's save got in first
-            AxisScore.objects.filter(rating__assignment=assignment, axis__key="flow").update(value=None)
-        return real_hold(assignment)
+        AxisScore.objects.filter(rating__assignment=assignment, axis__key="flow").update(value=None)
+        return real_hold(assignment, read)
 
-    monkeypatch.setattr(assigning, "hold_for_rating", hold_after_another_tab_cleared_a_score)
+    monkeypatch.setattr(assigning, "hold_and_read", hold_after_another_tab_cleared_a_score)
     with pytest.raises(services.SubmitRejected) as exc:
-        services.submit_rating(a, r1, changes(full_values(campaign)))
+        services.submit_rating(a, r1, changes({}))
     assert set(exc.value.errors) == {"value__flow"}
-    assert len(calls) == 2
+    assert len(calls) == 1  # one transaction: the save and the submission under the same locks
     assert Rating.objects.get(assignment=a).status == "draft"
     assert Assignment.objects.get(pk=a.pk).status == "active"
 
@@ -258,3 +263,24 @@ def test_a_rater_removed_from_the_campaign_can_no_longer_save_submit_or_revise()
     page = client.get(reverse("rating:rate", args=[b.pk])).content.decode()
     assert "no longer a rater" in page and 'data-editable="0"' in page
     assert AxisScore.objects.get(rating__assignment=b, axis__key="flow").value == 4.0
+
+
+@pytest.mark.django_db
+def test_a_save_a_refused_submission_and_a_submission_each_restart_the_lease():
+    """An edit is activity, whichever way it is sent: the save, an incomplete submission (the lease is
+    restarted on its own there) and a complete one (with the submission's own update of the row)."""
+    campaign, (r1, _) = build_campaign(n_items=2, n_raters=2, k=2, lease_minutes=30)
+    a = assigning.next_assignment(campaign, r1)
+    for send in (lambda: services.save_rating_draft(a, r1, changes({"value__flow": "3"})),
+                 lambda: services.submit_rating(a, r1, changes({"value__flow": "2"})),
+                 lambda: services.submit_rating(a, r1, changes(full_values(campaign)))):
+        _age(a, lease_expires_at=timezone.now() + timedelta(minutes=1))
+        before = timezone.now()
+        try:
+            send()
+        except services.SubmitRejected as exc:
+            assert "value__severity" in exc.errors and "value__flow" not in exc.errors
+        a.refresh_from_db()
+        assert a.lease_expires_at >= before + timedelta(minutes=30) and a.last_active_at >= before
+    assert a.status == "submitted"
+    assert AxisScore.objects.get(rating__assignment=a, axis__key="flow").value == 4.0
