@@ -14,7 +14,7 @@ from rating.models import Campaign, Rubric
 from . import judging_serializers as s
 from .pagination import ApiCursorPagination
 from .permissions import JudgeAccess
-from .views import ApiSchemaMixin, ApiView
+from .views import ApiSchemaMixin, ApiView, RunActionView
 
 
 def _runs():
@@ -86,27 +86,28 @@ class JudgeRunDetailView(ApiView):
         return Response(s.JudgeRunDetailSerializer(get_object_or_404(_runs(), pk=pk)).data)
 
 
-class JudgeRunActionView(ApiView):
+class JudgeRunActionView(RunActionView):
     permission_classes = [JudgeAccess]
-    run_action = None
+    model = JudgeRun
+    answer_serializer = s.JudgeRunActionSerializer
+    run_key, count_key = "run", "items"
 
-    def post(self, request, pk):
-        n = self.run_action(get_object_or_404(JudgeRun, pk=pk), request.user)
-        return Response({"run": s.JudgeRunSerializer(_runs().get(pk=pk)).data, "items": n})
+    def load(self, pk):
+        return get_object_or_404(_runs(), pk=pk)
 
 
 @extend_schema(request=None, responses=s.JudgeRunActionSerializer, summary="Cancel a judge run (admins)")
 class JudgeRunCancelView(JudgeRunActionView):
     """Queued items are cancelled at once; running ones finish."""
 
-    run_action = staticmethod(services.cancel_run)
+    use_case = staticmethod(services.cancel_run)
 
 
 @extend_schema(request=None, responses=s.JudgeRunActionSerializer, summary="Retry a judge run's failed items (admins)")
 class JudgeRunRetryView(JudgeRunActionView):
     """Failed items are queued again with their original seeds."""
 
-    run_action = staticmethod(services.retry_failed_judge_items)
+    use_case = staticmethod(services.retry_failed_judge_items)
 
 
 class JudgeScoresView(ApiSchemaMixin, generics.ListAPIView):

@@ -58,6 +58,27 @@ class ApiView(ApiSchemaMixin, APIView):
     pass
 
 
+class RunActionView(ApiView):
+    """POST one use case (cancel, retry) on one run: a generation job or a judge run. The answer is the run as
+    it is afterwards and how many of its items the use case touched. A subclass per kind of run names its
+    model, how to load it for the serializer, the answer's serializer and keys; one per action, the use case
+    (and its schema: summary, description)."""
+
+    model = None  # the use case gets the plain row
+    # Not `action`: drf-spectacular (like ViewSets) reads view.action as a method name.
+    use_case = None  # staticmethod: (run, actor) -> number of items cancelled or re-queued
+    answer_serializer = None  # renders {run_key: the run, count_key: that number}; the schema names it too
+    run_key = count_key = None
+
+    def load(self, pk):
+        """The run with what its serializer reads (related rows, counts)."""
+        raise NotImplementedError
+
+    def post(self, request, pk):
+        n = self.use_case(get_object_or_404(self.model, pk=pk), request.user)
+        return Response(self.answer_serializer({self.run_key: self.load(pk), self.count_key: n}).data)
+
+
 class JsonOnlyNegotiation(DefaultContentNegotiation):
     """`?format=` names the export or datasheet format here, not a DRF renderer: answer errors in JSON."""
 
@@ -542,10 +563,15 @@ class JobListView(ApiSchemaMixin, generics.ListAPIView):
         return Response(_job_detail(job.pk), status=201)
 
 
-def _job_detail(pk):
+def _job(pk):
+    """One job with what its serializers read (models, conversation counts by status)."""
     job = get_object_or_404(selectors.jobs(), pk=pk)
     selectors.attach_job_counts([job])
-    return s.JobDetailSerializer(job).data
+    return job
+
+
+def _job_detail(pk):
+    return s.JobDetailSerializer(_job(pk)).data
 
 
 class JobDetailView(ApiView):
@@ -556,30 +582,26 @@ class JobDetailView(ApiView):
         return Response(_job_detail(pk))
 
 
-class JobActionView(ApiView):
+class JobActionView(RunActionView):
     permission_classes = [JobAccess]
-    job_action = None
-
-    def post(self, request, pk):
-        job = get_object_or_404(GenerationJob, pk=pk)
-        n = self.job_action(job, request.user)
-        job = get_object_or_404(selectors.jobs(), pk=pk)
-        selectors.attach_job_counts([job])
-        return Response({"job": s.JobSerializer(job).data, "conversations": n})
+    model = GenerationJob
+    answer_serializer = s.JobActionSerializer
+    run_key, count_key = "job", "conversations"
+    load = staticmethod(_job)
 
 
 @extend_schema(request=None, responses=s.JobActionSerializer, summary="Cancel a job (admins)")
 class JobCancelView(JobActionView):
     """Queued conversations are cancelled at once; running ones finish cleanly."""
 
-    job_action = staticmethod(generation_services.cancel_job)
+    use_case = staticmethod(generation_services.cancel_job)
 
 
 @extend_schema(request=None, responses=s.JobActionSerializer, summary="Retry a job's failed conversations (admins)")
 class JobRetryView(JobActionView):
     """Failed conversations are queued again with their original seeds."""
 
-    job_action = staticmethod(generation_services.retry_failed_conversations)
+    use_case = staticmethod(generation_services.retry_failed_conversations)
 
 
 # --- a rater's own assignments --------------------------------------------------------------------

@@ -171,9 +171,10 @@ def _validation_objects(world: World, conversations) -> dict:
     """A judge-validation campaign over the same conversations, with an assignment of w.rater's."""
     from judging.validation import create_validation_campaign
     from rating.assignment import next_assignment
-    from tests.judging.validation_support import make_judge_run
+    from tests.judging.judge_fixture import make_judge_run
+    from tests.judging.validation_support import JUDGE_MODEL
 
-    run = make_judge_run(conversations)
+    run = make_judge_run(conversations=conversations, model=JUDGE_MODEL)
     validation = create_validation_campaign(
         world.admin, judge_run=run, name="Second look", raters=[world.rater, world.other_rater], overlap_k=2,
         lease_minutes=60, open_now=True)

@@ -1,33 +1,54 @@
 """Judge runs written straight to the judging tables (the runs' services are exercised elsewhere): the
-statistics only need finished items with scores, their sample index and the run's provenance."""
+statistics and the validation mode only need finished items with scores, their sample index and the run's
+provenance."""
+import itertools
+
 from django.utils import timezone
 
 from judging.models import JudgeItem, JudgeRun, JudgeScore
+from rating.rubric_files import default_rubric
 from results.judge_selectors import FINISHED
 from tests.factories import make_model
 
+_seq = itertools.count(1)
+CITED = [2]  # the message every rationale cites
 
-def make_judge_run(campaign, scores: dict, *, samples: int = 1, model: str = "simulator/judge",
-                   status=JudgeRun.Status.DONE, failed=(), rubric=None, attach=True, prompt_version="judge-v1"):
-    """A judge run over `campaign` with scores[(conversation, sample_index)] = {axis key: value}.
 
-    failed: (conversation, sample_index) pairs recorded as failed items (no scores). attach=False makes a
-    run chosen by a filter (no campaign), covering the same conversations."""
-    rubric = rubric or campaign.rubric
-    judge_model = make_model(model)
+def lowest_value(axis) -> float:
+    """The lowest point of an axis's scale (so the top is a valid correction in validation mode)."""
+    return float(axis.allowed_values()[0])
+
+
+def make_judge_run(campaign=None, scores=None, *, conversations=(), rubric=None, samples: int = 1,
+                   model: str = "simulator/judge", status=JudgeRun.Status.DONE, failed=(), attach=True,
+                   prompt_version="judge-v1"):
+    """A judge run with scores[(conversation, sample_index)] = {axis key: value}.
+
+    Without `scores`, every sample of each of `conversations` scores the lowest point of every rated axis.
+    failed: (conversation, sample_index) pairs recorded as failed items (no scores). campaign: the run's
+    campaign (its rubric is the default one); attach=False or no campaign makes a run chosen by a filter."""
+    rubric = rubric or (campaign.rubric if campaign else default_rubric())
+    if scores is None:
+        rated = [a for a in rubric.axes.all() if a.is_rated]
+        scores = {(conv, s): {a.key: lowest_value(a) for a in rated}
+                  for conv in conversations for s in range(samples)}
+    attach = attach and campaign is not None
     run = JudgeRun.objects.create(
-        name=f"judge {model}", campaign=campaign if attach else None, rubric=rubric, judge_model=judge_model,
-        model_snapshot={"model": model, "temperature": 0.0}, prompt_version=prompt_version, samples=samples,
-        seed=7, status=status, started_at=timezone.now(), finished_at=timezone.now(),
-        selection={"campaign": campaign.pk} if attach else {"filter": {"ids": "test"}},
+        name=f"judge {model} #{next(_seq)}", campaign=campaign if attach else None, rubric=rubric,
+        judge_model=make_model(model), model_snapshot={"model": model, "temperature": 0.0},
+        prompt_version=prompt_version, samples=samples, seed=7, status=status, started_at=timezone.now(),
+        finished_at=timezone.now(), selection={"campaign": campaign.pk} if attach else {"filter": {"ids": "test"}},
     )
     axes = {a.key: a for a in rubric.axes.all()}
+    failed_pairs = set(failed)
     for (conversation, sample), values in scores.items():
+        if (conversation, sample) in failed_pairs:
+            continue
         item = JudgeItem.objects.create(run=run, conversation=conversation, sample_index=sample, status="done",
                                         raw_reply="{}", finished_at=timezone.now(), attempts=1, calls=1)
         JudgeScore.objects.bulk_create([
-            JudgeScore(item=item, axis=axes[key], value=float(v), rationale=f"message 1 shows {key}",
-                       cited_messages=[1])
+            JudgeScore(item=item, axis=axes[key], value=float(v), cited_messages=CITED,
+                       rationale=f"Sample {sample}: message {CITED[0]} addresses {axes[key].name.lower()}.")
             for key, v in values.items()
         ])
     for conversation, sample in failed:

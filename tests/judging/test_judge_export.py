@@ -13,7 +13,7 @@ from judging.models import JudgeItem, JudgeRun
 from results.judge_selectors import FINISHED
 from study_data import datasheet, export, judge_export
 from tests.factories import make_token
-from tests.judging.judge_fixture import judge_truth, make_judge_run
+from tests.judging.judge_fixture import CITED, judge_truth, make_judge_run
 from tests.results.results_fixture import CONSTANT, build_fixed_campaign
 
 pytestmark = pytest.mark.django_db
@@ -86,7 +86,7 @@ def test_long_csv_has_judge_rows_apart_from_the_clinicians(judged):
         assert float(r["value"]) == score["value"] and r["comment"] == score["rationale"]
         assert (r["judge_run_id"], r["judge_model"], r["judge_prompt_version"]) == (
             str(run.pk), "simulator/judge", "judge-v1")
-        assert r["rubric_slug"] == run.rubric.slug and json.loads(r["judge_cited_messages"]) == [1]
+        assert r["rubric_slug"] == run.rubric.slug and json.loads(r["judge_cited_messages"]) == CITED
 
 
 def test_wide_csv_has_judge_columns_after_the_rater_slots(judged):

@@ -14,7 +14,8 @@ from rating.campaigns import close_campaign
 from rating.models import Assignment, Campaign, Rating
 from rating.services import DraftChanges
 from tests.factories import make_conversation, make_user
-from tests.judging.validation_support import JUDGE_MODEL, all_agree, build_validation, make_judge_run
+from tests.judging.judge_fixture import make_judge_run
+from tests.judging.validation_support import JUDGE_MODEL, all_agree, build_validation
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +33,7 @@ def _submit(a, rater, **fields):
 def test_create_uses_the_runs_scored_conversations_and_is_audited():
     admin = make_user(Role.ADMIN)
     convs = [make_conversation() for _ in range(4)]
-    run = make_judge_run(convs, samples=2, failed=[convs[3]])
+    run = make_judge_run(conversations=convs, model=JUDGE_MODEL, samples=2, failed=[(convs[3], 0), (convs[3], 1)])
     raters = [make_user(Role.RATER) for _ in range(2)]
     v = validation.create_validation_campaign(admin, judge_run=run, name="Second look", raters=raters, overlap_k=2,
                                               lease_minutes=30, sample_index=1)
@@ -53,7 +54,7 @@ def test_create_uses_the_runs_scored_conversations_and_is_audited():
 ])
 def test_create_refuses_bad_settings_with_field_errors(change, field):
     admin = make_user(Role.ADMIN)
-    run = make_judge_run([make_conversation()])
+    run = make_judge_run(conversations=[make_conversation()], model=JUDGE_MODEL)
     raters = [make_user(Role.RATER) for _ in range(2)]
     args = dict(judge_run=run, name="Second look", description="", raters=raters, overlap_k=2, lease_minutes=30,
                 sample_index=0)
@@ -65,7 +66,7 @@ def test_create_refuses_bad_settings_with_field_errors(change, field):
 
 
 def test_create_refuses_an_unfinished_run():
-    run = make_judge_run([make_conversation()], status=JudgeRun.Status.RUNNING)
+    run = make_judge_run(conversations=[make_conversation()], model=JUDGE_MODEL, status=JudgeRun.Status.RUNNING)
     with pytest.raises(validation.ValidationModeError) as exc:
         validation.create_validation_campaign(make_user(Role.ADMIN), judge_run=run, name="x",
                                               raters=[make_user(Role.RATER)], overlap_k=1, lease_minutes=30)

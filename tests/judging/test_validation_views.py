@@ -12,7 +12,8 @@ from judging.models import JudgeRun, ValidationCampaign
 from rating import assignment as assigning
 from rating.models import AxisScore, Campaign
 from tests.factories import make_conversation, make_user
-from tests.judging.validation_support import all_agree, build_validation, make_judge_run
+from tests.judging.judge_fixture import make_judge_run
+from tests.judging.validation_support import JUDGE_MODEL, all_agree, build_validation
 
 pytestmark = pytest.mark.django_db
 
@@ -70,8 +71,8 @@ def test_draft_saves_answer_with_fragments_and_survive_a_reload():
 def test_admin_creates_a_validation_campaign_with_errors_in_the_page():
     admin = make_user(Role.ADMIN)
     raters = [make_user(Role.RATER) for _ in range(2)]
-    run = make_judge_run([make_conversation() for _ in range(2)])
-    running = make_judge_run([make_conversation()], status=JudgeRun.Status.RUNNING)
+    run = make_judge_run(conversations=[make_conversation() for _ in range(2)], model=JUDGE_MODEL)
+    running = make_judge_run(conversations=[make_conversation()], model=JUDGE_MODEL, status=JudgeRun.Status.RUNNING)
     client = _client(admin)
     url = reverse("judge_validation:create")
     page = client.get(url + f"?run={run.pk}")
@@ -111,7 +112,7 @@ def test_the_api_creates_a_validation_campaign_and_answers_bad_input_with_its_js
 
     admin = make_user(Role.ADMIN)
     raters = [make_user(Role.RATER) for _ in range(2)]
-    run = make_judge_run([make_conversation() for _ in range(2)], samples=2)
+    run = make_judge_run(conversations=[make_conversation() for _ in range(2)], model=JUDGE_MODEL, samples=2)
     api = Client(HTTP_AUTHORIZATION=f"Bearer {make_token(admin)}")
     url = reverse("api:judge_validation_create")
     base = {"judge_run": run.pk, "name": "Second look", "raters": [r.pk for r in raters], "overlap_k": 2}
