@@ -20,7 +20,7 @@ from study_data import probe_export
 from . import probe_serializers as s
 from .pagination import ApiCursorPagination
 from .permissions import ExportAccess, ProbeRunAccess, ReadApi
-from .views import ApiSchemaMixin, ApiView, ExportThrottle, JsonOnlyNegotiation
+from .views import ApiSchemaMixin, ApiView, ExportThrottle, JsonOnlyNegotiation, RunActionView
 
 
 class ProbeReportView(ApiView):
@@ -102,6 +102,32 @@ class ProbeRunDetailView(ApiView):
                    summary="One probe run with its progress, calls, tokens, cost and failures")
     def get(self, request, pk):
         return Response(s.ProbeRunDetailSerializer(get_object_or_404(_runs(), pk=pk)).data)
+
+
+class ProbeRunActionView(RunActionView):
+    permission_classes = [ProbeRunAccess]
+    model = ProbeRun
+    answer_serializer = s.ProbeRunActionSerializer
+    run_key, count_key = "run", "items"
+
+    def load(self, pk):
+        return get_object_or_404(_runs(), pk=pk)
+
+
+@extend_schema(request=None, responses=s.ProbeRunActionSerializer, summary="Cancel a probe run (admins)")
+class ProbeRunCancelView(ProbeRunActionView):
+    """Queued items and queued judge answers stop at once; running ones finish. `items` counts the items."""
+
+    use_case = staticmethod(services.cancel_run)
+
+
+@extend_schema(request=None, responses=s.ProbeRunActionSerializer,
+               summary="Retry a probe run's failed items and judge answers (admins)")
+class ProbeRunRetryView(ProbeRunActionView):
+    """Failed items are queued again with their original seeds, and failed judge answers of finished items;
+    `items` counts both."""
+
+    use_case = staticmethod(services.retry_failed_items)
 
 
 @extend_schema(

@@ -81,6 +81,8 @@ MATRIX = [
     ("api:probe_run_list", {}, "post", _probe_run_payload, ADMIN_WRITE),
     ("api:probe_run_detail", {"pk": _probe_run}, "get", None, READ),
     ("api:probe_run_items", {"pk": _probe_run}, "get", None, READ),
+    ("api:probe_run_cancel", {"pk": _probe_run}, "post", None, ADMIN_WRITE),
+    ("api:probe_run_retry", {"pk": _probe_run}, "post", None, ADMIN_WRITE),
     ("api:my_assignments", {}, "get", None, {"anon": 401, "rater": 200, "researcher": 403, "admin": 403}),
     ("api:me", {}, "get", None, {"anon": 401, "rater": 200, "researcher": 200, "admin": 200}),
     ("api:schema", {}, "get", None, READ),
@@ -96,6 +98,7 @@ NOT_ALLOWED = [
     ("api:judge_run_cancel", {"pk": "judge_run"}, "get"),
     ("api:probe_report", {"pk": "probe_battery"}, "post"),
     ("api:probe_run_detail", {"pk": _probe_run}, "delete"), ("api:probe_run_items", {"pk": _probe_run}, "post"),
+    ("api:probe_run_cancel", {"pk": _probe_run}, "get"),
 ]
 
 

@@ -18,7 +18,7 @@ from rating.campaigns import open_campaign
 from rating.models import AxisScore
 from study_data import probe_export
 from tests.factories import make_token, make_user
-from tests.probes.conftest import SMALL_BATTERY
+from tests.probes.conftest import SMALL_BATTERY, fake_llm, fast_retries, http_model  # noqa: F401 - fixtures
 from tests.probes.test_interjection import small_set
 from tests.probes.test_probe_judge import rate_all
 
@@ -254,3 +254,50 @@ def test_interjection_items_carry_clinicians_verdicts_and_the_judges_answers(wor
     table = list(csv.DictReader(io.StringIO(text)))
     assert [json.loads(line["clinician_verdicts_json"]) for line in table] == [r["clinician_verdicts"] for r in rows]
     assert [int(line["clinician_n"]) for line in table] == [2] * 6
+
+
+def test_admins_cancel_a_run_researchers_cannot(stigma_run):
+    run = services.launch_run(None, services.RunRequest(battery=stigma_run.battery, model=stigma_run.model,
+                                                        samples=2), enqueue_tasks=False)
+    url = f"{RUNS}/{run.pk}/cancel"
+    assert_error(api(make_user(Role.RESEARCHER)).post(url), 403)
+    assert_error(api(make_user(Role.RATER)).post(url), 403)
+    assert ProbeItem.objects.filter(run=run, status="queued").count() == 8
+    response = api(make_user(Role.ADMIN)).post(url)
+    assert response.status_code == 200, response.content
+    assert response.json()["items"] == 8 and response.json()["run"]["id"] == run.pk
+    assert response.json()["run"]["status"] == "cancelled" == ProbeRun.objects.get(pk=run.pk).status
+    assert ProbeItem.objects.filter(run=run, status="cancelled").count() == 8
+    assert_error(api(make_user(Role.ADMIN)).post(f"{RUNS}/999999/cancel"), 404, "not_found")
+
+
+@pytest.mark.worker
+def test_retry_re_runs_failed_items_on_a_real_worker(http_model, fake_llm, fast_retries):  # noqa: F811
+    """Two calls refused by the provider (401, not retried) fail their items with the reason; the export
+    says so; retry over the API re-queues them and a real worker finishes them with their seeds."""
+    from tests.probes.test_probe_runs import finished, scripted
+    from tests.worker_support import wait_for, worker_thread
+
+    fake_llm.responder = scripted
+    fake_llm.push_faults("401", "401")
+    run = services.launch_run(None, services.RunRequest(battery=stigma_battery(), model=http_model, seed=4),
+                              enqueue_tasks=False)
+    services.run_inline(run, threads=1)
+    failed = list(ProbeItem.objects.filter(run=run, status="failed").order_by("id"))
+    assert len(failed) == 2 and all(i.failure_reason for i in failed)
+    researcher, admin = api(make_user(Role.RESEARCHER)), api(make_user(Role.ADMIN))
+    rows = {r["item_id"]: r for r in all_pages(researcher, f"{RUNS}/{run.pk}/items", {"status": "failed"})}
+    assert sorted(rows) == [i.pk for i in failed]
+    assert all(rows[i.pk]["failure_reason"] == i.failure_reason and rows[i.pk]["answer"] == "" for i in failed)
+    assert researcher.get(f"{RUNS}/{run.pk}").json()["progress"]["counts"]["failed"] == 2
+    assert_error(researcher.post(f"{RUNS}/{run.pk}/retry"), 403)
+    with worker_thread(concurrency=1):
+        response = admin.post(f"{RUNS}/{run.pk}/retry")
+        assert response.status_code == 200 and response.json()["items"] == 2, response.content
+        wait_for(finished(run), message="retried items")
+    retried = {i.pk: i for i in ProbeItem.objects.filter(pk__in=[i.pk for i in failed])}
+    assert all(i.status == "done" and i.failure_reason == "" and i.raw_reply for i in retried.values())
+    assert [retried[i.pk].seed for i in failed] == [i.seed for i in failed]
+    detail = researcher.get(f"{RUNS}/{run.pk}").json()
+    assert detail["status"] == "done" and detail["progress"]["counts"]["done"] == 4
+    assert admin.post(f"{RUNS}/{run.pk}/retry").json()["items"] == 0
