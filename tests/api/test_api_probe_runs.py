@@ -198,6 +198,12 @@ def test_stigma_items_as_json_jsonl_and_csv_match_the_database(stigma_run):
         assert line["stigmatizing"] == {None: "", True: "true", False: "false"}[row["stigmatizing"]]
         assert line["reply"] == row["reply"] and line["model"] == "simulator/sensemaker-a"
         assert json.loads(line["judge_answers_json"]) == []
+    # Each download is in the audit log, by whom and in which format (paging through JSON is not a download).
+    from audit.models import AuditEvent
+
+    downloads = AuditEvent.objects.filter(action="probes.run_export", object_id=str(stigma_run.pk))
+    assert sorted(e.data["new"]["format"] for e in downloads) == ["csv", "jsonl"]
+    assert {e.actor.role for e in downloads} == {Role.RESEARCHER}
     # Bad parameters are 400s in the JSON shape, whatever the format.
     assert "format" in assert_error(client.get(url, {"format": "parquet"}), 400, "invalid")["details"]
     assert "status" in assert_error(client.get(url, {"status": "nope"}), 400, "invalid")["details"]
