@@ -37,6 +37,9 @@ JobAccess = requires(
 )
 # Judge runs: researchers and admins read them and their scores; admins launch, cancel and retry.
 JudgeAccess = requires(read=(Capability.USE_API,), write=(Capability.USE_API, Capability.RUN_JUDGES))
+# Probe runs name the model under test: researchers and admins read them, admins launch, cancel and retry
+# (the capability of the launch page).
+ProbeRunAccess = requires(read=(Capability.USE_API,), write=(Capability.USE_API, Capability.LAUNCH_GENERATION))
 ExportAccess = requires(read=(Capability.USE_API, Capability.EXPORT_DATA))
 ImportAccess = requires(write=(Capability.USE_API, Capability.IMPORT_CONVERSATIONS))
 # Raters reach only their own assignments.

@@ -11,6 +11,7 @@ from accounts.roles import Role
 from api import urls as api_urls
 from generation.models import CaseStudy
 from tests.factories import build_world, make_case, make_user
+from tests.security.url_access import _probe_run
 
 pytestmark = pytest.mark.django_db
 
@@ -35,6 +36,10 @@ def _campaign_payload(w):
 def _judge_run_payload(w):
     return {"judge_model": w.objects["judge_run"].judge_model_id, "campaign": w.objects["campaign"].pk,
             "samples": 2, "seed": 4, "max_concurrent_calls": 2}
+
+
+def _probe_run_payload(w):
+    return {"battery": w.objects["probe_battery"].pk, "model": w.objects["model_config"].pk, "seed": 2}
 
 
 # (url name, kwargs, method, payload builder, expected status per role). Unsafe methods of read-only
@@ -72,6 +77,12 @@ MATRIX = [
     ("api:judge_run_cancel", {"pk": "judge_run"}, "post", None, ADMIN_WRITE),
     ("api:judge_run_retry", {"pk": "judge_run"}, "post", None, ADMIN_WRITE),
     ("api:probe_report", {"pk": "probe_battery"}, "get", None, READ),
+    ("api:probe_run_list", {}, "get", None, READ),
+    ("api:probe_run_list", {}, "post", _probe_run_payload, ADMIN_WRITE),
+    ("api:probe_run_detail", {"pk": _probe_run}, "get", None, READ),
+    ("api:probe_run_items", {"pk": _probe_run}, "get", None, READ),
+    ("api:probe_run_cancel", {"pk": _probe_run}, "post", None, ADMIN_WRITE),
+    ("api:probe_run_retry", {"pk": _probe_run}, "post", None, ADMIN_WRITE),
     ("api:my_assignments", {}, "get", None, {"anon": 401, "rater": 200, "researcher": 403, "admin": 403}),
     ("api:me", {}, "get", None, {"anon": 401, "rater": 200, "researcher": 200, "admin": 200}),
     ("api:schema", {}, "get", None, READ),
@@ -86,11 +97,14 @@ NOT_ALLOWED = [
     ("api:judge_run_detail", {"pk": "judge_run"}, "delete"), ("api:judge_run_scores", {"pk": "judge_run"}, "post"),
     ("api:judge_run_cancel", {"pk": "judge_run"}, "get"),
     ("api:probe_report", {"pk": "probe_battery"}, "post"),
+    ("api:probe_run_detail", {"pk": _probe_run}, "delete"), ("api:probe_run_items", {"pk": _probe_run}, "post"),
+    ("api:probe_run_cancel", {"pk": _probe_run}, "get"),
 ]
 
 
 def _url(world, name, kwargs):
-    return reverse(name, kwargs={k: world.objects[v].pk for k, v in kwargs.items()})
+    # A kwarg names an object of the world, or is a function that makes one (probe runs, made on demand).
+    return reverse(name, kwargs={k: (v(world) if callable(v) else world.objects[v]).pk for k, v in kwargs.items()})
 
 
 def _call(client, method, url, payload, headers=None):

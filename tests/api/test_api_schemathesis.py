@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.factories import build_world
+from tests.security.url_access import _probe_run
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25"))
 KNOWN: dict = {}
@@ -48,7 +49,8 @@ def map_path_parameters(context, path_parameters):
     value = (path_parameters or {}).get("id")
     if isinstance(value, int) and value % 2 == 0 and KNOWN:
         path = context.operation.path
-        kind = "campaign" if "/campaigns/" in path else "job" if "/jobs/" in path else "conversation"
+        kind = ("campaign" if "/campaigns/" in path else "job" if "/jobs/" in path
+                else "probe_run" if "/probe-runs/" in path else "conversation")
         path_parameters["id"] = KNOWN[kind]
     return path_parameters
 
@@ -61,7 +63,7 @@ schemathesis.serializer.alias(["application/x-ndjson", "application/jsonl"], "te
 def admin_headers(db):
     world = build_world()
     KNOWN.update(campaign=world.objects["campaign"].pk, job=world.objects["job"].pk,
-                 conversation=world.objects["conversation"].pk)
+                 conversation=world.objects["conversation"].pk, probe_run=_probe_run(world).pk)
     # The WSGI handler would close the test's connection (and its transaction) after every request;
     # Django's own test client disconnects these handlers for the same reason.
     signals.request_started.disconnect(close_old_connections)

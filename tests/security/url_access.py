@@ -359,6 +359,21 @@ URL_ACCESS: dict[str, Access] = {
         token={"rater": DENY, "researcher": DENY, "admin": OK},
     ),
     "api:probe_report": api_readers(kwargs=lambda w: {"pk": _probe_run(w).battery_id}),
+    # Probe runs name the model under test: researchers and admins read runs and their item-level dataset;
+    # only admins launch (POST on the list: tests/api/test_api_permissions.py), cancel and retry.
+    "api:probe_run_list": api_readers(),
+    "api:probe_run_detail": api_readers(kwargs=lambda w: {"pk": _probe_run(w).pk}),
+    "api:probe_run_items": api_readers(kwargs=lambda w: {"pk": _probe_run(w).pk}),
+    "api:probe_run_cancel": Access(
+        {"anon": UNAUTH, "other_rater": DENY, "rater": DENY, "researcher": DENY, "admin": OK},
+        method="POST", kwargs=lambda w: {"pk": _probe_run(w).pk},
+        token={"rater": DENY, "researcher": DENY, "admin": OK},
+    ),
+    "api:probe_run_retry": Access(
+        {"anon": UNAUTH, "other_rater": DENY, "rater": DENY, "researcher": DENY, "admin": OK},
+        method="POST", kwargs=lambda w: {"pk": _probe_run(w).pk},
+        token={"rater": DENY, "researcher": DENY, "admin": OK},
+    ),
     # Judge runs: researchers and admins read runs and judge scores; only admins launch, cancel, retry.
     "api:judge_run_list": api_readers(),
     "api:judge_run_detail": api_readers(kwargs=lambda w: {"pk": w.objects["judge_run"].pk}),
