@@ -9,7 +9,11 @@ ceiling is (calls allowed in flight) / latency; the baseline is the same pipelin
 time, measured in the same run. Prints one JSON object last.
 
     .venv/bin/python benchmarks/judge_throughput.py [--latency 0.5] [--in-flight 32] [--items 960]
-        [--worker-processes N (default: one per core)]
+        [--worker-processes N (default: one per core)] [--worker-threads N (default: 1.5x in flight)]
+        [--no-reference]
+
+The goal is measured on the deployment the README advises (worker threads about 1.5x the run's limit on
+calls in flight); a reference run with exactly as many threads as calls in flight is printed beside it.
 
 The goal counts only if no judge call failed.
 """
@@ -120,7 +124,9 @@ def main():
                         help=f"judge calls in the timed run ({SAMPLES} per conversation)")
     parser.add_argument("--baseline-items", type=int, default=12)
     parser.add_argument("--worker-threads", type=int, default=None,
-                        help="worker threads in all (default: as many as calls in flight)")
+                        help="worker threads in all (default: 1.5x the calls in flight, as the README advises)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the reference run with only as many worker threads as calls in flight")
     parser.add_argument("--worker-processes", type=int, default=os.cpu_count() or 1,
                         help="worker processes sharing the parallel run's in-flight limit (default: one per core)")
     args = parser.parse_args()
@@ -140,16 +146,29 @@ def main():
     assert settings.REDIS_URL == REDIS_URL
     get_redis().flushdb()
     demo.seed_foundation()
+    # The deployment the README advises: more worker threads than calls in flight, so that while some
+    # threads claim, read and write their items, others hold every call slot.
+    threads = args.worker_threads or -(-3 * args.in_flight // 2)
+    processes = max(1, args.worker_processes)
+    extra = {}
     with FakeLLMServer(latency=args.latency, memoize=True) as server:
         parallel = run_judge(server, bench_campaign(args.items // SAMPLES), samples=SAMPLES, in_flight=args.in_flight,
-                             worker_concurrency=args.worker_threads or args.in_flight, label="parallel",
-                             worker_processes=max(1, args.worker_processes))
+                             worker_concurrency=threads, label="parallel", worker_processes=processes)
+        if not args.no_reference and threads != args.in_flight:
+            # For reference only (not the goal): exactly one thread per call allowed in flight, where
+            # every moment a thread spends off the wire leaves a slot empty.
+            server.reset()
+            reference = run_judge(server, bench_campaign(args.items // SAMPLES), samples=SAMPLES,
+                                  in_flight=args.in_flight, worker_concurrency=args.in_flight,
+                                  label="threads = calls in flight", worker_processes=processes)
+            extra["reference_threads_equal_in_flight"] = {
+                **reference, "ratio_to_limit": round(reference["calls_per_second"] * args.latency / args.in_flight, 3)}
         baseline = run_judge(server, bench_campaign(args.baseline_items), samples=1, in_flight=1,
                              worker_concurrency=1, label="one call at a time")
     print(json.dumps(throughput_summary(
         "judge_throughput", latency=args.latency, in_flight=args.in_flight, parallel=parallel, baseline=baseline,
         cores=os.cpu_count(), load_average_1min_at_start=load_at_start,
-        load_average_1min_at_end=round(os.getloadavg()[0], 2),
+        load_average_1min_at_end=round(os.getloadavg()[0], 2), **extra,
     )))
 
 
