@@ -80,16 +80,8 @@ class ProbeRunListView(ApiSchemaMixin, generics.ListAPIView):
         if not form.is_valid():
             raise exceptions.ValidationError({("non_field_errors" if field == "__all__" else field): list(errors)
                                               for field, errors in form.errors.items()})
-        data = form.cleaned_data
-        medagent = data["placement"] == "medagent"
         try:
-            run = services.launch_run(request.user, services.RunRequest(
-                battery=data["battery"], model=data["model"], name=data["name"], samples=data["samples"],
-                seed=data["seed"], max_concurrent_calls=data["max_concurrent_calls"], placement=data["placement"],
-                stage=data["stage"] if medagent else None, case=data["case"] if medagent else None,
-                trait=data["trait"], literacy=data["literacy"],
-                patient_model=data["patient_model"] if medagent else None,
-                helper_model=data["helper_model"] if medagent else None, judge_model=data["judge_model"]))
+            run = services.launch_run(request.user, form.run_request())
         except services.ProbeError as exc:
             raise exceptions.ValidationError({"non_field_errors": [str(exc)]}) from None
         return Response(s.ProbeRunDetailSerializer(_runs().get(pk=run.pk)).data, status=201)

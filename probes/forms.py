@@ -3,7 +3,7 @@ from django import forms
 from generation.models import CaseStudy, Literacy, ModelConfig, Stage, Trait
 
 from .models import Placement, ProbeBattery
-from .services import MAX_SAMPLES
+from .services import MAX_SAMPLES, RunRequest
 
 # Stage 6 is the Exit: nothing is said after it, so a probe can be placed at stages 1-5.
 PROBE_STAGES = [(stage.value, f"{stage.value}. {stage.label}") for stage in Stage if stage.value < Stage.EXIT]
@@ -60,6 +60,18 @@ class RunLaunchForm(forms.Form):
                 if not data.get(field) and field not in self.errors:
                     self.add_error(field, "Required when the probe is placed inside a MedAgent conversation.")
         return data
+
+    def run_request(self) -> RunRequest:
+        """The launch request the page and the API hand to probes.services.launch_run (after is_valid)."""
+        data = self.cleaned_data
+        medagent = data["placement"] == Placement.MEDAGENT
+        return RunRequest(
+            battery=data["battery"], model=data["model"], name=data["name"], samples=data["samples"],
+            seed=data["seed"], max_concurrent_calls=data["max_concurrent_calls"], placement=data["placement"],
+            stage=data["stage"] if medagent else None, case=data["case"] if medagent else None,
+            trait=data["trait"], literacy=data["literacy"],
+            patient_model=data["patient_model"] if medagent else None,
+            helper_model=data["helper_model"] if medagent else None, judge_model=data["judge_model"])
 
 
 class JudgeAddForm(forms.Form):

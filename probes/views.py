@@ -53,16 +53,8 @@ def run_launch(request):
     initial = {"battery": request.GET.get("battery")} if request.GET.get("battery") else None
     form = RunLaunchForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
         try:
-            medagent = data["placement"] == "medagent"
-            run = services.launch_run(request.user, services.RunRequest(
-                battery=data["battery"], model=data["model"], name=data["name"], samples=data["samples"],
-                seed=data["seed"], max_concurrent_calls=data["max_concurrent_calls"], placement=data["placement"],
-                stage=data["stage"] if medagent else None, case=data["case"] if medagent else None,
-                trait=data["trait"], literacy=data["literacy"],
-                patient_model=data["patient_model"] if medagent else None,
-                helper_model=data["helper_model"] if medagent else None, judge_model=data["judge_model"]))
+            run = services.launch_run(request.user, form.run_request())
         except services.ProbeError as exc:
             form.add_error(None, str(exc))
         else:

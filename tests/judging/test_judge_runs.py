@@ -246,11 +246,16 @@ def test_a_queued_item_of_a_run_being_cancelled_stops_without_a_call(fake_llm):
 
 def test_a_large_run_is_handed_to_a_worker_to_enqueue_so_launching_returns_at_once(fake_llm, monkeypatch):
     from core.redis_client import get_redis
+    from results.models import JudgeAgreement
 
     monkeypatch.setattr(services, "ENQUEUE_IN_CALLER_MAX", 3)
     run = launch(http_judge(fake_llm), campaign_of(2), samples=2)  # 4 items > 3
     assert get_redis().llen("celery") == 1, "one dispatch message (on Celery's default queue), not one per item"
     with worker_thread(concurrency=4):
         wait_for(finished(run), message="the dispatched run")
+        # The finished run schedules the campaign's recomputation (debounced): let it land while the
+        # worker lives, so it never writes during the test database's teardown.
+        wait_for(lambda: JudgeAgreement.objects.filter(judge_run=run).exists(), timeout=90,
+                 message="the results recomputation the finished run asked for")
     assert set(run.items.values_list("status", flat=True)) == {"done"} and fake_llm.hits == 4
     assert services.dispatch_judge_run(run.pk) == 0, "nothing queued is left to send"
