@@ -72,10 +72,20 @@ def judge_identity_terms(run: JudgeRun) -> dict[str, str]:
     return {t: what for t, what in terms.items() if len(t) >= 3}
 
 
+_SEPARATORS = r"[-_.\s]+"
+
+
+def name_pattern(term: str) -> str:
+    """A regex for `term` as a whole word, in any case, however it is spelled apart: "gpt-4o-mini" also
+    matches "GPT 4o mini", "gpt_4o.mini" and "gpt4omini", so a rationale cannot name a model by
+    re-spacing its name."""
+    parts = [re.escape(part) for part in re.split(_SEPARATORS, term.strip()) if part]
+    return r"(?<!\w)" + r"[-_.\s]*".join(parts) + r"(?!\w)"
+
+
 def _mentioned(text: str, terms: dict[str, str]) -> list[str]:
-    lowered = (text or "").lower()
     return sorted(f"“{t}” ({what})" for t, what in terms.items()
-                  if t in lowered and re.search(rf"(?<!\w){re.escape(t)}(?!\w)", lowered))
+                  if re.search(name_pattern(t), text or "", flags=re.IGNORECASE))
 
 
 def creation_errors(run: JudgeRun | None, *, name: str, description: str, raters, overlap_k: int,

@@ -17,15 +17,15 @@ from rating.models import Assignment, Campaign
 from rating.selectors import GROUP_LABELS, BlindedConversation, blinded_conversation
 
 from .models import ValidationReview
-from .validation import AGREE, DISAGREE, judge_identity_terms, judged_axes, review_for
+from .validation import AGREE, DISAGREE, judge_identity_terms, judged_axes, name_pattern, review_for
 
 REDACTED = "[name withheld]"
 
 
 def redact(text: str, terms) -> str:
-    """Replace every whole-word, any-case occurrence of the terms (longest first)."""
+    """Replace every whole-word, any-case, any-spacing occurrence of the terms (longest first)."""
     for term in sorted(terms, key=len, reverse=True):
-        text = re.sub(rf"(?<!\w){re.escape(term)}(?!\w)", REDACTED, text, flags=re.IGNORECASE)
+        text = re.sub(name_pattern(term), REDACTED, text, flags=re.IGNORECASE)
     return text
 
 

@@ -129,3 +129,16 @@ def test_clinician_never_sees_the_model_the_judge_or_other_verdicts(secret_valid
             ground_truth_seen = True
             assert GROUND_TRUTH not in outside_ground_truth_context(body), f"ground truth outside its context: {url}"
     assert ground_truth_seen, "the diagnostic-accuracy axes must show the ground truth"
+
+
+def test_a_judge_or_model_name_is_withheld_however_it_is_spaced_or_cased():
+    from judging.validation import _mentioned
+    from judging.validation_selectors import REDACTED, redact
+
+    terms = {"gpt-4o-mini": "the judge model", "acme judge": "the judge's model configuration"}
+    for spelled in ("gpt-4o-mini", "GPT 4o Mini", "gpt_4o.mini", "Gpt4oMini", "ACME-Judge", "acme   judge"):
+        assert redact(f"As {spelled} I think flow was fine.", terms) == f"As {REDACTED} I think flow was fine."
+        assert _mentioned(f"Scored by {spelled}.", terms), spelled
+    # Whole words only: a longer word that merely starts with a name stays as it is.
+    assert redact("gpt-4o-minimal and acmejudges", terms) == "gpt-4o-minimal and acmejudges"
+    assert not _mentioned("an ordinary rationale about sleep", terms)
