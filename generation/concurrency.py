@@ -18,8 +18,8 @@ from core.redis_client import get_redis
 # Take a slot if one is free. A caller that finds none is counted as waiting (it then blocks on the
 # wake list until a release, or its poll interval, ends the wait); `was_waiting` uncounts it first.
 _ACQUIRE = """
-local key, waiters, now, stale, limit, token, was_waiting =
-  KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local key, waiters, wake, now, stale, limit, token, was_waiting =
+  KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
 if was_waiting == '1' and tonumber(redis.call('GET', waiters) or '0') > 0 then
   redis.call('DECR', waiters)
 end
@@ -27,6 +27,10 @@ redis.call('ZREMRANGEBYSCORE', key, '-inf', now - stale)
 if redis.call('ZCARD', key) < limit then
   redis.call('ZADD', key, now, token)
   redis.call('EXPIRE', key, math.ceil(stale) + 60)
+  -- Nobody waits any more: a wake-up pushed for a waiter that timed out meanwhile is dropped.
+  if tonumber(redis.call('GET', waiters) or '0') <= 0 then
+    redis.call('DEL', wake)
+  end
   return 1
 end
 redis.call('INCR', waiters)
@@ -76,7 +80,7 @@ class _Slot:
 
     def __enter__(self):
         slots, delay, waiting = self.slots, self.slots.poll, False
-        while not slots._acquire(keys=[slots.key, slots.waiters_key],
+        while not slots._acquire(keys=[slots.key, slots.waiters_key, slots.wake_key],
                                  args=[time.time(), slots.stale_after, slots.limit, self.token, int(waiting)]):
             waiting = True
             slots._redis.blpop([slots.wake_key], timeout=delay)

@@ -44,8 +44,22 @@ def worker_thread(concurrency=4):
                     root.addHandler(handler)
             root.setLevel(level)
             yield
+            _wait_until_idle()
     finally:
         signals.setup_logging.disconnect(_leave_logging_alone)
+
+
+def _wait_until_idle(timeout=30.0):
+    """Let tasks the worker is running end before it stops: stopping a threads pool does not wait for them,
+    and one still writing (e.g. the results recomputation a finished judge run asks for at once) would
+    deadlock with the test database's flush. Bounded, so a hung task cannot stall the suite."""
+    from celery.worker import state
+
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < 3 and time.monotonic() < deadline:
+        quiet = 0 if state.active_requests else quiet + 1
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager

@@ -35,8 +35,10 @@ def test_admin_loads_runs_and_reads_the_report(live_server, page, tmp_path):
         page.click("button[type=submit]")
         page.wait_for_url(re.compile(r"/probes/runs/\d+/$"))
         # htmx polls the progress fragment until every prompt is answered.
+        # The run's status is derived just after its last item, so the page polls until the run has finished.
         page.wait_for_function(
-            "document.querySelector('[data-testid=progress-percent]').textContent.trim() === '100%'",
+            "document.querySelector('[data-testid=progress-percent]').textContent.trim() === '100%' && "
+            "document.querySelector('[data-testid=run-status]').textContent.trim() === 'Done'",
             timeout=120_000)
         assert page.get_by_test_id("run-status").inner_text() == "Done"
         assert page.get_by_test_id("run-simulated").is_visible()
