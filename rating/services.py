@@ -11,7 +11,6 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
-from django.db.models import Prefetch
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -104,28 +103,6 @@ def rating_for(assignment: Assignment) -> Rating:
     rubric_id = assignment.campaign.rubric_id
     rating, _ = Rating.objects.get_or_create(assignment=assignment, defaults={"rubric_id": rubric_id})
     return rating
-
-
-def with_contents(ratings):
-    """`ratings` with their scores (and axes), notes (and messages) and rubric axes, each read once for
-    both completeness_errors and snapshot."""
-    return ratings.select_related("rubric").prefetch_related(
-        Prefetch("scores", queryset=AxisScore.objects.select_related("axis")),
-        Prefetch("message_notes", queryset=MessageNote.objects.select_related("message")),
-        "rubric__axes",
-    )
-
-
-def snapshot(rating: Rating) -> dict:
-    """Everything the rater has entered, as plain JSON (for the audit trail). Read `rating` with_contents."""
-    scores = rating.scores.all()
-    notes = rating.message_notes.all()
-    return {
-        "values": {s.axis.key: _fmt(s.answer) for s in scores if s.answer is not None},
-        "comments": {s.axis.key: s.comment for s in scores if s.comment},
-        "overall_comment": rating.overall_comment,
-        "notes": {str(n.message.index): {"problematic": n.problematic, "note": n.note} for n in notes},
-    }
 
 
 def _parse_value(axis: RubricAxis, raw: str) -> tuple[float | str | None, str | None]:
@@ -404,23 +381,9 @@ def _missing_answer(axis: RubricAxis) -> str:
     return f"Choose a {'category' if axis.is_nominal else 'score'} for {axis.name}."
 
 
-def completeness_errors(rating: Rating) -> dict[str, str]:
-    """What stops `rating` from being submitted, by form field name. Read `rating` with_contents."""
-    errors = {}
-    values = {s.axis_id: s.answer for s in rating.scores.all()}
-    for axis in rating.rubric.axes.all():
-        if axis.is_rated and axis.required and values.get(axis.pk) is None:
-            errors[f"value__{axis.key}"] = _missing_answer(axis)
-    for note in rating.message_notes.all():
-        if note.problematic and not note.note.strip():
-            errors[f"note__{note.message.index}"] = (
-                f"Say why message #{note.message.index + 1} is problematic."
-            )
-    return errors
-
-
 def _edit_completeness_errors(edit: _Edit) -> dict[str, str]:
-    """completeness_errors, from the state an edit has read and changed (under the rating's lock)."""
+    """What stops the rating from being submitted, by form field name, from the state an edit has read and
+    changed (under the rating's lock)."""
     errors = {}
     for axis in edit.axes.values():
         score = edit.scores.get(axis.key)
@@ -433,7 +396,7 @@ def _edit_completeness_errors(edit: _Edit) -> dict[str, str]:
 
 
 def _edit_snapshot(edit: _Edit) -> dict:
-    """snapshot, from an edit's state."""
+    """Everything the rater has entered, as plain JSON (for the audit trail), from an edit's state."""
     scores = [edit.scores[key] for key in edit.axes if key in edit.scores]
     return {
         "values": {s.axis.key: _fmt(s.answer) for s in scores if s.answer is not None},
