@@ -79,18 +79,25 @@ def build_data(n_conversations, n_raters):
     from accounts.models import User
     from accounts.roles import Role
     from generation.models import Conversation, Message
+    from generation.readability import smog_grade, smog_grade_texts
     from rating.models import Campaign, CampaignItem
     from rating.rubric_files import default_rubric
 
+    # SMOG grades stored as generation and the importer store them (the rating page computes them only for
+    # rows that lack them).
+    smog = {text: smog_grade(text) for role, _, text in MESSAGES if role == "sensemaker"}
+    conversation_smog = smog_grade_texts(smog)
     convs = Conversation.objects.bulk_create(
         [Conversation(source="imported", source_label="bench", external_id=str(i), status="done",
-                      ground_truth_diagnosis="Post-traumatic stress disorder", sensemaker_message_count=3)
+                      ground_truth_diagnosis="Post-traumatic stress disorder", sensemaker_message_count=3,
+                      smog_grade=conversation_smog)
          for i in range(n_conversations)], batch_size=2000,
     )
     batch = []
     for conv in convs:
         for index, (role, stage, text) in enumerate(MESSAGES):
-            batch.append(Message(conversation=conv, index=index, role=role, stage=stage, text=text))
+            batch.append(Message(conversation=conv, index=index, role=role, stage=stage, text=text,
+                                 smog_grade=smog.get(text)))
         if len(batch) >= 12_000:
             Message.objects.bulk_create(batch)
             batch = []
