@@ -84,13 +84,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.backends.signals import connection_created
+from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q
-from django.dispatch import receiver
 from django.utils import timezone
 
 from audit.services import record
+from core.prepared import Prepared, insert_params, insert_sql
 
 from .models import SHUFFLE_SPACE, Assignment, Campaign, CampaignItem, Rating
 
@@ -343,7 +342,8 @@ _TRY_SQL = (
     " SELECT current_setting('mhsd.item_locked'), a.id, a.rater_id, a.status, a.lease_expires_at"
     " FROM (SELECT 1) one LEFT JOIN rating_assignment a ON a.item_id = %(item)s"
 )
-_TRY_SKIP_LOCKED_SQL, _TRY_SQL = _TRY_SQL.format(skip=" SKIP LOCKED"), _TRY_SQL.format(skip="")
+_TRY_SKIP_LOCKED = Prepared("mhsd_try_skip", _TRY_SQL.format(skip=" SKIP LOCKED"), {"item": "bigint"})
+_TRY_WAIT = Prepared("mhsd_try_wait", _TRY_SQL.format(skip=""), {"item": "bigint"})
 
 
 def _try_item(campaign: Campaign, rater, item_id: int, *, wait: bool):
@@ -356,7 +356,7 @@ def _try_item(campaign: Campaign, rater, item_id: int, *, wait: bool):
     snapshot is taken after the lock: nobody can slip in between), the item's rows, which give the count
     and the rater's own row; (2) the insert of the assignment and its rating, or the rollback."""
     with connection.cursor() as cursor:
-        cursor.execute(_TRY_SQL if wait else _TRY_SKIP_LOCKED_SQL, {"item": item_id})
+        (_TRY_WAIT if wait else _TRY_SKIP_LOCKED).execute(cursor, {"item": item_id})
         rows = cursor.fetchall()
         locked = rows[0][0] == "1"
         rows = [Assignment(pk=pk, item_id=item_id, rater_id=rater_id, status=status, lease_expires_at=lease)
@@ -377,19 +377,12 @@ def _try_item(campaign: Campaign, rater, item_id: int, *, wait: bool):
     return _activate(campaign, CampaignItem(pk=item_id, campaign_id=campaign.pk), rater, existing, now)
 
 
-def insert_sql(model, objs) -> tuple[str, list]:
-    """The INSERT the ORM's bulk_create would run for `objs` (every field, defaults and auto_now included),
-    to send together with other statements in one round trip. Ids are not read back."""
-    from django.db.models.sql import InsertQuery
-
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    for obj in objs:
-        for f in fields:
-            setattr(obj, f.attname, f.pre_save(obj, add=True))
-    query = InsertQuery(model)
-    query.insert_values(fields, objs)
-    (sql, params), = query.get_compiler(using="default").as_sql()
-    return sql, list(params)
+_ASSIGNMENT_INSERT, _ASSIGNMENT_TYPES = insert_sql(Assignment, prefix="a")
+_RATING_INSERT, _RATING_TYPES = insert_sql(
+    Rating, prefix="r", fixed={"assignment_id": "currval(pg_get_serial_sequence('rating_assignment', 'id'))"})
+# A new assignment and its draft rating; the rating's assignment_id is the id just inserted.
+_INSERT_ASSIGNMENT = Prepared("mhsd_new_assignment", f"{_ASSIGNMENT_INSERT}; {_RATING_INSERT} RETURNING assignment_id",
+                              {**_ASSIGNMENT_TYPES, **_RATING_TYPES})
 
 
 def _insert_assignment(cursor, campaign: Campaign, item_id: int, rater, now) -> Assignment:
@@ -398,14 +391,9 @@ def _insert_assignment(cursor, campaign: Campaign, item_id: int, rater, now) -> 
     assignment = Assignment(campaign=campaign, item_id=item_id, rater=rater, status=Assignment.Status.ACTIVE,
                             lease_expires_at=_lease_end(campaign, now), last_heartbeat_at=now,
                             last_active_at=now, created_at=now)
-    a_sql, a_params = insert_sql(Assignment, [assignment])
-    rating = Rating(assignment_id=0, rubric_id=campaign.rubric_id)
-    r_sql, r_params = insert_sql(Rating, [rating])
-    # The rating's assignment_id (its first column) is the id just inserted, in the same round trip.
-    first = next(f for f in Rating._meta.concrete_fields if not f.primary_key)
-    assert first.attname == "assignment_id" and "VALUES (%s" in r_sql, r_sql
-    r_sql = r_sql.replace("VALUES (%s", "VALUES (currval(pg_get_serial_sequence('rating_assignment', 'id'))", 1)
-    cursor.execute(f"{a_sql}; {r_sql} RETURNING {first.column}", a_params + r_params[1:])
+    rating = Rating(rubric_id=campaign.rubric_id)
+    _INSERT_ASSIGNMENT.execute(cursor, {**insert_params(Assignment, [assignment], prefix="a"),
+                                        **insert_params(Rating, [rating], prefix="r", fixed={"assignment_id"})})
     assignment.pk = cursor.fetchone()[0]
     assignment._state.adding = False
     return assignment
@@ -492,55 +480,38 @@ class _State:
         self.shared = {r[0]: r[1] for r in by_tag.get("s", [])}
 
 
-_STATE_PARAMS = (("campaign", "bigint"), ("rater", "bigint"), ("start", "integer"), ("exclude", "bigint[]"),
-                 ("now", "timestamptz"))
-
-
-def _prepared() -> set[str]:
-    """Names of the statements PREPAREd on this thread's current connection (reset when it reconnects).
-    Kept on the thread's own DatabaseWrapper (`django.db.connection` is a proxy shared by all threads)."""
-    return connections[DEFAULT_DB_ALIAS].__dict__.setdefault("_mhsd_prepared", set())
-
-
-@receiver(connection_created, dispatch_uid="rating.assignment.prepared_statements")
-def _forget_prepared(sender, connection, **kwargs):
-    connection.__dict__["_mhsd_prepared"] = set()
-
-
+_STATE_TYPES = {"campaign": "bigint", "rater": "bigint", "start": "integer", "exclude": "bigint[]",
+                "now": "timestamptz"}
 _LOCK_AND_READ_STATE = (
-    "{async_commit}SELECT pg_advisory_xact_lock(%(campaign)s, %(rater)s);"
+    "{async_commit}SELECT pg_advisory_xact_lock(%(campaign)s::int, %(rater)s::int);"
     " SELECT 1 FROM rating_campaign WHERE id = %(campaign)s FOR SHARE;"
-    " EXECUTE {name} (%(campaign)s, %(rater)s, %(start)s, %(exclude)s::bigint[], %(now)s)"
+    " {state}"
 )
+# By (number of levels, async commit): the levels follow from the k hint alone (fixed batch sizes).
+_state_statements: dict[tuple[int, bool], Prepared] = {}
 
 
 def _read_state(campaign_id: int, rater, levels, now, *, async_commit: bool) -> _State:
     """One round trip: the rater's advisory lock and the campaign row's share lock (separate statements, in
     that order, as lock_open_campaign and every other path take them), then `_state_sql`, whose snapshot
-    is taken after both locks. That statement is PREPAREd once per connection (its plan, ten index walks
-    and their joins, cost more to make than to run; a PREPARE survives rollbacks, so the set of names is
-    exact). With `async_commit` (the caller's transaction holds nothing but this next), synchronous_commit
-    is off for that transaction only: a lease is ephemeral, and a crash could lose at most the last
-    moment's new leases, each whole (never a rating: submissions commit synchronously, and flush earlier
-    commits with theirs), while the rater no longer waits for a disk flush; visibility and locking are
-    unchanged."""
+    is taken after both locks. The statements are PREPAREd once per connection (core/prepared.py: the
+    state read's plan, ten index walks and their joins, cost more to make than to run). With
+    `async_commit` (the caller's transaction holds nothing but this next), synchronous_commit is off for
+    that transaction only: a lease is ephemeral, and a crash could lose at most the last moment's new
+    leases, each whole (never a rating: submissions commit synchronously, and flush earlier commits with
+    theirs), while the rater no longer waits for a disk flush; visibility and locking are unchanged."""
     start = start_position(campaign_id, rater.pseudonym)
-    # The levels follow from the k hint alone (fixed batch sizes), so their count names the statement
-    # (short: PostgreSQL cuts names at 63 bytes, and two cut names could collide).
     assert levels == [(0, FRESH_BATCH)] + [(n, STARTED_WINDOW) for n in range(1, len(levels))], levels
-    name = f"mhsd_next_state_{len(levels)}"
+    key = (len(levels), async_commit)
+    if key not in _state_statements:
+        _state_statements[key] = Prepared(
+            f"mhsd_next_{len(levels)}{'a' if async_commit else 's'}",
+            _LOCK_AND_READ_STATE.format(state=_state_sql(levels), async_commit="SET LOCAL synchronous_commit = off; "
+                                        if async_commit else ""),
+            _STATE_TYPES)
     args = {"campaign": campaign_id, "rater": rater.pk, "start": start, "exclude": [], "now": now}
     with connection.cursor() as cursor:
-        if name not in _prepared():
-            sql = _state_sql(levels)
-            for i, (key, _) in enumerate(_STATE_PARAMS, 1):
-                sql = sql.replace(f"%({key})s", f"${i}")
-            types = ", ".join(t for _, t in _STATE_PARAMS)
-            cursor.execute(f"PREPARE {name} ({types}) AS {sql}")
-            _prepared().add(name)
-        sql = _LOCK_AND_READ_STATE.format(name=name, async_commit="SET LOCAL synchronous_commit = off; "
-                                          if async_commit else "")  # noqa: S608 - our own fixed text
-        cursor.execute(sql, args)
+        _state_statements[key].execute(cursor, args)
         return _State(cursor.fetchall(), rater, start, levels)
 
 
@@ -691,7 +662,7 @@ def _columns(model, alias: str) -> str:
 
 
 _HOLD_SQL = (
-    "SELECT pg_advisory_xact_lock(%(campaign)s, %(rater)s);"
+    "SELECT pg_advisory_xact_lock(%(campaign)s::int, %(rater)s::int);"
     " SELECT 1 FROM rating_campaign WHERE id = %(campaign)s FOR SHARE;"
     " SELECT 1 FROM rating_campaignitem WHERE id = %(item)s FOR NO KEY UPDATE;"
     # A live lease restarts (an edit is activity), exactly when hold_for_rating would restart it: the
@@ -728,6 +699,13 @@ class HeldRead:
     renew: bool = True
 
     @cached_property
+    def statement(self) -> Prepared:
+        sql = self.sql
+        return Prepared(f"mhsd_hold_{hashlib.md5(sql.encode()).hexdigest()[:12]}", sql,  # noqa: S324 - a name
+                        {"campaign": "bigint", "rater": "bigint", "item": "bigint", "assignment": "bigint",
+                         "now": "timestamptz"})
+
+    @cached_property
     def sql(self) -> str:
         return _HOLD_SQL.format(campaign=_columns(Campaign, "c"), assignment=_columns(Assignment, "a"),
                                 renew=_RENEW_SQL if self.renew else "", read_locks=self.locks,
@@ -742,7 +720,7 @@ def _lock_for_rating(assignment: Assignment, read: HeldRead, now) -> tuple[Campa
     refresh_from_db would), and `read.columns`, returned."""
     n_campaign, n_assignment = len(Campaign._meta.concrete_fields), len(Assignment._meta.concrete_fields)
     with connection.cursor() as cursor:
-        cursor.execute(read.sql, {"campaign": assignment.campaign_id, "rater": assignment.rater_id,
+        read.statement.execute(cursor, {"campaign": assignment.campaign_id, "rater": assignment.rater_id,
                              "item": assignment.item_id, "assignment": assignment.pk, "now": now})
         row = cursor.fetchone()
     if row is None:

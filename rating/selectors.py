@@ -19,6 +19,7 @@ from django.db.models import Case, Count, IntegerField, Max, OuterRef, Q, Subque
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.prepared import Prepared
 from generation.models import Conversation, Message, Stage
 
 from . import assignment as assigning
@@ -366,6 +367,9 @@ WHERE c.id = %(conversation)s
 """
 
 
+_page_statement: Prepared | None = None
+
+
 def rating_page(assignment: Assignment, errors: dict | None = None) -> RatingPage:
     """Everything the rating page shows, blinded (see the module docstring). One query reads the rating, its
     rubric's axes, its scores and notes, the transcript and the roster (the rubric row comes with the
@@ -373,8 +377,13 @@ def rating_page(assignment: Assignment, errors: dict | None = None) -> RatingPag
     errors = errors or {}
     campaign = assignment.campaign
     fields = Rating._meta.concrete_fields
+    global _page_statement
+    if _page_statement is None:
+        _page_statement = Prepared("mhsd_rating_page", _PAGE_SQL.format(
+            rating=", ".join(f'r."{f.column}"' for f in fields)), {  # noqa: S608
+            "campaign": "bigint", "rater": "bigint", "assignment": "bigint", "conversation": "bigint"})
     with connection.cursor() as cursor:
-        cursor.execute(_PAGE_SQL.format(rating=", ".join(f'r."{f.column}"' for f in fields)), {  # noqa: S608
+        _page_statement.execute(cursor, {
             "campaign": campaign.pk, "rater": assignment.rater_id, "assignment": assignment.pk,
             "conversation": assignment.item.conversation_id})
         (axes_json, scores_json, notes_json, messages_json, conv_smog, ground_truth, rater_note, on_roster,
@@ -440,7 +449,7 @@ class _Score:
 
 
 _OWN_MODELS = ((Assignment, "a"), (Campaign, "c"), (CampaignItem, "i"), (Rubric, "rb"), (Rating, "r"))
-_own_sql: str | None = None
+_own_statement: Prepared | None = None
 
 
 def own_assignment_or_none(rater, pk) -> Assignment | None:
@@ -448,21 +457,23 @@ def own_assignment_or_none(rater, pk) -> Assignment | None:
     campaign (and the campaign's rubric), item and rating (or the knowledge that it has none), as
     select_related("campaign", "item", "campaign__rubric", "rating") would give them; the SQL is built once
     from the models (compiling that select_related cost more than the query on every rater request)."""
-    global _own_sql
-    if _own_sql is None:
+    global _own_statement
+    if _own_statement is None:
         columns = ", ".join(f'{alias}."{f.column}"' for model, alias in _OWN_MODELS
                             for f in model._meta.concrete_fields)
-        _own_sql = (
+        _own_statement = Prepared("mhsd_own_assignment", (
             f"SELECT {columns} FROM rating_assignment a JOIN rating_campaign c ON c.id = a.campaign_id"  # noqa: S608
             " JOIN rating_campaignitem i ON i.id = a.item_id JOIN rating_rubric rb ON rb.id = c.rubric_id"
-            " LEFT JOIN rating_rating r ON r.assignment_id = a.id WHERE a.id = %s AND a.rater_id = %s"
-        )
+            " LEFT JOIN rating_rating r ON r.assignment_id = a.id WHERE a.id = %(pk)s AND a.rater_id = %(rater)s"
+        ), {"pk": "bigint", "rater": "bigint"})
     try:
         pk, rater_id = int(pk), int(rater.pk)
     except (TypeError, ValueError):
         return None
+    if not -2**63 <= pk < 2**63:
+        return None
     with connection.cursor() as cursor:
-        cursor.execute(_own_sql, [pk, rater_id])
+        _own_statement.execute(cursor, {"pk": pk, "rater": rater_id})
         row = cursor.fetchone()
     if row is None:
         return None

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import record
+from core.prepared import Prepared, insert_params, insert_sql
 from core.text import unstorable
 from generation.models import Message
 
@@ -439,33 +440,52 @@ def submit_rating(assignment: Assignment, actor, changes: DraftChanges | None = 
     return rating
 
 
+_SUBMIT_UPDATES = (
+    "UPDATE rating_rating SET status = %(rating_status)s, submitted_at = %(now)s, updated_at = %(now)s,"
+    " overall_comment = %(overall_comment)s WHERE id = %(rating)s;"
+    # The lease restarts too, as hold_for_rating would have done (one row version instead of two).
+    " UPDATE rating_assignment SET status = %(assignment_status)s, submitted_at = %(now)s, updated_at = %(now)s,"
+    " last_active_at = %(now)s, lease_expires_at = %(now)s + make_interval(mins => (SELECT lease_minutes"
+    " FROM rating_campaign WHERE id = campaign_id)) WHERE id = %(assignment)s"
+)
+_SUBMIT_TYPES = {"rating_status": "varchar(20)", "now": "timestamptz", "overall_comment": "text",
+                 "rating": "bigint", "assignment_status": "varchar(20)", "assignment": "bigint"}
+# By the number of new score rows (0 to the rubric's axes): the submission's writes, prepared once each.
+_submit_statements: dict[int, Prepared] = {}
+
+
+def _submit_statement(new_scores: int) -> Prepared:
+    if new_scores not in _submit_statements:
+        parts, types = [], dict(_SUBMIT_TYPES)
+        if new_scores:
+            sql, score_types = insert_sql(AxisScore, new_scores, prefix="s")
+            parts.append(sql)
+            types.update(score_types)
+        parts.append(_SUBMIT_UPDATES)
+        sql, event_types = insert_sql(AuditEvent, prefix="e")
+        _submit_statements[new_scores] = Prepared(f"mhsd_submit_{new_scores}", "; ".join([*parts, sql]),
+                                                  {**types, **event_types})
+    return _submit_statements[new_scores]
+
+
 def _submit_edit(edit: _Edit, assignment: Assignment, actor) -> None:
     """Write the edit's scores and submit: the scores' insert, the rating's and the assignment's updates
     and the audit event in one round trip (scores that existed and changed take one more)."""
     rating = edit.rating
     rows = list(edit.dirty_scores.values())
     AxisScore.objects.bulk_update([row for row in rows if row.pk is not None], ["value", "category", "comment"])
-    statements = []
     new_rows = [row for row in rows if row.pk is None]
-    if new_rows:
-        statements.append(assigning.insert_sql(AxisScore, new_rows))
     now = timezone.now()
     rating.status, rating.submitted_at, rating.updated_at = Rating.Status.SUBMITTED, now, now
-    statements.append(("UPDATE rating_rating SET status = %s, submitted_at = %s, updated_at = %s,"
-                       " overall_comment = %s WHERE id = %s",
-                       [rating.status, now, now, rating.overall_comment, rating.pk]))
-    # The lease restarts too, as hold_for_rating would have done (one row version instead of two).
-    statements.append(("UPDATE rating_assignment SET status = %s, submitted_at = %s, updated_at = %s,"
-                       " last_active_at = %s, lease_expires_at = %s + make_interval(mins => (SELECT lease_minutes"
-                       " FROM rating_campaign WHERE id = campaign_id)) WHERE id = %s",
-                       [Assignment.Status.SUBMITTED, now, now, now, now, assignment.pk]))
     event = AuditEvent(actor=actor if getattr(actor, "is_authenticated", False) else None,
                        action="rating.submit", object_type=rating._meta.label_lower, object_id=str(rating.pk),
                        data={"old": {"status": "draft"}, "new": {"status": "submitted", **_edit_snapshot(edit)},
                              "assignment": assignment.pk})
-    statements.append(assigning.insert_sql(AuditEvent, [event]))
+    params = {"rating_status": rating.status, "now": now, "overall_comment": rating.overall_comment,
+              "rating": rating.pk, "assignment_status": Assignment.Status.SUBMITTED, "assignment": assignment.pk,
+              **insert_params(AxisScore, new_rows, prefix="s"), **insert_params(AuditEvent, [event], prefix="e")}
     with connection.cursor() as cursor:
-        cursor.execute(";".join(sql for sql, _ in statements), [p for _, ps in statements for p in ps])
+        _submit_statement(len(new_rows)).execute(cursor, params)
     assignment.status, assignment.submitted_at, assignment.updated_at = Assignment.Status.SUBMITTED, now, now
     events.ratings_changed(assignment.campaign_id)
 
