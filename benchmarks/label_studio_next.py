@@ -123,7 +123,6 @@ ANNOTATION = {"lead_time": 30.0, "result": [
 def run_label_studio_cycles(base, project, clients, seconds, sessions):
     lat, errors, cycles, exhausted = defaultdict(list), [], [0], []
     lock = threading.Lock()
-    stop_at = time.perf_counter() + seconds
 
     def one_cycle(s):
         t = time.perf_counter()
@@ -145,42 +144,8 @@ def run_label_studio_cycles(base, project, clients, seconds, sessions):
         with lock:
             cycles[0] += 1
 
-    def worker(group):
-        i = 0
-        while time.perf_counter() < stop_at:
-            s = group[i % len(group)]
-            i += 1
-            try:
-                one_cycle(s)
-            except requests.RequestException as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-
-    groups = [sessions[i::clients] for i in range(clients)]
-    threads = [threading.Thread(target=worker, args=(g,)) for g in groups]
-    started = time.perf_counter()
-    [t.start() for t in threads]
-    [t.join() for t in threads]
-    return lat, errors, cycles[0], exhausted, time.perf_counter() - started
-
-
-def run_trivial(url, clients, seconds):
-    """`clients` threads requesting `url` (a tool's trivial endpoint) for `seconds`."""
-    lat, errors = [], []
-    stop_at = time.perf_counter() + seconds
-
-    def worker():
-        s = requests.Session()
-        while time.perf_counter() < stop_at:
-            t = time.perf_counter()
-            r = s.get(url, timeout=60)
-            lat.append(time.perf_counter() - t)
-            if r.status_code != 200:
-                errors.append(r.status_code)
-
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
-    return lat, errors
+    elapsed = next_item.drive(clients, seconds, sessions, one_cycle, errors)
+    return lat, errors, cycles[0], exhausted, elapsed
 
 
 def label_studio_over_annotated(db_name: str) -> int:
@@ -214,8 +179,8 @@ def phase(args, clients, seconds, ours, theirs):
         exhausted += ex
         cycles["theirs"] += n
         elapsed["theirs"] += el
-        for key, url in (("ours", base + "/healthz"), ("theirs", ls_base + "/health/")):
-            lat, err = run_trivial(url, clients, slice_s / 4)
+        for key, url in (("ours", base + "/healthz"), ("theirs", ls_base + "/health/")):  # trivial endpoints
+            lat, err = next_item.run_baseline(url, clients, slice_s / 4, path="")
             trivial[key] += lat
             errors += [f"{key} trivial {e}" for e in err]
     ours_next, ours_submit = summary(figures["ours"]["next"]), summary(figures["ours"]["submit"])

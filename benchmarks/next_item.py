@@ -178,7 +178,8 @@ def rater_client(base, session_key):
     return s
 
 
-def run_baseline(base, clients, seconds):
+def run_baseline(base, clients, seconds, path="/healthz"):
+    """`clients` threads requesting a trivial endpoint (`path`) for `seconds`."""
     lat, errors = [], []
     stop_at = time.perf_counter() + seconds
 
@@ -186,7 +187,7 @@ def run_baseline(base, clients, seconds):
         s = requests.Session()
         while time.perf_counter() < stop_at:
             t = time.perf_counter()
-            r = s.get(base + "/healthz", timeout=30)
+            r = s.get(base + path, timeout=60)
             lat.append(time.perf_counter() - t)
             if r.status_code != 200:
                 errors.append(r.status_code)
@@ -202,18 +203,7 @@ def run_cycles(base, clients, seconds, campaign_id, raters, values):
     lat = defaultdict(list)
     errors, cycles, exhausted = [], [0], []
     lock = threading.Lock()
-    stop_at = time.perf_counter() + seconds
     next_url = f"{base}/rate/campaigns/{campaign_id}/next/"
-
-    def worker(clients_):
-        i = 0
-        while time.perf_counter() < stop_at:
-            s = clients_[i % len(clients_)]
-            i += 1
-            try:
-                one_cycle(s)
-            except requests.RequestException as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
 
     def one_cycle(s):
         csrf = {"X-CSRFToken": s.cookies.get("csrftoken")}
@@ -245,12 +235,30 @@ def run_cycles(base, clients, seconds, campaign_id, raters, values):
         with lock:
             cycles[0] += 1
 
-    groups = [raters[i::clients] for i in range(clients)]
-    threads = [threading.Thread(target=worker, args=(g,)) for g in groups]
+    elapsed = drive(clients, seconds, raters, one_cycle, errors)
+    return lat, errors, cycles[0], exhausted, elapsed
+
+
+def drive(clients, seconds, sessions, one_cycle, errors) -> float:
+    """`clients` threads calling `one_cycle(session)` for `seconds`, each cycling through its share of
+    `sessions`; a request that fails outright is appended to `errors`. Returns the time taken."""
+    stop_at = time.perf_counter() + seconds
+
+    def worker(group):
+        i = 0
+        while time.perf_counter() < stop_at:
+            s = group[i % len(group)]
+            i += 1
+            try:
+                one_cycle(s)
+            except requests.RequestException as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=worker, args=(sessions[i::clients],)) for i in range(clients)]
     started = time.perf_counter()
     [t.start() for t in threads]
     [t.join() for t in threads]
-    return lat, errors, cycles[0], exhausted, time.perf_counter() - started
+    return time.perf_counter() - started
 
 
 def interleaved(args, base, clients, baseline_seconds, seconds, campaign_id, raters, values):

@@ -700,16 +700,13 @@ class HeldRead:
 
     @cached_property
     def statement(self) -> Prepared:
-        sql = self.sql
+        sql = _HOLD_SQL.format(campaign=_columns(Campaign, "c"), assignment=_columns(Assignment, "a"),
+                               renew=_RENEW_SQL if self.renew else "", read_locks=self.locks,
+                               read_columns=self.columns, read_joins=self.joins)
+        # Named after its text: each HeldRead is its own set of statements.
         return Prepared(f"mhsd_hold_{hashlib.md5(sql.encode()).hexdigest()[:12]}", sql,  # noqa: S324 - a name
                         {"campaign": "bigint", "rater": "bigint", "item": "bigint", "assignment": "bigint",
                          "now": "timestamptz"})
-
-    @cached_property
-    def sql(self) -> str:
-        return _HOLD_SQL.format(campaign=_columns(Campaign, "c"), assignment=_columns(Assignment, "a"),
-                                renew=_RENEW_SQL if self.renew else "", read_locks=self.locks,
-                                read_columns=self.columns, read_joins=self.joins)
 
 
 def _lock_for_rating(assignment: Assignment, read: HeldRead, now) -> tuple[Campaign, tuple]:
