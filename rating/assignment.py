@@ -50,6 +50,10 @@ Cost per request: one query reads the candidates of every rule at once, each an 
 occupants = 0 range, started ones the 1..k-1 ranges, so neither the campaign's items nor its assignments
 are scanned and the cost does not grow with the campaign. Started items are ranked (rule 2) within the
 first STARTED_WINDOW of each fullness in the rater's order, not across every started item of the campaign.
+What the rater shares with each partner (rule 1) is read from ``PairShare`` rows, which a database trigger
+keeps as assignments start and stop occupying items, not by joining everything the rater has rated, so the
+cost does not grow with the rater's own progress either. Those rows count occupancy by status, as
+``occupants`` does: a lapsed lease counts until it is reclaimed, and next reclaims lapsed leases first.
 
 What that guarantees: while fresh conversations remain, no pair of raters gets more than its budget
 from the rater who completes a conversation, so the k-1 partner places of each rater's work are spread
@@ -257,25 +261,29 @@ def _walk(campaign: Campaign, rater, levels: list[tuple[int, int]], exclude=()) 
         return _found(cursor.fetchall(), start, levels)
 
 
+# (partner, shared) rows of rating_pairshare (the trigger of migration 0007 keeps it) for the rater: what a pair
+# shares is the sum of its two raters' rows, and (rater, rater) is how many the rater occupies. Two index
+# scans of at most the roster's size each, however much the rater has rated.
+_SHARED_SQL = (
+    "SELECT partner_id AS partner, shared FROM rating_pairshare"
+    " WHERE campaign_id = %(campaign)s AND rater_id = %(rater)s"
+    " UNION ALL SELECT rater_id, shared FROM rating_pairshare"
+    " WHERE campaign_id = %(campaign)s AND partner_id = %(rater)s AND rater_id <> %(rater)s"
+)
+_PARTNERS_SQL = f"""
+SELECT 'on', item_id, rater_id FROM rating_assignment o
+WHERE item_id = ANY(%(items)s)
+    AND (o.status = 'submitted' OR (o.status = 'active' AND o.lease_expires_at > %(now)s))
+UNION ALL
+SELECT 'shared', p.partner, SUM(p.shared) FROM ({_SHARED_SQL}) p GROUP BY p.partner
+"""  # noqa: S608 - fixed text; the values are parameters
+
+
 def _partners(campaign: Campaign, rater, item_ids: list[int], now) -> tuple[dict[int, list[int]], dict[int, int]]:
     """In one query: the raters occupying each of `item_ids`, and how many conversations `rater` shares with
-    each rater (occupying assignments only; the entry for `rater` itself is how many they hold)."""
+    each rater (from the pair-share rows, `_SHARED_SQL`; the entry for `rater` itself is how many they hold)."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT 'on', item_id, rater_id FROM rating_assignment o
-            WHERE item_id = ANY(%(items)s)
-                AND (o.status = 'submitted' OR (o.status = 'active' AND o.lease_expires_at > %(now)s))
-            UNION ALL
-            SELECT 'shared', b.rater_id, COUNT(*) FROM rating_assignment a
-            JOIN rating_assignment b ON b.item_id = a.item_id
-                AND (b.status = 'submitted' OR (b.status = 'active' AND b.lease_expires_at > %(now)s))
-            WHERE a.campaign_id = %(campaign)s AND a.rater_id = %(rater)s
-                AND (a.status = 'submitted' OR (a.status = 'active' AND a.lease_expires_at > %(now)s))
-            GROUP BY b.rater_id
-            """,
-            {"campaign": campaign.pk, "rater": rater.pk, "now": now, "items": item_ids},
-        )
+        cursor.execute(_PARTNERS_SQL, {"campaign": campaign.pk, "rater": rater.pk, "now": now, "items": item_ids})
         rows = cursor.fetchall()
     raters_on: dict[int, list[int]] = {}
     for _, item_id, rater_id in (r for r in rows if r[0] == "on"):
@@ -421,8 +429,9 @@ def _state_sql(levels: list[tuple[int, int]]) -> str:
     """The statement that reads everything next_assignment needs before choosing, tagged by row:
     'c' the campaign, 'r' its roster (is the rater on it, its size) and whether any lease has lapsed,
     'm' the rater's own active or released rows, 'w' the index walk's candidates (`_walk_sql`), 'o' the
-    raters occupying the walked started items and 's' how many conversations the rater shares with each."""
-    occ_a, occ_b, occ_o = (_OCCUPYING_SQL.format(t=t) for t in ("a", "b", "o"))
+    raters occupying the walked started items and 's' how many conversations the rater shares with each
+    rater (`_SHARED_SQL`), read only when there are started candidates to rank."""
+    occ_o = _OCCUPYING_SQL.format(t="o")
     return f"""
 WITH w AS MATERIALIZED ({_walk_sql(levels)}),
 started AS (SELECT id FROM w WHERE occupants > 0)
@@ -444,10 +453,8 @@ UNION ALL
 SELECT 'o', o.item_id, o.rater_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM rating_assignment o
 WHERE o.item_id = ANY(ARRAY(SELECT id FROM started)) AND {occ_o}
 UNION ALL
-SELECT 's', b.rater_id, COUNT(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM rating_assignment a
-JOIN rating_assignment b ON b.item_id = a.item_id AND {occ_b}
-WHERE a.campaign_id = %(campaign)s AND a.rater_id = %(rater)s AND {occ_a} AND EXISTS (SELECT 1 FROM started)
-GROUP BY b.rater_id
+SELECT 's', p.partner, SUM(p.shared), NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ({_SHARED_SQL}) p
+WHERE EXISTS (SELECT 1 FROM started) GROUP BY p.partner
 """  # noqa: S608 - fixed text and ints; the values are parameters
 
 

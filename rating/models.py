@@ -236,10 +236,40 @@ class Assignment(models.Model):
             models.Index(fields=["rater", "campaign", "status"]),
             # Occupancy counts and the lease reaper scan one campaign's active/submitted rows.
             models.Index(fields=["campaign", "status", "lease_expires_at"], name="assignment_campaign_lease"),
+            # next reads a rater's own open rows (a live lease, lapsed drafts) on every request: only those
+            # rows are in this index, so the read does not grow with the rater's submitted work.
+            models.Index(fields=["campaign", "rater", "status", "-updated_at"], name="assignment_rater_open",
+                         condition=Q(status__in=["active", "released"])),
         ]
 
     def __str__(self):
         return f"{self.rater} on {self.item}"
+
+
+class PairShare(models.Model):
+    """How many of a campaign's conversations two raters both occupy (SUBMITTED or ACTIVE, as
+    CampaignItem.occupants counts them), kept by a database trigger on rating_assignment (migration 0007)
+    so that next reads each partner's count from here instead of joining everything the rater holds.
+
+    Each row belongs to `rater`: when one of the rater's assignments starts or stops occupying an item, the
+    trigger adds +1 or -1 to (rater, partner) for every partner occupying that item, and to (rater, rater).
+    So the number shared by two raters is the SUM of their two rows (either may be negative), and only the
+    rater's own transactions write the rater's rows. (rater, rater) is how many the rater occupies."""
+
+    # No single-column indexes: the two below lead with the campaign, and each index is one more write on
+    # the hot path; deleting a user (rare) may scan.
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+", db_index=False)
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    partner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                                db_index=False)
+    shared = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "rater", "partner"], name="pairshare_unique")]
+        indexes = [models.Index(fields=["campaign", "partner", "rater"], name="pairshare_by_partner")]
+
+    def __str__(self):
+        return f"{self.rater_id} with {self.partner_id} in {self.campaign_id}: {self.shared}"
 
 
 class RatingStatus(models.TextChoices):

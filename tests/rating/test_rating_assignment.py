@@ -16,7 +16,7 @@ from rating import services
 from rating.models import Assignment, Campaign, CampaignItem, Rating
 from rating.tasks import reclaim_expired_leases
 from tests.factories import make_assignment
-from tests.rating.rating_support import build_campaign, full_values
+from tests.rating.rating_support import assert_pair_shares_kept, build_campaign, full_values
 
 
 def _occupancy_by_item(campaign_id):
@@ -35,6 +35,7 @@ def _assert_occupants_kept(campaign):
     real = dict(items.annotate(n=Count("assignments", filter=Q(assignments__status__in=["active", "submitted"])))
                 .values_list("pk", "n"))
     assert dict(items.values_list("pk", "occupants")) == real
+    assert_pair_shares_kept(campaign)  # and the pair counts the pair budget reads
 
 
 def _monitor(campaign_id, start, done, max_seen):
