@@ -119,6 +119,10 @@ class NotInCampaign(AssignmentError):
     pass
 
 
+class NotYourAssignment(AssignmentError):
+    """No assignment by that id for this rater (another rater's, or none): the views answer 404."""
+
+
 class LeaseLost(AssignmentError):
     pass
 
@@ -668,18 +672,23 @@ def _columns(model, alias: str) -> str:
     return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
 
 
+# The assignment's campaign and item, looked up by (id, rater): another rater's id finds nothing, so nothing
+# is locked and no row comes back; the views need no separate look-up to refuse it. (An assignment's campaign
+# and item never change, so reading them before the locks is safe.)
+_OWN_CAMPAIGN = "(SELECT campaign_id FROM rating_assignment WHERE id = %(assignment)s AND rater_id = %(rater)s)"
+_OWN_ITEM = "(SELECT item_id FROM rating_assignment WHERE id = %(assignment)s AND rater_id = %(rater)s)"
 _HOLD_SQL = (
-    "SELECT pg_advisory_xact_lock(%(campaign)s::int, %(rater)s::int);"
-    " SELECT 1 FROM rating_campaign WHERE id = %(campaign)s FOR SHARE;"
-    " SELECT 1 FROM rating_campaignitem WHERE id = %(item)s FOR NO KEY UPDATE;"
+    f"SELECT pg_advisory_xact_lock({_OWN_CAMPAIGN}::int, %(rater)s::int);"  # noqa: S608 - fixed text; the values are parameters
+    f" SELECT 1 FROM rating_campaign WHERE id = {_OWN_CAMPAIGN} FOR SHARE;"
+    f" SELECT 1 FROM rating_campaignitem WHERE id = {_OWN_ITEM} FOR NO KEY UPDATE;"
     # A live lease restarts (an edit is activity), exactly when hold_for_rating would restart it: the
     # campaign open, the rater on its roster, the lease ACTIVE and unexpired. Otherwise nothing changes here.
     "{renew}{read_locks}"
     " SELECT {campaign}, {assignment},"
     " EXISTS (SELECT 1 FROM rating_campaign_raters r WHERE r.campaign_id = c.id AND r.user_id = %(rater)s),"
     " (SELECT COUNT(*) FROM rating_campaign_raters r WHERE r.campaign_id = c.id){read_columns}"
-    " FROM rating_campaign c LEFT JOIN rating_assignment a ON a.id = %(assignment)s{read_joins}"
-    " WHERE c.id = %(campaign)s"
+    " FROM rating_assignment a JOIN rating_campaign c ON c.id = a.campaign_id{read_joins}"
+    " WHERE a.id = %(assignment)s AND a.rater_id = %(rater)s"
 )
 
 
@@ -712,8 +721,7 @@ class HeldRead:
                                read_columns=self.columns, read_joins=self.joins)
         # Named after its text: each HeldRead is its own set of statements.
         return Prepared(f"mhsd_hold_{hashlib.md5(sql.encode()).hexdigest()[:12]}", sql,  # noqa: S324 - a name
-                        {"campaign": "bigint", "rater": "bigint", "item": "bigint", "assignment": "bigint",
-                         "now": "timestamptz"})
+                        {"rater": "bigint", "assignment": "bigint", "now": "timestamptz"})
 
 
 def _lock_for_rating(assignment: Assignment, read: HeldRead, now) -> tuple[Campaign, tuple]:
@@ -721,22 +729,24 @@ def _lock_for_rating(assignment: Assignment, read: HeldRead, now) -> tuple[Campa
     and in the usual order (the rater's advisory lock, the campaign row FOR SHARE, the item row FOR NO KEY
     UPDATE, then `read.locks`), then, with a snapshot taken after all of them, the campaign (with
     `on_roster` and `roster_size`) and the assignment's fresh row, copied into `assignment` (as
-    refresh_from_db would), and `read.columns`, returned."""
+    refresh_from_db would, the campaign cached as `assignment.campaign`), and `read.columns`, returned.
+
+    Only `assignment.pk` and `assignment.rater_id` are used: a view may pass `Assignment(pk=..., rater=user)`
+    for the id in its URL. Raises NotYourAssignment when the rater has no assignment by that id."""
     n_campaign, n_assignment = len(Campaign._meta.concrete_fields), len(Assignment._meta.concrete_fields)
     with connection.cursor() as cursor:
-        read.statement.execute(cursor, {"campaign": assignment.campaign_id, "rater": assignment.rater_id,
-                             "item": assignment.item_id, "assignment": assignment.pk, "now": now})
+        read.statement.execute(cursor, {"rater": assignment.rater_id, "assignment": assignment.pk, "now": now})
         row = cursor.fetchone()
     if row is None:
-        raise CampaignNotOpen("This campaign is closed: its ratings can no longer be changed.")
+        raise NotYourAssignment("No such conversation for you.")
     names = [f.attname for f in Campaign._meta.concrete_fields]
     campaign = Campaign.from_db("default", names, row[:n_campaign])
     fresh = row[n_campaign:n_campaign + n_assignment]
     campaign.on_roster, campaign.roster_size = row[n_campaign + n_assignment:n_campaign + n_assignment + 2]
-    if fresh[0] is None:
-        raise Assignment.DoesNotExist("The assignment is gone.")
     for f, value in zip(Assignment._meta.concrete_fields, fresh, strict=True):
         setattr(assignment, f.attname, value)
+    assignment._state.adding = False
+    assignment.campaign = campaign
     return campaign, row[n_campaign + n_assignment + 2:]
 
 

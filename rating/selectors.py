@@ -7,6 +7,7 @@ status and other raters' scores are never read into these objects, so no templat
 """
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -449,7 +450,27 @@ class _Score:
 
 
 _OWN_MODELS = ((Assignment, "a"), (Campaign, "c"), (CampaignItem, "i"), (Rubric, "rb"), (Rating, "r"))
+# Left unread (deferred: loaded if ever used): the rubric file a rubric was loaded from, kilobytes of JSON
+# that no rater view reads, decoded on every rater request otherwise.
+_OWN_DEFERRED = {Rubric: {"source"}}
 _own_statement: Prepared | None = None
+
+
+@functools.cache
+def _own_fields(model):
+    return [f for f in model._meta.concrete_fields if f.name not in _OWN_DEFERRED.get(model, ())]
+
+
+def own_assignment_ref(rater, pk) -> Assignment | None:
+    """An unread Assignment(pk, rater) for a write that reads and checks it under its own locks
+    (rating.services: the hold refuses another rater's id); None when `pk` cannot be an id at all."""
+    try:
+        pk = int(pk)
+    except (TypeError, ValueError):
+        return None
+    if not -2**63 <= pk < 2**63:
+        return None
+    return Assignment(pk=pk, rater=rater)
 
 
 def own_assignment_or_none(rater, pk) -> Assignment | None:
@@ -459,8 +480,7 @@ def own_assignment_or_none(rater, pk) -> Assignment | None:
     from the models (compiling that select_related cost more than the query on every rater request)."""
     global _own_statement
     if _own_statement is None:
-        columns = ", ".join(f'{alias}."{f.column}"' for model, alias in _OWN_MODELS
-                            for f in model._meta.concrete_fields)
+        columns = ", ".join(f'{alias}."{f.column}"' for model, alias in _OWN_MODELS for f in _own_fields(model))
         _own_statement = Prepared("mhsd_own_assignment", (
             f"SELECT {columns} FROM rating_assignment a JOIN rating_campaign c ON c.id = a.campaign_id"  # noqa: S608
             " JOIN rating_campaignitem i ON i.id = a.item_id JOIN rating_rubric rb ON rb.id = c.rubric_id"
@@ -479,7 +499,7 @@ def own_assignment_or_none(rater, pk) -> Assignment | None:
         return None
     objects, start = [], 0
     for model, _ in _OWN_MODELS:
-        fields = model._meta.concrete_fields
+        fields = _own_fields(model)
         values = row[start:start + len(fields)]
         start += len(fields)
         objects.append(None if values[0] is None else

@@ -20,7 +20,7 @@ from core.text import unstorable
 from generation.models import Message
 
 from . import assignment as assigning
-from . import events
+from . import events, extensions
 from .models import Assignment, AxisScore, Campaign, MessageNote, Rating, RubricAxis, SafetyFlag
 
 # The rating page sends a heartbeat this often; no heartbeat is credited with more active time.
@@ -30,6 +30,19 @@ MAX_TEXT_CHARS = 5000
 
 class RatingError(Exception):
     """A rating operation that cannot be done; the message is shown to the rater."""
+
+
+class NotYourRating(RatingError):
+    """No assignment by that id for this rater: the views answer 404, as for an id that does not exist."""
+
+
+class RatedElsewhere(RatingError):
+    """The assignment belongs to a page of its own (judging's validation mode, see rating.extensions):
+    nothing was saved, and `url` is that page."""
+
+    def __init__(self, url: str):
+        self.url = url
+        super().__init__("This conversation is not rated on the rating page.")
 
 
 class SubmitRejected(RatingError):
@@ -92,6 +105,8 @@ def changes_from_post(data) -> DraftChanges:
 class SaveOutcome:
     saved: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    # The rating was already submitted when this save or submission read it (a revision).
+    was_submitted: bool = False
 
 
 def _fmt(value: float | str | None):
@@ -149,15 +164,28 @@ def save_rating_draft(assignment: Assignment, actor, changes: DraftChanges) -> S
 def _hold_and_open(assignment: Assignment, outcome: SaveOutcome, *, renew: bool = True) -> _Edit:
     """Inside the caller's transaction: hold the assignment (hold_for_rating) and lock and read the rating
     with everything an edit needs, in one round trip (`_EDIT_READ`). `renew=False`: a live lease is left
-    for the caller to restart (`_restart_lease_sql`)."""
+    for the caller to restart (`_restart_lease_sql`).
+
+    `assignment` may be a bare `Assignment(pk=..., rater=...)`: the hold reads it (and its campaign) and
+    refuses another rater's id (NotYourRating), so a view needs no look-up of its own first. An assignment
+    that belongs to another page (RatedElsewhere) is refused here, before anything is written, by the
+    resolver that decides from the campaign row just read."""
     try:
         _, row = assigning.hold_and_read(assignment, _EDIT_READ if renew else _EDIT_READ_NO_RENEW)
+    except assigning.NotYourAssignment as exc:
+        raise NotYourRating(str(exc)) from exc
     except assigning.AssignmentError as exc:
         raise RatingError(str(exc)) from exc
+    elsewhere = extensions.assignment_page(assignment)
+    if elsewhere:
+        raise RatedElsewhere(elsewhere)  # the caller's transaction rolls back whatever the hold renewed
     if row[0] is None:  # an assignment without its rating row (made before ratings were created with it)
         rating_for(assignment)
-        return _open_edit(assignment, outcome)
-    return _edit_from_row(row, outcome)
+        edit = _open_edit(assignment, outcome)
+    else:
+        edit = _edit_from_row(row, outcome)
+    outcome.was_submitted = edit.submitted
+    return edit
 
 
 def _apply_changes(edit: _Edit, assignment: Assignment, changes: DraftChanges) -> None:
@@ -407,15 +435,18 @@ def _edit_snapshot(edit: _Edit) -> dict:
     }
 
 
-def submit_rating(assignment: Assignment, actor, changes: DraftChanges | None = None) -> Rating:
+def submit_rating(assignment: Assignment, actor, changes: DraftChanges | None = None, *,
+                  outcome: SaveOutcome | None = None) -> Rating:
     """Save `changes`, check every required axis, and submit (or, if already submitted, keep the
     revision). Raises SubmitRejected with per-field errors; the valid part of the draft is kept.
+    `outcome`, if given, is filled in (e.g. `was_submitted`: this was a revision).
 
     One transaction: the changes are saved and the completeness checked under the same locks (the
     rater's, the campaign's, the item's and the rating's), so no save from another tab can come in
     between; a rejected submission commits the draft and then raises."""
     changes = changes or DraftChanges()
-    outcome = SaveOutcome(errors=dict(changes.bad_fields))
+    outcome = outcome if outcome is not None else SaveOutcome()
+    outcome.errors.update(changes.bad_fields)
     rejected = None
     with transaction.atomic():
         # The lease is restarted below, with the submission's own UPDATE of the row when it succeeds.

@@ -27,6 +27,16 @@ def _own(request, pk):
     return assignment
 
 
+def _own_ref(request, pk):
+    """For the writes (save, submit): the assignment by id, unread. The service's hold reads it under its
+    locks and refuses another rater's id (NotYourRating, a 404 like _own's), so the request makes no
+    separate look-up first."""
+    assignment = selectors.own_assignment_ref(request.user, pk)
+    if assignment is None:
+        raise Http404("No such conversation for you.")
+    return assignment
+
+
 def _member_campaign(request, campaign_pk):
     return get_object_or_404(
         Campaign.objects.exclude(status=Campaign.Status.DRAFT), pk=campaign_pk, raters=request.user
@@ -107,15 +117,17 @@ def rate(request, pk):
 @require_POST
 def save(request, pk):
     """htmx: save whichever draft fields were sent; answers with out-of-band status/error fragments."""
-    assignment = _own(request, pk)
+    assignment = _own_ref(request, pk)
     changes = services.changes_from_post(request.POST)
     fields = [name for name in request.POST if name != "csrfmiddlewaretoken"]
-    if extensions.assignment_page(assignment):
+    try:
+        outcome = services.save_rating_draft(assignment, request.user, changes)
+    except services.NotYourRating as exc:
+        raise Http404("No such conversation for you.") from exc
+    except services.RatedElsewhere:
         return render(request, "rating/_save_result.html", {
             "slots": [(name, "") for name in fields], "errors": {},
             "problem": "This conversation is not rated on this page."}, status=409)
-    try:
-        outcome = services.save_rating_draft(assignment, request.user, changes)
     except services.RatingError as exc:
         return render(request, "rating/_save_result.html",
                       {"slots": [(name, "") for name in fields], "errors": {}, "problem": str(exc)}, status=409)
@@ -123,7 +135,7 @@ def save(request, pk):
     return render(
         request, "rating/_save_result.html",
         {"slots": slots, "errors": outcome.errors, "saved_at": timezone.localtime(),
-         "submitted": services.rating_for(assignment).status == "submitted"},
+         "submitted": outcome.was_submitted},  # a save never changes whether it is submitted
         status=422 if outcome.errors else 200,
     )
 
@@ -131,14 +143,15 @@ def save(request, pk):
 @capability_required(Capability.RATE)
 @require_POST
 def submit(request, pk):
-    assignment = _own(request, pk)
-    elsewhere = extensions.assignment_page(assignment)
-    if elsewhere:
-        messages.error(request, "This conversation is not rated on the rating page.")
-        return redirect(elsewhere)
-    was_submitted = getattr(getattr(assignment, "rating", None), "status", "") == "submitted"
+    assignment = _own_ref(request, pk)
+    outcome = services.SaveOutcome()
     try:
-        services.submit_rating(assignment, request.user, services.changes_from_post(request.POST))
+        services.submit_rating(assignment, request.user, services.changes_from_post(request.POST), outcome=outcome)
+    except services.NotYourRating as exc:
+        raise Http404("No such conversation for you.") from exc
+    except services.RatedElsewhere as exc:
+        messages.error(request, str(exc))
+        return redirect(exc.url)
     except services.SubmitRejected as exc:
         # Post/redirect/get: the draft is saved; the page shows each error beside its field.
         request.session[ERRORS_KEY.format(pk=pk)] = exc.errors
@@ -147,7 +160,7 @@ def submit(request, pk):
     except services.RatingError as exc:
         messages.error(request, str(exc))
         return redirect("rating:rate", pk=pk)
-    if was_submitted:
+    if outcome.was_submitted:
         messages.success(request, "Your revision is saved.")
         return redirect("rating:campaign", campaign_pk=assignment.campaign_id)
     messages.success(request, f"{selectors.conversation_label(pk)} submitted.")

@@ -35,9 +35,13 @@ def test_rating_pages_send_the_clinician_to_the_validation_page():
     assert client.get(reverse("rating:rate", args=[a.pk])).headers["Location"] == reverse(
         "judge_validation:validate", args=[a.pk])
     # Rating's save and submit refuse it: no rating scores for a validation campaign.
+    lease = a.lease_expires_at
     assert client.post(reverse("rating:save", args=[a.pk]), {"value__flow": "2"}).status_code == 409
-    client.post(reverse("rating:submit", args=[a.pk]), {"value__flow": "2"})
+    response = client.post(reverse("rating:submit", args=[a.pk]), {"value__flow": "2"})
+    assert response.headers["Location"] == reverse("judge_validation:validate", args=[a.pk])
     assert not AxisScore.objects.exists()
+    a.refresh_from_db()
+    assert a.lease_expires_at == lease and a.status == "active"  # the refused writes changed nothing at all
     # And an ordinary rating assignment is no validation page.
     from tests.factories import make_assignment, make_campaign
 

@@ -21,13 +21,14 @@ from tests.rating.rating_support import build_campaign, full_values
 # the campaign with its roster, the rater's own rows, the index walk for every candidate and the started
 # ones' partners with the shared counts; one for the item's SAVEPOINT, its row lock (SKIP LOCKED) and then
 # its rows (the recount after the lock); one for the INSERT of the assignment and its rating; RELEASE (COMMIT).
-# 6 for submit = the user, the assignment (with its campaign, item, rubric and rating); SAVEPOINT; one round
-# trip for the advisory lock, the campaign FOR SHARE, the item FOR NO KEY UPDATE, the live lease's renewal,
-# the rating FOR NO KEY UPDATE and then the campaign with its roster, the fresh assignment and the rating
-# with its axes, scores and notes; one for the scores' INSERT, the rating's and the assignment's UPDATEs and
-# the audit event; RELEASE (COMMIT).
+# 5 for submit = the user; SAVEPOINT; one round trip for the advisory lock, the campaign FOR SHARE, the item
+# FOR NO KEY UPDATE (each found from the assignment's id and the rater, so another rater's id locks and
+# returns nothing: no separate look-up of the assignment first), the rating FOR NO KEY UPDATE and then the
+# campaign with its roster, the fresh assignment and the rating with its axes, scores and notes; one for
+# the scores' INSERT, the rating's and the assignment's UPDATEs (the lease restarted) and the audit event;
+# RELEASE (COMMIT).
 NEXT_QUERIES = 6
-SUBMIT_QUERIES = 6
+SUBMIT_QUERIES = 5
 
 
 def _next(client, campaign) -> int:

@@ -191,3 +191,27 @@ def test_notes_on_patient_messages_are_refused_with_a_reason(started):
         sensemaker.pk]
     # Sending the page's hidden "not problematic" for a patient message is no note at all: accepted.
     assert not services.save_rating_draft(a, rater, changes({f"problematic__{patient.index}": "0"})).errors
+
+
+def test_a_write_by_id_reads_the_assignment_under_its_locks_and_refuses_another_raters(started):
+    """Save and submit take `Assignment(pk=..., rater=...)` from the views: the hold finds the rater's own
+    assignment by id (campaign and item included), and another rater's id locks and changes nothing."""
+    campaign, rater, a = started
+    other = [r for r in campaign.raters.all() if r.pk != rater.pk][0]
+    before = Assignment.objects.get(pk=a.pk)
+    with pytest.raises(services.NotYourRating):
+        services.save_rating_draft(Assignment(pk=a.pk, rater=other), other, changes({"value__susceptibility": "2"}))
+    with pytest.raises(services.NotYourRating):
+        services.submit_rating(Assignment(pk=a.pk, rater=other), other, changes(full_values(campaign)))
+    after = Assignment.objects.get(pk=a.pk)
+    assert (after.lease_expires_at, after.status) == (before.lease_expires_at, before.status)
+    assert not AxisScore.objects.filter(rating__assignment=a).exists()
+
+    outcome = services.SaveOutcome()
+    ref = Assignment(pk=a.pk, rater=rater)
+    services.submit_rating(ref, rater, changes(full_values(campaign)), outcome=outcome)
+    assert not outcome.was_submitted and ref.campaign_id == campaign.pk and ref.item_id == a.item_id
+    assert Rating.objects.get(assignment=a).status == "submitted"
+    services.submit_rating(Assignment(pk=a.pk, rater=rater), rater, changes({"value__susceptibility": "1"}),
+                           outcome=outcome)
+    assert outcome.was_submitted  # the second one was a revision
