@@ -100,12 +100,15 @@ class Prepared:
         cursor.execute(self._execute, params)
 
 
-def insert_sql(model, rows: int = 1, *, prefix: str = "", fixed: dict[str, str] | None = None
-               ) -> tuple[str, dict[str, str]]:
+def insert_sql(model, rows: int = 1, *, prefix: str = "", fixed: dict[str, str] | None = None,
+               select_tail: str | None = None) -> tuple[str, dict[str, str]]:
     """An INSERT of `rows` rows into `model`'s table (every concrete field but the primary key, as
     bulk_create writes them) for `Prepared`: each value the named parameter ``{prefix}{row}_{attname}``,
     unless `fixed` gives SQL for that field (e.g. the id inserted just before). Returns the SQL and the
-    parameters' PostgreSQL types; `insert_params` gives the values."""
+    parameters' PostgreSQL types; `insert_params` gives the values.
+
+    With `select_tail` (one row only), ``INSERT ... SELECT <values> <select_tail>`` instead of VALUES, for
+    an insert that depends on a condition or takes a value from another row (``FROM x WHERE ...``)."""
     from django.db import connection
 
     fixed = fixed or {}
@@ -122,6 +125,9 @@ def insert_sql(model, rows: int = 1, *, prefix: str = "", fixed: dict[str, str] 
             values.append(f"%({param})s")
         tuples.append("(" + ", ".join(values) + ")")
     columns = ", ".join(f'"{f.column}"' for f in fields)
+    if select_tail is not None:
+        assert rows == 1, "a conditional insert is of one row"
+        return f'INSERT INTO "{model._meta.db_table}" ({columns}) SELECT {tuples[0][1:-1]} {select_tail}', types  # noqa: S608
     return f'INSERT INTO "{model._meta.db_table}" ({columns}) VALUES {", ".join(tuples)}', types  # noqa: S608
 
 

@@ -347,15 +347,38 @@ def _activate(campaign: Campaign, item: CampaignItem, rater, existing: Assignmen
 _LOCKED = object()
 
 
-_TRY_SQL = (
-    "SAVEPOINT mhsd_try;"
-    " SELECT set_config('mhsd.item_locked', COALESCE((SELECT '1' FROM rating_campaignitem WHERE id = %(item)s"
-    " FOR NO KEY UPDATE{skip}), '0'), true);"
-    " SELECT current_setting('mhsd.item_locked'), a.id, a.rater_id, a.status, a.lease_expires_at"
-    " FROM (SELECT 1) one LEFT JOIN rating_assignment a ON a.item_id = %(item)s"
-)
-_TRY_SKIP_LOCKED = Prepared("mhsd_try_skip", _TRY_SQL.format(skip=" SKIP LOCKED"), {"item": "bigint"})
-_TRY_WAIT = Prepared("mhsd_try_wait", _TRY_SQL.format(skip=""), {"item": "bigint"})
+def _try_sql(skip: str) -> str:
+    """`_try_item`'s statements. The third (its snapshot taken after the lock) reads the item's rows and, in
+    the same statement, inserts the rater's assignment and its draft rating exactly when `_try_item` would
+    take the item: the lock held, no row of the rater's own on it, and fewer than k others holding a
+    place (the recount after the lock). The rows it returns are the state it decided on."""
+    assignment_insert, _ = insert_sql(Assignment, prefix="a", select_tail=(
+        "WHERE current_setting('mhsd.item_locked') = '1'"
+        " AND NOT EXISTS (SELECT 1 FROM here WHERE here.rater_id = %(rater)s)"
+        " AND (SELECT count(*) FROM here WHERE here.rater_id <> %(rater)s AND (here.status = 'submitted'"
+        " OR (here.status = 'active' AND here.lease_expires_at > %(now)s))) < %(k)s"))
+    rating_insert, _ = insert_sql(Rating, prefix="r", fixed={"assignment_id": "new_assignment.id"},
+                                  select_tail="FROM new_assignment")
+    return (
+        "SAVEPOINT mhsd_try;"  # noqa: S608 - fixed text; the values are parameters
+        " SELECT set_config('mhsd.item_locked', COALESCE((SELECT '1' FROM rating_campaignitem WHERE id = %(item)s"
+        f" FOR NO KEY UPDATE{skip}), '0'), true);"
+        " WITH here AS (SELECT id, rater_id, status, lease_expires_at FROM rating_assignment WHERE item_id = %(item)s),"
+        f" new_assignment AS ({assignment_insert} RETURNING id),"
+        f" new_rating AS ({rating_insert} RETURNING assignment_id)"
+        " SELECT current_setting('mhsd.item_locked'), (SELECT assignment_id FROM new_rating),"
+        " h.id, h.rater_id, h.status, h.lease_expires_at FROM (SELECT 1) one LEFT JOIN here h ON true"
+    )
+
+
+def _try_types() -> dict[str, str]:
+    return {"item": "bigint", "rater": "bigint", "now": "timestamptz", "k": "integer",
+            **insert_sql(Assignment, prefix="a")[1],
+            **insert_sql(Rating, prefix="r", fixed={"assignment_id": ""})[1]}
+
+
+_TRY_SKIP_LOCKED = Prepared("mhsd_try_skip", _try_sql(" SKIP LOCKED"), _try_types())
+_TRY_WAIT = Prepared("mhsd_try_wait", _try_sql(""), _try_types())
 
 
 def _try_item(campaign: Campaign, rater, item_id: int, *, wait: bool):
@@ -364,51 +387,38 @@ def _try_item(campaign: Campaign, rater, item_id: int, *, wait: bool):
     locked). A rejected item's lock is released at once by rolling back to a savepoint, so a transaction
     never sits on rows it does not want (others would skip them) and never holds one while waiting.
 
-    Two round trips: (1) the savepoint, the item's row lock, and then, in a statement of its own (so its
-    snapshot is taken after the lock: nobody can slip in between), the item's rows, which give the count
-    and the rater's own row; (2) the insert of the assignment and its rating, or the rollback."""
-    with connection.cursor() as cursor:
-        (_TRY_WAIT if wait else _TRY_SKIP_LOCKED).execute(cursor, {"item": item_id})
-        rows = cursor.fetchall()
-        locked = rows[0][0] == "1"
-        rows = [Assignment(pk=pk, item_id=item_id, rater_id=rater_id, status=status, lease_expires_at=lease)
-                for _, pk, rater_id, status, lease in rows if pk is not None]
-        now = timezone.now()
-        existing = next((a for a in rows if a.rater_id == rater.pk), None)
-        if (not locked
-                or sum(1 for a in rows if a.rater_id != rater.pk and holds_place(a, now)) >= campaign.overlap_k
-                or (existing is not None
-                    and existing.status in (Assignment.Status.SUBMITTED, Assignment.Status.SKIPPED))):
-            cursor.execute("ROLLBACK TO SAVEPOINT mhsd_try; RELEASE SAVEPOINT mhsd_try")
-            return _LOCKED if not locked and not wait else None
-        if existing is None:
-            return _insert_assignment(cursor, campaign, item_id, rater, now)
-    # A row of the rater's own (released after a lapsed lease) is taken back: rare, so plain ORM. The
-    # savepoint stays open until the transaction ends, which releases it.
-    existing.refresh_from_db()
-    return _activate(campaign, CampaignItem(pk=item_id, campaign_id=campaign.pk), rater, existing, now)
-
-
-_ASSIGNMENT_INSERT, _ASSIGNMENT_TYPES = insert_sql(Assignment, prefix="a")
-_RATING_INSERT, _RATING_TYPES = insert_sql(
-    Rating, prefix="r", fixed={"assignment_id": "currval(pg_get_serial_sequence('rating_assignment', 'id'))"})
-# A new assignment and its draft rating; the rating's assignment_id is the id just inserted.
-_INSERT_ASSIGNMENT = Prepared("mhsd_new_assignment", f"{_ASSIGNMENT_INSERT}; {_RATING_INSERT} RETURNING assignment_id",
-                              {**_ASSIGNMENT_TYPES, **_RATING_TYPES})
-
-
-def _insert_assignment(cursor, campaign: Campaign, item_id: int, rater, now) -> Assignment:
-    """A new ACTIVE assignment and its draft rating, in one round trip. The unique (item, rater) constraint
-    still refuses a second row for the rater on this item."""
+    One round trip when the item is taken (the usual case): the savepoint, the item's row lock, and then,
+    in a statement of its own (so its snapshot is taken after the lock: nobody can slip in between), the
+    item's rows, which give the count and the rater's own row, and the insert of the assignment and its
+    rating if a place is free (`_try_sql`). A rejected item takes a second: the rollback."""
+    now = timezone.now()
     assignment = Assignment(campaign=campaign, item_id=item_id, rater=rater, status=Assignment.Status.ACTIVE,
                             lease_expires_at=_lease_end(campaign, now), last_heartbeat_at=now,
                             last_active_at=now, created_at=now)
     rating = Rating(rubric_id=campaign.rubric_id)
-    _INSERT_ASSIGNMENT.execute(cursor, {**insert_params(Assignment, [assignment], prefix="a"),
-                                        **insert_params(Rating, [rating], prefix="r", fixed={"assignment_id"})})
-    assignment.pk = cursor.fetchone()[0]
-    assignment._state.adding = False
-    return assignment
+    with connection.cursor() as cursor:
+        (_TRY_WAIT if wait else _TRY_SKIP_LOCKED).execute(cursor, {
+            "item": item_id, "rater": rater.pk, "now": now, "k": campaign.overlap_k,
+            **insert_params(Assignment, [assignment], prefix="a"),
+            **insert_params(Rating, [rating], prefix="r", fixed={"assignment_id"})})
+        rows = cursor.fetchall()
+        locked, inserted = rows[0][0] == "1", rows[0][1]
+        if inserted is not None:
+            assignment.pk = inserted
+            assignment._state.adding = False
+            return assignment
+        rows = [Assignment(pk=pk, item_id=item_id, rater_id=rater_id, status=status, lease_expires_at=lease)
+                for _, _, pk, rater_id, status, lease in rows if pk is not None]
+        existing = next((a for a in rows if a.rater_id == rater.pk), None)
+        if (not locked or existing is None
+                or sum(1 for a in rows if a.rater_id != rater.pk and holds_place(a, now)) >= campaign.overlap_k
+                or existing.status in (Assignment.Status.SUBMITTED, Assignment.Status.SKIPPED)):
+            cursor.execute("ROLLBACK TO SAVEPOINT mhsd_try; RELEASE SAVEPOINT mhsd_try")
+            return _LOCKED if not locked and not wait else None
+    # A row of the rater's own (released after a lapsed lease) is taken back: rare, so plain ORM. The
+    # savepoint stays open until the transaction ends, which releases it.
+    existing.refresh_from_db()
+    return _activate(campaign, CampaignItem(pk=item_id, campaign_id=campaign.pk), rater, existing, now)
 
 
 def current_assignment(campaign: Campaign, rater, now=None) -> Assignment | None:

@@ -16,18 +16,19 @@ from tests.factories import PASSWORD
 from tests.rating.rating_support import build_campaign, full_values
 
 # Exact, through the test client (middleware, session and auth included; the session is read from Redis,
-# SESSION_ENGINE cached_db). 6 for next = the user; the transaction's SAVEPOINT (BEGIN outside tests); one
+# SESSION_ENGINE cached_db). 5 for next = the user; the transaction's SAVEPOINT (BEGIN outside tests); one
 # round trip for the rater's advisory lock, the campaign FOR SHARE, and then (a snapshot after both locks)
 # the campaign with its roster, the rater's own rows, the index walk for every candidate and the started
 # ones' partners with the shared counts; one for the item's SAVEPOINT, its row lock (SKIP LOCKED) and then
-# its rows (the recount after the lock); one for the INSERT of the assignment and its rating; RELEASE (COMMIT).
+# its rows (the recount after the lock) with, in that statement, the INSERT of the assignment and its rating
+# when a place is free; RELEASE (COMMIT).
 # 5 for submit = the user; SAVEPOINT; one round trip for the advisory lock, the campaign FOR SHARE, the item
 # FOR NO KEY UPDATE (each found from the assignment's id and the rater, so another rater's id locks and
 # returns nothing: no separate look-up of the assignment first), the rating FOR NO KEY UPDATE and then the
 # campaign with its roster, the fresh assignment and the rating with its axes, scores and notes; one for
 # the scores' INSERT, the rating's and the assignment's UPDATEs (the lease restarted) and the audit event;
 # RELEASE (COMMIT).
-NEXT_QUERIES = 6
+NEXT_QUERIES = 5
 SUBMIT_QUERIES = 5
 
 
