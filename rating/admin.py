@@ -10,6 +10,7 @@ from .models import (
     Campaign,
     CampaignItem,
     MessageNote,
+    PairShare,
     Rating,
     Rubric,
     RubricAxis,
@@ -73,6 +74,17 @@ class CampaignItemAdmin(ReadOnlyModelAdmin):
     list_filter = ("campaign", "is_gold")
     search_fields = ("conversation__id",)
     list_select_related = ("campaign", "conversation")
+
+
+@admin.register(PairShare)
+class PairShareAdmin(ReadOnlyModelAdmin):
+    """Per-rater counts of conversations shared with each partner, kept by a database trigger (the pair
+    budget of rating.assignment reads them). Each row is one rater's share: a pair's total is the sum of
+    its two raters' rows, so a row alone may be negative."""
+
+    list_display = ("campaign", "rater", "partner", "shared")
+    list_filter = ("campaign",)
+    list_select_related = ("campaign", "rater", "partner")
 
 
 class AxisScoreInline(ReadOnlyMixin, admin.TabularInline):
