@@ -152,9 +152,12 @@ if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # --- Sign-in protection (accounts/throttling.py explains the per-account / per-address split) --------
 # AxesStandaloneBackend comes first: it refuses a locked account or address before any password check.
+# PasswordBackend is Django's ModelBackend with a cheaper per-request user look-up (accounts/backends.py).
+# A session remembers the backend that signed it in, so sessions made under the old name
+# ("django.contrib.auth.backends.ModelBackend") end once, at the first request after the upgrade.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.PasswordBackend",
 ]
 LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
 LOGIN_IP_FAILURE_LIMIT = int(os.environ.get("LOGIN_IP_FAILURE_LIMIT", "50"))
