@@ -45,24 +45,59 @@ def lock_key(campaign_id: int) -> str:
     return f"results:recompute:running:{campaign_id}"
 
 
-def schedule_recompute(campaign_id: int, delay: float = DEBOUNCE_SECONDS) -> bool:
+# What this process knows of queued recomputations: campaign id -> a wall-clock time before which the
+# queued task cannot have started (its start time, less CLOCK_MARGIN_SECONDS). A rating committed before
+# then will be read by that task, so scheduling for it needs no Redis round trip: most submissions in a
+# window skip it. The start time is stored as the pending key's value, so every process learns it.
+_queued_until: dict[int, float] = {}
+# Slack for clocks differing between the web process and the worker that runs the task.
+CLOCK_MARGIN_SECONDS = 2.0
+
+
+def forget_queued() -> None:
+    """Drop what this process knows of queued runs (for tests that reset Redis behind its back)."""
+    _queued_until.clear()
+
+
+def _note_queued(campaign_id: int, starts_at) -> None:
+    try:
+        until = float(starts_at) - CLOCK_MARGIN_SECONDS
+    except (TypeError, ValueError):  # a key written by an older version ("1"): nothing known
+        return
+    if until > time.time():
+        _queued_until[campaign_id] = until
+
+
+def schedule_recompute(campaign_id: int, delay: float = DEBOUNCE_SECONDS, *, force: bool = False) -> bool:
     """Ask for a recomputation of the campaign within about `delay` seconds; True if this call
-    enqueued the task, False if one was already pending (or Redis is unreachable).
+    enqueued the task, False if one was already pending (or Redis is unreachable). `force`: ask Redis
+    even if this process knows of a queued run (the periodic sweep, which is there to catch lost ones).
 
     Never raises: it runs after a rater's submission has committed, and a results hiccup must not
     turn their successful submission into an error page. A missed run is caught by the periodic
     sweep (results.tasks.recompute_stale_campaigns) and by the page's "stale" notice."""
+    now = time.time()
+    if not force and _queued_until.get(campaign_id, 0.0) > now:
+        return False  # a queued task starts later and will read this rating
     claimed = False
     # This runs in the rater's request thread: the fast client gives up after ~1 s without retries, and
     # the publish is tried once (Celery would otherwise retry it with back-off), so a dead or hung Redis
     # costs the rater about a second, not a stalled page.
     r = get_redis(fast=True)
+    starts_at = now + delay
     try:
         # The key outlives the countdown so the window holds until the task starts (it deletes the key).
-        claimed = bool(r.set(pending_key(campaign_id), "1", nx=True, ex=int(delay) + 120))
+        # Its value is when the task starts (the countdown runs from after this), read back if it is set.
+        with r.pipeline(transaction=False) as pipe:
+            pipe.set(pending_key(campaign_id), repr(starts_at), nx=True, ex=int(delay) + 120)
+            pipe.get(pending_key(campaign_id))
+            claimed, current = pipe.execute()
+        claimed = bool(claimed)
         if not claimed:
+            _note_queued(campaign_id, current)
             return False
         queue.enqueue(RECOMPUTE_TASK, campaign_id, countdown=delay, retry=False)
+        _note_queued(campaign_id, starts_at)
         return True
     except Exception:  # noqa: BLE001 - see docstring
         logger.exception("Could not schedule the agreement recomputation of campaign %s", campaign_id)

@@ -28,7 +28,7 @@ def recompute_stale_campaigns() -> list[int]:
     that was down while raters submitted)."""
     stale = services.stale_campaign_ids()
     for campaign_id in stale:
-        services.schedule_recompute(campaign_id, delay=0)
+        services.schedule_recompute(campaign_id, delay=0, force=True)
     if stale:
         logger.info("Scheduled stale results for campaigns %s", stale)
     return stale

@@ -33,8 +33,12 @@ def _fresh_test_redis():
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    """Tests share one real Redis database (15): start each with an empty cache."""
+    """Tests share one real Redis database (15): start each with an empty cache, and with this process
+    knowing of no queued recomputation (results.services: a test may clear Redis keys behind its back)."""
+    from results.services import forget_queued
+
     cache.clear()
+    forget_queued()
     yield
 
 

@@ -208,6 +208,7 @@ def _reset_queue(campaign_id):
     """Forget tasks and keys left by anything else (e.g. submissions that scheduled their own run)."""
     app.control.purge()
     get_redis().delete(services.pending_key(campaign_id), services.lock_key(campaign_id))
+    services.forget_queued()
 
 
 @pytest.mark.worker
@@ -241,3 +242,32 @@ def test_a_burst_of_requests_makes_one_recomputation_by_a_real_worker():
         means = np.array(latest.tables["figures"]["means"]["values"]["susceptibility"]["vendor/a"][:1])
         # c3 now (4 + 3)/2 = 3.5: model a mean (2.5 + 11/3 + 3.5)/3 = 3.2222.
         assert means[0] == pytest.approx((2.5 + 11 / 3 + 3.5) / 3)
+
+
+def test_a_known_queued_run_spares_later_ratings_the_redis_round_trip(fixed):
+    """While this process knows the queued task starts later (the pending key's value), scheduling asks
+    Redis nothing; once that moment is within the clock margin it asks again; the sweep always asks."""
+    r = get_redis()
+    campaign_id = fixed.campaign.pk
+    r.delete(services.pending_key(campaign_id))
+    assert services.schedule_recompute(campaign_id, delay=30) is True
+    assert float(r.get(services.pending_key(campaign_id))) > time.time() + 25  # when the task starts
+    r.delete(services.pending_key(campaign_id))  # behind the process's back: Redis is not asked again
+    assert services.schedule_recompute(campaign_id, delay=30) is False
+    assert not services.is_pending(campaign_id)
+    assert services.schedule_recompute(campaign_id, delay=30, force=True) is True
+    r.delete(services.pending_key(campaign_id))
+
+    # Another process queued a run that starts within the margin: nothing is assumed, Redis is asked.
+    services.forget_queued()
+    r.set(services.pending_key(campaign_id), repr(time.time() + 1))
+    assert services.schedule_recompute(campaign_id) is False
+    r.delete(services.pending_key(campaign_id))
+    assert services.schedule_recompute(campaign_id) is True  # not skipped: the known start was too close
+    # A key written by an older version ("1") teaches nothing either.
+    services.forget_queued()
+    r.set(services.pending_key(campaign_id), "1")
+    assert services.schedule_recompute(campaign_id) is False
+    r.delete(services.pending_key(campaign_id))
+    assert services.schedule_recompute(campaign_id, delay=5) is True
+    r.delete(services.pending_key(campaign_id))
