@@ -2,7 +2,9 @@
 
 Set-up (its own database, <your DATABASE_URL's name>_bench_next_item): 10,000 finished conversations (6 messages
 each), 50 raters, one open MultiSenseEval campaign with overlap k = 3. Then the same again at scale (a fresh
-database): 100,000 conversations and 200 raters (--scale-seconds of cycles; --no-scale skips it). A real
+database): 100,000 conversations and 200 raters, half of them already rated when the clock starts (about 750
+ratings per rater, --scale-prefill), so that what grows with a campaign's size or a rater's own progress shows
+(--scale-seconds of cycles; --no-scale skips it; --prefill does the same for the first run). A real
 gunicorn (gthread workers) serves the project on a loopback port; client threads drive logged-in rater
 sessions over HTTP:
 
@@ -11,8 +13,9 @@ sessions over HTTP:
     POST /rate/a/<pk>/submit/         ("submit": saves every axis, validates, locks, submits; 302)
 
 The baseline is GET /healthz (a trivial view that still touches Postgres and Redis: one SQL and two Redis round
-trips, no session) on the same server with the same client concurrency, measured in the same run in slices
-alternating with the cycles' (--rounds), so that both see the same load from whatever else shares the machine.
+trips, no session) on the same server with the same client concurrency and as many kept-alive connections as
+the raters' sessions, measured in the same run in slices alternating with the cycles' (--rounds), so that both
+see the same load from whatever else shares the machine.
 The server is the same for both: gunicorn gthread, 3 worker processes x 8 threads (the Dockerfile's and
 docker-compose.yml's configuration; threads share a process's GIL, so a third process keeps both cores busy
 while one process's threads wait for it), persistent database connections (DB_CONN_MAX_AGE), DEBUG off,
@@ -178,23 +181,19 @@ def rater_client(base, session_key):
     return s
 
 
-def run_baseline(base, clients, seconds, path="/healthz"):
-    """`clients` threads requesting a trivial endpoint (`path`) for `seconds`."""
+def run_baseline(base, clients, seconds, path="/healthz", sessions=None):
+    """`clients` threads requesting a trivial endpoint (`path`) for `seconds`, each cycling through its share
+    of `sessions` (HTTP sessions, each its own kept-alive connection; one per thread if not given)."""
     lat, errors = [], []
-    stop_at = time.perf_counter() + seconds
 
-    def worker():
-        s = requests.Session()
-        while time.perf_counter() < stop_at:
-            t = time.perf_counter()
-            r = s.get(base + path, timeout=60)
-            lat.append(time.perf_counter() - t)
-            if r.status_code != 200:
-                errors.append(r.status_code)
+    def one(s):
+        t = time.perf_counter()
+        r = s.get(base + path, timeout=60)
+        lat.append(time.perf_counter() - t)
+        if r.status_code != 200:
+            errors.append(r.status_code)
 
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
+    drive(clients, seconds, sessions or [requests.Session() for _ in range(clients)], one, errors)
     return lat, errors
 
 
@@ -261,12 +260,15 @@ def drive(clients, seconds, sessions, one_cycle, errors) -> float:
     return time.perf_counter() - started
 
 
-def interleaved(args, base, clients, baseline_seconds, seconds, campaign_id, raters, values):
+def interleaved(args, base, clients, baseline_seconds, seconds, campaign_id, raters, values, baseline_sessions):
     """The baseline and the cycles in --rounds alternating slices, so both see the same outside load (other
-    work on a shared machine comes and goes within a minute). Returns both phases' figures, merged."""
+    work on a shared machine comes and goes within a minute). The baseline's clients keep as many connections
+    open as the raters' (`baseline_sessions`, one per rater session): gunicorn's worker processes each serve
+    the connections they accepted, so 8 connections may land 5/2/1 on three workers and 50 spread about
+    evenly; with different patterns the two phases would not queue alike. Returns both phases' figures."""
     base_lat, base_errors, lat, errors, cycles, exhausted, elapsed = [], [], defaultdict(list), [], 0, [], 0.0
     for _ in range(args.rounds):
-        b_lat, b_err = run_baseline(base, clients, baseline_seconds / args.rounds)
+        b_lat, b_err = run_baseline(base, clients, baseline_seconds / args.rounds, sessions=baseline_sessions)
         c_lat, c_err, c_cycles, c_exhausted, c_elapsed = run_cycles(base, clients, seconds / args.rounds,
                                                                     campaign_id, raters, values)
         base_lat += b_lat
@@ -278,6 +280,47 @@ def interleaved(args, base, clients, baseline_seconds, seconds, campaign_id, rat
         exhausted += c_exhausted
         elapsed += c_elapsed
     return base_lat, base_errors, lat, errors, cycles, exhausted, elapsed
+
+
+def prefill(campaign_id, fraction, k=K, seed=11) -> float:
+    """Rate `fraction` of the campaign's conversations completely before any clock starts (k submitted
+    ratings each, from raters drawn at random), as in a campaign part-way through, so that the figures
+    include what grows with each rater's own progress. Returns the ratings per rater.
+
+    Written in bulk with triggers off (session_replication_role, which needs a superuser, as the benchmark's
+    local PostgreSQL has): the occupant counts and the pair-share rows are then set in one statement each,
+    the pair shares by the same backfill migration 0007 runs on existing data. The prefilled ratings carry
+    no scores: nothing on the measured path reads another assignment's scores."""
+    import random
+    from importlib import import_module
+
+    from django.db import connection, transaction
+    from psycopg2.extras import execute_values
+
+    rng = random.Random(seed)
+    backfill = import_module("rating.migrations.0007_pairshare").BACKFILL_PAIR_SHARES
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM rating_campaignitem WHERE campaign_id = %s ORDER BY id", [campaign_id])
+        items = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT user_id FROM rating_campaign_raters WHERE campaign_id = %s ORDER BY user_id",
+                       [campaign_id])
+        raters = [row[0] for row in cursor.fetchall()]
+        chosen = rng.sample(items, round(fraction * len(items)))
+        rows = [(campaign_id, item, rater) for item in chosen for rater in rng.sample(raters, k)]
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        execute_values(cursor.cursor, (
+            "INSERT INTO rating_assignment (campaign_id, item_id, rater_id, status, skip_reason, active_seconds,"
+            " created_at, updated_at, submitted_at) VALUES %s"), rows,
+            template="(%s, %s, %s, 'submitted', '', 60, now(), now(), now())", page_size=5000)
+        cursor.execute(
+            "INSERT INTO rating_rating (assignment_id, rubric_id, status, overall_comment, revision, created_at,"
+            " updated_at, submitted_at) SELECT a.id, c.rubric_id, 'submitted', '', 0, now(), now(), now()"
+            " FROM rating_assignment a JOIN rating_campaign c ON c.id = a.campaign_id WHERE a.campaign_id = %s",
+            [campaign_id])
+        cursor.execute("UPDATE rating_campaignitem SET occupants = %s WHERE id = ANY(%s)", [k, chosen])
+        cursor.execute(backfill)
+        cursor.execute("SET LOCAL session_replication_role = origin")
+    return round(len(rows) / len(raters), 1)
 
 
 def check_database(campaign_id, k=K):
@@ -305,8 +348,9 @@ def ratio(a, b):
     return round(a / b, 2) if a is not None and b else None
 
 
-def run_size(args, db_name, n_conversations, n_raters, seconds):
-    """Set up a fresh database of this size, serve it, measure; returns the figures."""
+def run_size(args, db_name, n_conversations, n_raters, seconds, prefilled=0.0):
+    """Set up a fresh database of this size (`prefilled` of it already rated), serve it, measure; returns the
+    figures."""
     import redis
     from django.apps import apps
 
@@ -319,8 +363,10 @@ def run_size(args, db_name, n_conversations, n_raters, seconds):
     fresh_database(db_name)
     setup_django()
     campaign_id, sessions, values = build_data(n_conversations, n_raters)
+    per_rater = prefill(campaign_id, prefilled) if prefilled else 0
     setup_seconds = time.perf_counter() - t0
-    print(f"set-up: {n_conversations} conversations, {n_raters} raters, k={K} in {setup_seconds:.1f}s", flush=True)
+    print(f"set-up: {n_conversations} conversations, {n_raters} raters, k={K}, {prefilled:.0%} already rated "
+          f"({per_rater} ratings per rater) in {setup_seconds:.1f}s", flush=True)
 
     log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall the server
     proc, base = start_server(free_port(), args.workers, args.threads, log)
@@ -329,18 +375,22 @@ def run_size(args, db_name, n_conversations, n_raters, seconds):
         # before any clock starts: at 200 raters these home pages (which count what is left for each rater
         # over the whole campaign) would otherwise run inside the measured phase.
         raters = [rater_client(base, key) for key in sessions]
+        baseline_sessions = [requests.Session() for _ in raters]
+        for s in baseline_sessions:
+            s.get(base + "/healthz", timeout=30).raise_for_status()  # its connection open, as the raters' are
         # Warm-up (not measured): every server thread opens its database connection, templates compile.
         run_baseline(base, args.workers * args.threads, 3)
         run_cycles(base, args.clients, 3, campaign_id, raters, values)
         load_before = os.getloadavg()[0]
         base_lat, base_errors, lat, errors, cycles, exhausted, elapsed = interleaved(
-            args, base, args.clients, args.baseline_seconds, seconds, campaign_id, raters, values)
+            args, base, args.clients, args.baseline_seconds, seconds, campaign_id, raters, values, baseline_sessions)
         load_after = os.getloadavg()[0]
         print(f"baseline: {len(base_lat)} GET /healthz; cycles: {cycles} in {elapsed:.1f}s, "
               f"errors: {len(errors)} {errors[:5]}", flush=True)
         # One client: what each request costs the server without queueing behind others.
         solo_base, solo_base_errors, solo, solo_errors, solo_cycles, _, _ = interleaved(
-            args, base, 1, args.solo_seconds / 2, args.solo_seconds, campaign_id, raters[:5], values)
+            args, base, 1, args.solo_seconds / 2, args.solo_seconds, campaign_id, raters[:5], values,
+            baseline_sessions[:5])
         print(f"one client: {solo_cycles} cycles, errors: {len(solo_errors)} {solo_errors[:5]}", flush=True)
         errors += solo_errors + solo_base_errors
     finally:
@@ -349,6 +399,8 @@ def run_size(args, db_name, n_conversations, n_raters, seconds):
     nxt, sub, page, hz = summary(lat["next"]), summary(lat["submit"]), summary(lat["page"]), summary(base_lat)
     return {
         "conversations": n_conversations, "raters": n_raters, "overlap_k": K,
+        # Rated before the clock started (prefill): the campaign's fraction, and the ratings each rater had.
+        "prefilled_fraction": prefilled, "prefilled_ratings_per_rater": per_rater,
         "server": f"gunicorn gthread {args.workers} workers x {args.threads} threads", "client_threads": args.clients,
         "cpu_count": os.cpu_count(), "duration_s": round(elapsed, 1),
         # The machine's 1-minute load average as the concurrent phase began and ended (others' work included).
@@ -378,6 +430,10 @@ def main():
     parser.add_argument("--seconds", type=float, default=60, help="duration of the next/submit phase")
     parser.add_argument("--scale-seconds", type=float, default=30, help="the same at 100,000 conversations")
     parser.add_argument("--no-scale", action="store_true", help="skip the 100,000-conversation run")
+    parser.add_argument("--prefill", type=float, default=0.0,
+                        help="fraction of the 10,000 conversations already rated when the clock starts")
+    parser.add_argument("--scale-prefill", type=float, default=0.5,
+                        help="the same for the 100,000 (0.5: each rater already has about 750 ratings)")
     parser.add_argument("--baseline-seconds", type=float, default=15)
     parser.add_argument("--rounds", type=int, default=4, help="alternating baseline/cycle slices per phase")
     parser.add_argument("--solo-seconds", type=float, default=10, help="the one-client phase")
@@ -391,9 +447,9 @@ def main():
     os.environ["STATIC_MANIFEST"] = "0"
     name = database_name()  # before fresh_database points DATABASE_URL at it
     result = {"benchmark": "next_item", "database": name,
-              **run_size(args, name, N_CONVERSATIONS, N_RATERS, args.seconds)}
+              **run_size(args, name, N_CONVERSATIONS, N_RATERS, args.seconds, args.prefill)}
     if not args.no_scale:
-        scale = run_size(args, name, SCALE_CONVERSATIONS, SCALE_RATERS, args.scale_seconds)
+        scale = run_size(args, name, SCALE_CONVERSATIONS, SCALE_RATERS, args.scale_seconds, args.scale_prefill)
         result["scale"] = scale
         result["scale_ratio_next_p95_to_baseline_p95"] = scale["ratio_next_p95_to_baseline_p95"]
         result["scale_ratio_submit_p95_to_baseline_p95"] = scale["ratio_submit_p95_to_baseline_p95"]
