@@ -11,26 +11,29 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.db import connection
 
-from core.prepared import Prepared
+from core.prepared import Prepared, as_bigint
 
 _statement: Prepared | None = None
+_names: list[str] = []
 
 
 def user_by_id(user_id):
     """The user with primary key `user_id`, or None; one EXECUTE of a prepared statement."""
-    global _statement
+    global _statement, _names
     User = get_user_model()
-    fields = User._meta.concrete_fields
     if _statement is None:
+        fields = User._meta.concrete_fields
         columns = ", ".join(f'u."{f.column}"' for f in fields)
+        _names = [f.attname for f in fields]
         _statement = Prepared("mhsd_session_user", f"SELECT {columns} FROM {User._meta.db_table} u"  # noqa: S608
                               f" WHERE u.\"{User._meta.pk.column}\" = %(pk)s", {"pk": "bigint"})
-    if not isinstance(user_id, int) or not -2**63 <= user_id < 2**63:
+    user_id = as_bigint(user_id) if isinstance(user_id, int) else None
+    if user_id is None:
         return None
     with connection.cursor() as cursor:
         _statement.execute(cursor, {"pk": user_id})
         row = cursor.fetchone()
-    return None if row is None else User.from_db("default", [f.attname for f in fields], row)
+    return None if row is None else User.from_db("default", _names, row)
 
 
 class PasswordBackend(ModelBackend):

@@ -82,17 +82,7 @@ def start_label_studio(venv: Path, env: dict, port: int, workers: int, threads: 
         # checkout's own `core` package would shadow Label Studio's.
         cwd=env["PYTHONPATH"], env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=log,
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if requests.get(base + "/health/", timeout=10).status_code == 200:
-                return proc, base
-        except requests.RequestException:
-            time.sleep(1)
-    stop(proc)
-    log.seek(0)
-    raise SystemExit("Label Studio did not come up: " + log.read().decode()[-2000:])
+    return proc, next_item.wait_until_serving(proc, f"http://127.0.0.1:{port}", "/health/", 180, log, "Label Studio")
 
 
 def import_tasks(base: str, project: int, admin_token: str) -> None:

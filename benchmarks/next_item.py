@@ -145,12 +145,18 @@ def start_server(port, workers, threads, log):
         cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
+    return proc, wait_until_serving(proc, base, "/healthz", 90, log, "gunicorn")
+
+
+def wait_until_serving(proc, base, path, seconds, log, name) -> str:
+    """Poll `base + path` until it answers 200 and return `base`; otherwise stop `proc` and exit with the
+    tail of its `log` (a file), naming it."""
+    deadline = time.time() + seconds
     try:
         while time.time() < deadline:
             try:
-                if requests.get(base + "/healthz", timeout=10).status_code == 200:
-                    return proc, base
+                if requests.get(base + path, timeout=10).status_code == 200:
+                    return base
             except requests.RequestException:
                 time.sleep(0.5)
     except BaseException:
@@ -158,7 +164,7 @@ def start_server(port, workers, threads, log):
         raise
     stop(proc)
     log.seek(0)
-    raise SystemExit("gunicorn did not come up: " + log.read().decode()[-2000:])
+    raise SystemExit(f"{name} did not come up: " + log.read().decode()[-2000:])
 
 
 def percentile(values, q):

@@ -144,3 +144,13 @@ def insert_params(model, objs, *, prefix: str = "", fixed=()) -> dict:
             setattr(obj, f.attname, value)
             params[f"{prefix}{row}_{f.attname}"] = f.get_db_prep_save(value, connection)
     return params
+
+
+def as_bigint(value) -> int | None:
+    """`value` (e.g. an id from a URL or a session) as an int a bigint parameter accepts, or None when it
+    cannot be one (not an integer, or out of range: psycopg2 would raise rather than find nothing)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if -2**63 <= number < 2**63 else None

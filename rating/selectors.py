@@ -20,7 +20,7 @@ from django.db.models import Case, Count, IntegerField, Max, OuterRef, Q, Subque
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from core.prepared import Prepared
+from core.prepared import Prepared, as_bigint
 from generation.models import Conversation, Message, Stage
 
 from . import assignment as assigning
@@ -464,13 +464,8 @@ def _own_fields(model):
 def own_assignment_ref(rater, pk) -> Assignment | None:
     """An unread Assignment(pk, rater) for a write that reads and checks it under its own locks
     (rating.services: the hold refuses another rater's id); None when `pk` cannot be an id at all."""
-    try:
-        pk = int(pk)
-    except (TypeError, ValueError):
-        return None
-    if not -2**63 <= pk < 2**63:
-        return None
-    return Assignment(pk=pk, rater=rater)
+    pk = as_bigint(pk)
+    return None if pk is None else Assignment(pk=pk, rater=rater)
 
 
 def own_assignment_or_none(rater, pk) -> Assignment | None:
@@ -486,14 +481,11 @@ def own_assignment_or_none(rater, pk) -> Assignment | None:
             " JOIN rating_campaignitem i ON i.id = a.item_id JOIN rating_rubric rb ON rb.id = c.rubric_id"
             " LEFT JOIN rating_rating r ON r.assignment_id = a.id WHERE a.id = %(pk)s AND a.rater_id = %(rater)s"
         ), {"pk": "bigint", "rater": "bigint"})
-    try:
-        pk, rater_id = int(pk), int(rater.pk)
-    except (TypeError, ValueError):
-        return None
-    if not -2**63 <= pk < 2**63:
+    pk = as_bigint(pk)
+    if pk is None:
         return None
     with connection.cursor() as cursor:
-        _own_statement.execute(cursor, {"pk": pk, "rater": rater_id})
+        _own_statement.execute(cursor, {"pk": pk, "rater": rater.pk})
         row = cursor.fetchone()
     if row is None:
         return None
