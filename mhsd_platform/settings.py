@@ -132,13 +132,22 @@ REDIS_URL = (
     if TESTING
     else os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 )
+CACHE_KEY_PREFIX = os.environ.get("CACHE_KEY_PREFIX", "mhsd")
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "mhsd"),
-    }
+        "KEY_PREFIX": CACHE_KEY_PREFIX,
+    },
+    # The session store's: read on every signed-in request, so its redis-py client is kept (core/cache.py).
+    # The same Redis database and key prefix as "default", so sessions made before it existed still resolve.
+    "sessions": {
+        "BACKEND": "core.cache.KeptClientRedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": CACHE_KEY_PREFIX,
+    },
 }
+SESSION_CACHE_ALIAS = "sessions"
 
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
