@@ -13,7 +13,7 @@ from accounts.access import capability_required
 from accounts.roles import Capability, can
 from rating import assignment as assigning
 from rating import selectors as rating_selectors
-from rating.forms import SafetyFlagForm, SkipForm
+from rating.forms import SafetyFlagForm, SkipForm, blank_form
 from rating.services import HEARTBEAT_SECONDS
 
 from . import validation
@@ -40,7 +40,7 @@ def validate(request, pk):
     except validation.ValidationModeError as exc:
         # Nothing to validate here: say so, and offer rating's skip so the conversation is not stuck.
         return render(request, "judging/validate_unavailable.html", {
-            "problem": "; ".join(exc.errors.values()), "skip_form": SkipForm(),
+            "problem": "; ".join(exc.errors.values()), "skip_form": blank_form(SkipForm),
             "page": {"assignment_id": assignment.pk, "editable": assignment.status == assignment.Status.ACTIVE},
         })
     if assignment.status == assignment.Status.SKIPPED:
@@ -51,7 +51,8 @@ def validate(request, pk):
         page.problem = ("Your hold on this conversation lapsed while you were away. It will be yours again "
                         "as soon as you make a change, unless it went to another rater meanwhile.")
     return render(request, "judging/validate.html", {
-        "page": page, "flag_form": SafetyFlagForm(), "skip_form": SkipForm(), "heartbeat_seconds": HEARTBEAT_SECONDS,
+        "page": page, "flag_form": blank_form(SafetyFlagForm), "skip_form": blank_form(SkipForm),
+        "heartbeat_seconds": HEARTBEAT_SECONDS,
     })
 
 

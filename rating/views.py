@@ -14,7 +14,7 @@ from accounts.roles import Capability
 
 from . import assignment as assigning
 from . import extensions, selectors, services
-from .forms import SafetyFlagForm, SkipForm
+from .forms import SafetyFlagForm, SkipForm, blank_form
 from .models import Campaign
 
 ERRORS_KEY = "rating-errors-{pk}"
@@ -108,7 +108,7 @@ def rate(request, pk):
         page.problem = ("Your hold on this conversation lapsed while you were away. It will be yours again "
                         "as soon as you make a change, unless it went to another rater meanwhile.")
     return render(request, "rating/rate.html", {
-        "page": page, "flag_form": SafetyFlagForm(), "skip_form": SkipForm(),
+        "page": page, "flag_form": blank_form(SafetyFlagForm), "skip_form": blank_form(SkipForm),
         "heartbeat_seconds": services.HEARTBEAT_SECONDS,
     })
 
@@ -214,7 +214,7 @@ def flag(request, pk):
             for name, error in errors.items():
                 form.add_error(name if name in form.fields else None, error)
     if request.htmx:
-        context = {"flag_form": SafetyFlagForm() if flagged else form, "flagged": flagged,
+        context = {"flag_form": blank_form(SafetyFlagForm) if flagged else form, "flagged": flagged,
                    "page": {"assignment_id": assignment.pk}}
         return render(request, "rating/rate.html#flag-panel", context, status=200 if flagged else 422)
     if flagged:

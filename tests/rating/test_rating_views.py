@@ -193,6 +193,31 @@ def test_skip_and_flag_from_the_page(setup):
     assert response.status_code == 302 and response["Location"] != reverse("rating:rate", args=[a.pk])
 
 
+@pytest.mark.parametrize("partial", ["flag-panel", "skip-panel"])
+def test_the_pages_empty_side_forms_render_as_the_forms_themselves(partial):
+    """The rating page renders its empty flag and skip forms once per process (forms.blank_form): the
+    panels must be the HTML the forms would give, field by field and as the page shows them."""
+    from django.template.loader import render_to_string
+
+    from rating.forms import SafetyFlagForm, SkipForm, blank_form
+
+    for form_class in (SafetyFlagForm, SkipForm):
+        form, blank = form_class(), blank_form(form_class)
+        for name in form.fields:
+            assert str(blank[name]) == str(form[name])
+            assert (blank[name].label, blank[name].id_for_label, list(blank[name].errors)) == (
+                form[name].label, form[name].id_for_label, list(form[name].errors))
+        assert not blank.errors and not blank.non_field_errors()
+    page = {"assignment_id": 7, "editable": True, "is_submitted": False}
+
+    def panel(**forms):
+        return render_to_string(f"rating/rate.html#{partial}", {"page": page, **forms})
+
+    html = panel(flag_form=blank_form(SafetyFlagForm), skip_form=blank_form(SkipForm))
+    assert html == panel(flag_form=SafetyFlagForm(), skip_form=SkipForm())
+    assert "<textarea" in html and "/rate/a/7/" in html
+
+
 def test_heartbeat_fragment(setup):
     campaign, raters, client = setup
     a = _start(client, campaign)
