@@ -20,7 +20,7 @@ from core.text import unstorable
 from generation.models import Message
 
 from . import assignment as assigning
-from . import events, extensions
+from . import events, extensions, selectors
 from .models import Assignment, AxisScore, Campaign, MessageNote, Rating, RubricAxis, SafetyFlag
 
 # The rating page sends a heartbeat this often; no heartbeat is credited with more active time.
@@ -234,12 +234,12 @@ def _from_json(model, rows) -> list:
 
 
 _EDIT_COLUMNS = """,
-    (SELECT json_agg(row_to_json(ax)) FROM rating_rubricaxis ax WHERE ax.rubric_id = r.rubric_id),
     (SELECT json_agg(row_to_json(s)) FROM rating_axisscore s WHERE s.rating_id = r.id),
     (SELECT json_agg(json_build_object('note', row_to_json(n), 'index', m.index)) FROM rating_messagenote n
         JOIN generation_message m ON m.id = n.message_id WHERE n.rating_id = r.id)"""
 # One save at a time per rating (the row lock), so concurrent requests from one page cannot interleave; the
-# rating, its rubric's axes, its scores and its message notes are read after that lock.
+# rating, its scores and its message notes are read after that lock (its rubric's axes never change, and
+# come from selectors.rubric_axes).
 _EDIT_READ = assigning.HeldRead(
     locks=" SELECT 1 FROM rating_rating WHERE assignment_id = %(assignment)s FOR NO KEY UPDATE;",
     columns=", " + ", ".join(f'r."{f.column}"' for f in Rating._meta.concrete_fields) + _EDIT_COLUMNS,
@@ -269,8 +269,8 @@ def _open_edit(assignment: Assignment, outcome: SaveOutcome) -> _Edit:
 def _edit_from_row(row, outcome: SaveOutcome) -> _Edit:
     fields = Rating._meta.concrete_fields
     rating = Rating.from_db("default", [f.attname for f in fields], row[:len(fields)])
-    axes_json, scores_json, notes_json = row[len(fields):]
-    axes = {a.key: a for a in sorted(_from_json(RubricAxis, axes_json), key=lambda a: (a.order, a.pk))}
+    scores_json, notes_json = row[len(fields):]
+    axes = {a.key: a for a in selectors.rubric_axes(rating.rubric_id)}
     by_id = {a.pk: a for a in axes.values()}
     scores = {}
     for score in _from_json(AxisScore, scores_json):

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from rating import assignment as assigning
-from rating import services
+from rating import selectors, services
 from rating.campaigns import close_campaign
 from rating.models import Assignment, AxisScore, MessageNote, Rating, SafetyFlag
 from tests.factories import make_user
@@ -207,11 +207,32 @@ def test_a_write_by_id_reads_the_assignment_under_its_locks_and_refuses_another_
     assert (after.lease_expires_at, after.status) == (before.lease_expires_at, before.status)
     assert not AxisScore.objects.filter(rating__assignment=a).exists()
 
+    with pytest.raises(services.NotYourRating):  # the views' reference (selectors.own_assignment_ref)
+        services.submit_rating(selectors.own_assignment_ref(other, str(a.pk)), other, changes(full_values(campaign)))
+    assert not AxisScore.objects.filter(rating__assignment=a).exists()
+
     outcome = services.SaveOutcome()
-    ref = Assignment(pk=a.pk, rater=rater)
+    ref = selectors.own_assignment_ref(rater, str(a.pk))
+    assert ref.rater is rater
     services.submit_rating(ref, rater, changes(full_values(campaign)), outcome=outcome)
     assert not outcome.was_submitted and ref.campaign_id == campaign.pk and ref.item_id == a.item_id
     assert Rating.objects.get(assignment=a).status == "submitted"
     services.submit_rating(Assignment(pk=a.pk, rater=rater), rater, changes({"value__susceptibility": "1"}),
                            outcome=outcome)
     assert outcome.was_submitted  # the second one was a revision
+
+
+def test_a_rubrics_axes_are_read_once_per_process_in_the_models_order(started, django_assert_num_queries):
+    """Edits and the rating page take a rubric version's axes from selectors.rubric_axes (they never change:
+    an edit of a rubric is a new version), so the reads under the rating's locks no longer carry them."""
+    from rating.models import RubricAxis
+
+    campaign, rater, a = started
+    selectors.rubric_axes.cache_clear()
+    expected = list(RubricAxis.objects.filter(rubric=campaign.rubric).order_by("order", "pk"))
+    with django_assert_num_queries(1):
+        assert list(selectors.rubric_axes(campaign.rubric_id)) == expected
+    with django_assert_num_queries(0):
+        assert list(selectors.rubric_axes(campaign.rubric_id)) == expected
+    services.submit_rating(a, rater, changes(full_values(campaign)))
+    assert set(_scores(a)) == {axis.key for axis in expected if axis.is_rated}
