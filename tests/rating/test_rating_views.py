@@ -218,6 +218,32 @@ def test_the_pages_empty_side_forms_render_as_the_forms_themselves(partial):
     assert "<textarea" in html and "/rate/a/7/" in html
 
 
+def test_the_score_fields_escape_rubric_text_and_lock_once_the_campaign_closes(setup):
+    """The score fields are rendered by the Jinja2 engine (rating/templatetags/rating_axes.py): rubric text
+    is escaped as in the rest of the page, and a closed campaign's fields are disabled."""
+    from rating import selectors
+    from rating.models import RubricAxis
+
+    campaign, raters, client = setup
+    axis = RubricAxis.objects.filter(rubric=campaign.rubric, kind="ordinal").order_by("order").first()
+    axis.help_text = '<script>alert("help")</script>'
+    axis.points = [{**p, "anchor": '"><img src=x onerror=alert(1)>'} for p in axis.points]
+    axis.save()  # before any page: rubric_axes reads a version once per process
+    selectors.rubric_axes.cache_clear()
+    a = _start(client, campaign)
+    html = client.get(reverse("rating:rate", args=[a.pk])).content.decode()
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&#34;help&#34;)&lt;/script&gt;" in html and "&#34;&gt;&lt;img src=x" in html
+    fields = html[html.index('id="rating-form"'):html.index("</form>", html.index('id="rating-form"'))]
+    assert f'hx-post="/rate/a/{a.pk}/save/"' in fields and " disabled" not in fields
+    close_campaign(make_user("admin"), campaign)
+    html = client.get(reverse("rating:rate", args=[a.pk])).content.decode()
+    fields = html[html.index('id="rating-form"'):html.index("</form>", html.index('id="rating-form"'))]
+    radios = re.findall(r'<input type="radio"[^>]*>', fields)
+    assert radios and all("disabled" in radio for radio in radios)
+    assert "data-clear-axis" not in fields
+
+
 def test_heartbeat_fragment(setup):
     campaign, raters, client = setup
     a = _start(client, campaign)
