@@ -274,6 +274,15 @@ _SHARED_SQL = (
     " UNION ALL SELECT rater_id, shared FROM rating_pairshare"
     " WHERE campaign_id = %(campaign)s AND partner_id = %(rater)s AND rater_id <> %(rater)s"
 )
+# The same, for the rater and the raters in `{partners}` (an SQL array of ids) only: both index scans stop at
+# those partners, so the rows read and sent do not grow with the roster (200 raters: 200 rows otherwise).
+_SHARED_WITH_SQL = (
+    "SELECT partner_id AS partner, shared FROM rating_pairshare"
+    " WHERE campaign_id = %(campaign)s AND rater_id = %(rater)s AND partner_id = ANY({partners})"
+    " UNION ALL SELECT rater_id, shared FROM rating_pairshare"
+    " WHERE campaign_id = %(campaign)s AND partner_id = %(rater)s AND rater_id = ANY({partners})"
+    " AND rater_id <> %(rater)s"
+)
 _PARTNERS_SQL = f"""
 SELECT 'on', item_id, rater_id FROM rating_assignment o
 WHERE item_id = ANY(%(items)s)
@@ -443,12 +452,16 @@ def _state_sql(levels: list[tuple[int, int]]) -> str:
     """The statement that reads everything next_assignment needs before choosing, tagged by row:
     'c' the campaign, 'r' its roster (is the rater on it, its size) and whether any lease has lapsed,
     'm' the rater's own active or released rows, 'w' the index walk's candidates (`_walk_sql`), 'o' the
-    raters occupying the walked started items and 's' how many conversations the rater shares with each
-    rater (`_SHARED_SQL`), read only when there are started candidates to rank."""
+    raters occupying the walked started items and 's' how many conversations the rater shares with each of
+    those raters, and how many it holds (`_SHARED_WITH_SQL`: all `_rank_started` reads), read only when
+    there are started candidates to rank."""
     occ_o = _OCCUPYING_SQL.format(t="o")
+    shared = _SHARED_WITH_SQL.format(partners="ARRAY(SELECT rater_id FROM o UNION SELECT %(rater)s)")
     return f"""
 WITH w AS MATERIALIZED ({_walk_sql(levels)}),
-started AS (SELECT id FROM w WHERE occupants > 0)
+started AS (SELECT id FROM w WHERE occupants > 0),
+o AS MATERIALIZED (SELECT o.item_id, o.rater_id FROM rating_assignment o
+    WHERE o.item_id = ANY(ARRAY(SELECT id FROM started)) AND {occ_o})
 SELECT 'c', c.id, c.rubric_id, c.overlap_k, c.lease_minutes, NULL::timestamptz, NULL::timestamptz,
     NULL::timestamptz, c.status, c.name FROM rating_campaign c WHERE c.id = %(campaign)s
 UNION ALL
@@ -464,10 +477,9 @@ FROM (SELECT * FROM rating_assignment WHERE campaign_id = %(campaign)s AND rater
 UNION ALL
 SELECT 'w', id, occupants, shuffle, NULL, NULL, NULL, NULL, NULL, NULL FROM w
 UNION ALL
-SELECT 'o', o.item_id, o.rater_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM rating_assignment o
-WHERE o.item_id = ANY(ARRAY(SELECT id FROM started)) AND {occ_o}
+SELECT 'o', item_id, rater_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM o
 UNION ALL
-SELECT 's', p.partner, SUM(p.shared), NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ({_SHARED_SQL}) p
+SELECT 's', p.partner, SUM(p.shared), NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ({shared}) p
 WHERE EXISTS (SELECT 1 FROM started) GROUP BY p.partner
 """  # noqa: S608 - fixed text and ints; the values are parameters
 

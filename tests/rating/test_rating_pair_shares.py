@@ -104,7 +104,9 @@ def test_moving_and_deleting_rows():
 
 @pytest.mark.django_db
 def test_next_reads_what_each_pair_shares_from_the_rows():
-    """The state read's 's' rows: per partner, the conversations shared; for the rater, how many it holds."""
+    """The state read's 's' rows: for each rater on a started candidate, the conversations shared with them;
+    for the rater, how many it holds. Partners on no candidate are not read (r2 for r1: what they share,
+    items 0 and 1, is r1's own)."""
     campaign, (r1, r2, r3) = build_campaign(n_items=5, n_raters=3, k=3)
     items = list(campaign.items.all())
     for item in items[:3]:
@@ -113,8 +115,9 @@ def test_next_reads_what_each_pair_shares_from_the_rows():
         make_assignment(campaign, r2, item)
     make_assignment(campaign, r3, items[2])
     make_assignment(campaign, r3, items[3])  # started, so the state read ranks started items
-    assert _state_shared(campaign, r1) == {r1.pk: 3, r2.pk: 2, r3.pk: 1}
-    assert _state_shared(campaign, r3) == {r3.pk: 2, r1.pk: 1}
+    assert _state_shared(campaign, r1) == {r1.pk: 3, r3.pk: 1}
+    assert _state_shared(campaign, r3) == {r3.pk: 2, r1.pk: 1}  # r2 is on items 0 and 1 too: they share none
+    assert shared_the_slow_way(campaign)[(r1.pk, r2.pk)] == 2
 
 
 @pytest.mark.django_db
