@@ -351,12 +351,14 @@ def _points(axis: RubricAxis) -> list[dict]:
                 for i, p in enumerate(axis.points)]
     return axis.points or [{"value": v, "label": str(v)} for v in axis.allowed_values()]
 
+
 @functools.lru_cache(maxsize=256)
 def rubric_axes(rubric_id: int) -> tuple[RubricAxis, ...]:
     """A rubric version's axes in the model's order, read once per process. A version's axes never change
     (an edit is a new version: Rubric's docstring; the admin shows them read-only), and reading them with
     every rating read cost 0.3 ms of each submission and rating page (their JSON built, sent and parsed, the
-    instances made). Shared between requests and threads: read them, never change them."""
+    instances made). Shared between requests and threads: read them, never change them. Ids are never reused,
+    except after emptying the database under a running server (`manage.py flush`): restart it then."""
     return tuple(RubricAxis.objects.filter(rubric_id=rubric_id).order_by("order", "pk"))
 
 
