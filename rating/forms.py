@@ -1,6 +1,7 @@
 import functools
 import json
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from django import forms
 from django.forms.utils import ErrorList
@@ -148,7 +149,7 @@ class RenderedBlankForm:
     the form: `form.field` (its widget's HTML, `.label`, `.id_for_label`, `.errors`), `form.errors`,
     `form.non_field_errors`."""
 
-    errors: dict = {}  # noqa: RUF012 - read-only, as an unbound form's
+    errors = MappingProxyType({})  # none, and read-only: one instance serves every request
 
     def __init__(self, form_class):
         form = form_class()

@@ -4,8 +4,6 @@ The fields are the page's hot loop (every axis, every scale point, a dozen attri
 template engine took 5.3 ms of the page's 9.3 ms of rendering for them, Jinja2 takes 1.2 ms for the same
 markup (templates/jinja2/rating/axes.html). The rest of the page stays a Django template.
 """
-from functools import cache
-
 from django import template
 from django.template import engines
 from django.utils.safestring import SafeString
@@ -13,8 +11,8 @@ from django.utils.safestring import SafeString
 register = template.Library()
 
 
-@cache
 def _axes_template():
+    # Jinja2 keeps its compiled templates (and, with DEBUG, reloads an edited file).
     return engines["jinja2"].get_template("rating/axes.html")
 
 
