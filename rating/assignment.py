@@ -265,28 +265,24 @@ def _walk(campaign: Campaign, rater, levels: list[tuple[int, int]], exclude=()) 
         return _found(cursor.fetchall(), start, levels)
 
 
-# (partner, shared) rows of rating_pairshare (the trigger of migration 0007 keeps it) for the rater: what a pair
-# shares is the sum of its two raters' rows, and (rater, rater) is how many the rater occupies. Two index
-# scans of at most the roster's size each, however much the rater has rated.
+# (partner, shared) rows of rating_pairshare (the trigger of migration 0007 keeps it) for the rater and the raters
+# of `o` (a CTE of (item_id, rater_id): the occupants of the candidates being ranked), all `_rank_started`
+# reads: what a pair shares is the sum of its two raters' rows, and (rater, rater) is how many the rater
+# occupies. Two index scans that stop at those partners, so the rows do not grow with the roster or with how
+# much the rater has rated.
+_PARTNERS_OF_O = "ARRAY(SELECT rater_id FROM o UNION SELECT %(rater)s)"
 _SHARED_SQL = (
-    "SELECT partner_id AS partner, shared FROM rating_pairshare"
-    " WHERE campaign_id = %(campaign)s AND rater_id = %(rater)s"
+    "SELECT partner_id AS partner, shared FROM rating_pairshare"  # noqa: S608 - fixed text; values are parameters
+    f" WHERE campaign_id = %(campaign)s AND rater_id = %(rater)s AND partner_id = ANY({_PARTNERS_OF_O})"
     " UNION ALL SELECT rater_id, shared FROM rating_pairshare"
-    " WHERE campaign_id = %(campaign)s AND partner_id = %(rater)s AND rater_id <> %(rater)s"
-)
-# The same, for the rater and the raters in `{partners}` (an SQL array of ids) only: both index scans stop at
-# those partners, so the rows read and sent do not grow with the roster (200 raters: 200 rows otherwise).
-_SHARED_WITH_SQL = (
-    "SELECT partner_id AS partner, shared FROM rating_pairshare"
-    " WHERE campaign_id = %(campaign)s AND rater_id = %(rater)s AND partner_id = ANY({partners})"
-    " UNION ALL SELECT rater_id, shared FROM rating_pairshare"
-    " WHERE campaign_id = %(campaign)s AND partner_id = %(rater)s AND rater_id = ANY({partners})"
+    f" WHERE campaign_id = %(campaign)s AND partner_id = %(rater)s AND rater_id = ANY({_PARTNERS_OF_O})"
     " AND rater_id <> %(rater)s"
 )
+_OCCUPYING_SQL = "({t}.status = 'submitted' OR ({t}.status = 'active' AND {t}.lease_expires_at > %(now)s))"
 _PARTNERS_SQL = f"""
-SELECT 'on', item_id, rater_id FROM rating_assignment o
-WHERE item_id = ANY(%(items)s)
-    AND (o.status = 'submitted' OR (o.status = 'active' AND o.lease_expires_at > %(now)s))
+WITH o AS MATERIALIZED (SELECT o.item_id, o.rater_id FROM rating_assignment o
+    WHERE o.item_id = ANY(%(items)s) AND {_OCCUPYING_SQL.format(t="o")})
+SELECT 'on', item_id, rater_id FROM o
 UNION ALL
 SELECT 'shared', p.partner, SUM(p.shared) FROM ({_SHARED_SQL}) p GROUP BY p.partner
 """  # noqa: S608 - fixed text; the values are parameters
@@ -294,7 +290,8 @@ SELECT 'shared', p.partner, SUM(p.shared) FROM ({_SHARED_SQL}) p GROUP BY p.part
 
 def _partners(campaign: Campaign, rater, item_ids: list[int], now) -> tuple[dict[int, list[int]], dict[int, int]]:
     """In one query: the raters occupying each of `item_ids`, and how many conversations `rater` shares with
-    each rater (from the pair-share rows, `_SHARED_SQL`; the entry for `rater` itself is how many they hold)."""
+    each of those raters (from the pair-share rows, `_SHARED_SQL`; the entry for `rater` itself is how many they
+    hold)."""
     with connection.cursor() as cursor:
         cursor.execute(_PARTNERS_SQL, {"campaign": campaign.pk, "rater": rater.pk, "now": now, "items": item_ids})
         rows = cursor.fetchall()
@@ -445,7 +442,6 @@ class NoSuchCampaign(CampaignNotOpen):
 
 
 _STATE_COLUMNS = "tag, a, b, c, d, t1, t2, t3, s1, s2"
-_OCCUPYING_SQL = "({t}.status = 'submitted' OR ({t}.status = 'active' AND {t}.lease_expires_at > %(now)s))"
 
 
 def _state_sql(levels: list[tuple[int, int]]) -> str:
@@ -453,10 +449,9 @@ def _state_sql(levels: list[tuple[int, int]]) -> str:
     'c' the campaign, 'r' its roster (is the rater on it, its size) and whether any lease has lapsed,
     'm' the rater's own active or released rows, 'w' the index walk's candidates (`_walk_sql`), 'o' the
     raters occupying the walked started items and 's' how many conversations the rater shares with each of
-    those raters, and how many it holds (`_SHARED_WITH_SQL`: all `_rank_started` reads), read only when
-    there are started candidates to rank."""
+    those raters, and how many it holds (`_SHARED_SQL`), read only when there are started candidates to
+    rank."""
     occ_o = _OCCUPYING_SQL.format(t="o")
-    shared = _SHARED_WITH_SQL.format(partners="ARRAY(SELECT rater_id FROM o UNION SELECT %(rater)s)")
     return f"""
 WITH w AS MATERIALIZED ({_walk_sql(levels)}),
 started AS (SELECT id FROM w WHERE occupants > 0),
@@ -479,7 +474,7 @@ SELECT 'w', id, occupants, shuffle, NULL, NULL, NULL, NULL, NULL, NULL FROM w
 UNION ALL
 SELECT 'o', item_id, rater_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM o
 UNION ALL
-SELECT 's', p.partner, SUM(p.shared), NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ({shared}) p
+SELECT 's', p.partner, SUM(p.shared), NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ({_SHARED_SQL}) p
 WHERE EXISTS (SELECT 1 FROM started) GROUP BY p.partner
 """  # noqa: S608 - fixed text and ints; the values are parameters
 
