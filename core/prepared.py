@@ -2,8 +2,9 @@
 
 For the short statements of "next", the rating page and "submit", PostgreSQL's parse and plan cost as much
 as the run or more (own_assignment_or_none's five-table join by primary key: 0.39 ms to plan, 0.12 ms to
-run). A prepared statement is planned once per connection and then only executed; PostgreSQL re-plans it
-by itself if a table it reads changes (an ALTER, an ANALYZE).
+run). A prepared statement is planned once per connection and then only executed (the settings' connection
+option plan_cache_mode=force_generic_plan: by default PostgreSQL would plan its first five runs afresh on
+every connection); PostgreSQL re-plans it by itself if a table it reads changes (an ALTER, an ANALYZE).
 
 `Prepared` takes SQL written as for `cursor.execute` with named parameters (``%(name)s``), one statement or
 several separated by ``;``, and the PostgreSQL type of every parameter. Each statement is PREPAREd under

@@ -130,6 +130,12 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...).")
+# Our prepared statements (core/prepared.py) and trigger functions are key lookups whose generic plan is the
+# one PostgreSQL settles on anyway; by default it first plans each one afresh for its first five runs on every
+# connection (1.7 ms each for next's state read), a slow request after every reconnect. Nothing else here is
+# prepared: Django's own queries are planned per run whatever this says.
+_db_options = DATABASES["default"].setdefault("OPTIONS", {})
+_db_options["options"] = f"{_db_options.get('options', '')} -c plan_cache_mode=force_generic_plan".strip()
 
 # pytest sets PYTEST_VERSION: tests get their own Redis database, so a running dev worker can never
 # pick up a test task (and run it against the dev database), and test keys never touch dev data.

@@ -49,6 +49,20 @@ def test_a_rollback_keeps_the_statements_and_a_new_connection_prepares_them_agai
     assert _run(TWO_STATEMENTS, key=5, label="c") == [(6, "c; not a split")]
 
 
+@pytest.mark.django_db(transaction=True)  # a real new connection, as after DB_CONN_MAX_AGE runs out
+def test_a_new_connection_runs_prepared_statements_on_their_generic_plan_from_the_first_run():
+    connection.close()
+    for key in range(3):
+        _run(TWO_STATEMENTS, key=key, label="x")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone() == ("force_generic_plan",)  # the settings' connection option
+        cursor.execute("SELECT name, generic_plans, custom_plans FROM pg_prepared_statements "
+                       "WHERE name LIKE 'test_two%%' ORDER BY name")
+        # PostgreSQL's default (auto) would have planned each of the first five runs afresh: 0 generic, 3 custom.
+        assert cursor.fetchall() == [("test_two_statements_0", 3, 0), ("test_two_statements_1", 3, 0)]
+
+
 def test_utility_statements_pass_through_unprepared():
     statement = Prepared("test_savepoint", "SAVEPOINT t_sp; SELECT %(n)s * 2; RELEASE SAVEPOINT t_sp", {"n": "integer"})
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:

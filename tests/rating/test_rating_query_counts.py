@@ -6,6 +6,7 @@ further along: the count must be the same."""
 import re
 
 import pytest
+from django.db import connection
 from django.http import HttpRequest
 from django.urls import reverse
 
@@ -94,3 +95,18 @@ def test_sessions_read_from_redis_still_end_at_sign_out_and_survive_a_redis_flus
     assert client.post(reverse("logout")).status_code == 302
     response = copy.get(reverse("rating:home"))
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_the_hot_paths_prepared_statements_are_planned_once_per_connection_not_per_run(
+        client, django_assert_num_queries):
+    """The settings' plan_cache_mode=force_generic_plan: without it PostgreSQL plans each statement afresh
+    for its first five runs on every connection (a slow "next" after each reconnect)."""
+    _count_queries(client, django_assert_num_queries, n_items=12, n_done=4)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, generic_plans, custom_plans FROM pg_prepared_statements "
+                       "WHERE name LIKE 'mhsd%%'")
+        plans = {name: (generic, custom) for name, generic, custom in cursor.fetchall()}
+    for statement in ("mhsd_session_user", "mhsd_next_", "mhsd_try_skip", "mhsd_hold_", "mhsd_submit_"):
+        assert any(name.startswith(statement) and generic >= 2 for name, (generic, _) in plans.items()), statement
+    assert {name: custom for name, (_, custom) in plans.items() if custom} == {}
