@@ -219,7 +219,7 @@ def test_the_pages_empty_side_forms_render_as_the_forms_themselves(partial):
 
 
 def test_the_score_fields_escape_rubric_text_and_lock_once_the_campaign_closes(setup):
-    """The score fields are rendered by the Jinja2 engine (rating/templatetags/rating_axes.py): rubric text
+    """The score fields are rendered by the Jinja2 engine (rating/templatetags/rating_jinja.py): rubric text
     is escaped as in the rest of the page, and a closed campaign's fields are disabled."""
     from rating import selectors
     from rating.models import RubricAxis
@@ -242,6 +242,35 @@ def test_the_score_fields_escape_rubric_text_and_lock_once_the_campaign_closes(s
     radios = re.findall(r'<input type="radio"[^>]*>', fields)
     assert radios and all("disabled" in radio for radio in radios)
     assert "data-clear-axis" not in fields
+
+
+def _message_item(html: str, message) -> str:
+    start = html.index(f'id="msg-{message.index + 1}"')
+    return html[start:html.index("</li>", start)]
+
+
+def test_the_transcript_escapes_message_text_and_shows_the_raters_notes(setup):
+    """The transcript is rendered by the Jinja2 engine (rating/templatetags/rating_jinja.py): message text
+    is escaped with its line breaks kept, and a sensemaker message's note and problematic mark show."""
+    campaign, raters, client = setup
+    a = _start(client, campaign)
+    message = Message.objects.filter(conversation_id=a.item.conversation_id, role="sensemaker").order_by("index")[0]
+    message.text = 'First line <script>alert("x")</script>\nsecond line'
+    message.save()
+    services.save_rating_draft(a, raters[0], services.changes_from_post(
+        {f"problematic__{message.index}": "1", f"note__{message.index}": "Too </textarea><b>blunt</b>"}))
+    html = client.get(reverse("rating:rate", args=[a.pk])).content.decode()
+    item = _message_item(html, message)
+    assert "<script>alert" not in html and "</textarea><b>" not in html
+    assert "First line &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;<br>second line" in item
+    assert '<span class="badge failed">problematic</span>' in item and "<details class=\"msg-note\" open>" in item
+    assert re.search(rf'name="problematic__{message.index}" value="1" form="rating-form"\s+checked', item)
+    assert "Too &lt;/textarea&gt;&lt;b&gt;blunt&lt;/b&gt;</textarea>" in item
+    assert f'hx-post="/rate/a/{a.pk}/save/"' in item and " disabled" not in item
+    close_campaign(make_user("admin"), campaign)
+    html = client.get(reverse("rating:rate", args=[a.pk])).content.decode()
+    item = _message_item(html, message)
+    assert re.search(r"<textarea[^>]*\sdisabled", item) and "checked disabled" in item
 
 
 def test_heartbeat_fragment(setup):
