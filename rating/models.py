@@ -204,9 +204,13 @@ class Assignment(models.Model):
 
     Status = AssignmentStatus
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="assignments")
-    item = models.ForeignKey(CampaignItem, on_delete=models.PROTECT, related_name="assignments")
-    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments")
+    # No single-column indexes: an index in Meta leads with each (the unique (item, rater) with the item),
+    # and every index is written by next's INSERT and, since a submission's UPDATE changes indexed columns,
+    # by that too.
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="assignments", db_index=False)
+    item = models.ForeignKey(CampaignItem, on_delete=models.PROTECT, related_name="assignments", db_index=False)
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments",
+                              db_index=False)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     skip_reason = models.TextField(blank=True)
@@ -304,7 +308,8 @@ class Rating(models.Model):
 
 
 class AxisScore(models.Model):
-    rating = models.ForeignKey(Rating, on_delete=models.CASCADE, related_name="scores")
+    # No index of its own: the unique (rating, axis) leads with it, and a submission inserts a row per axis.
+    rating = models.ForeignKey(Rating, on_delete=models.CASCADE, related_name="scores", db_index=False)
     axis = models.ForeignKey(RubricAxis, on_delete=models.PROTECT, related_name="scores")
     value = models.FloatField(null=True, blank=True)
     # The chosen category key on a nominal axis (value stays NULL there). A database trigger (migration
