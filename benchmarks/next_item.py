@@ -5,7 +5,8 @@ each), 50 raters, one open MultiSenseEval campaign with overlap k = 3. Then the 
 database): 100,000 conversations and 200 raters, half of them already rated when the clock starts (about 750
 ratings per rater, --scale-prefill), so that what grows with a campaign's size or a rater's own progress shows
 (--scale-seconds of cycles; --no-scale skips it; --prefill does the same for the first run). The set-up's
-tables are vacuumed, analysed and checkpointed before any clock starts (`settle`). A real
+tables are vacuumed, analysed and checkpointed before any clock starts (`settle`); on a server that runs
+without autovacuum, a stand-in does autovacuum's work while the clock runs (`AutovacuumStandIn`). A real
 gunicorn (gthread workers) serves the project on a loopback port; client threads drive logged-in rater
 sessions over HTTP:
 
