@@ -45,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import requests
 from _support import ROOT, fresh_database, setup_django, stop
@@ -384,9 +384,8 @@ class AutovacuumStandIn:
             cursor.execute("SELECT current_setting('autovacuum'),"
                            " (SELECT setting::int FROM pg_settings WHERE name = 'autovacuum_naptime')")  # seconds
             server_setting, self.naptime = cursor.fetchone()
-        self.active = server_setting == "off"
-        self.report = {"server_autovacuum": server_setting, "naptime_s": self.naptime, "passes": 0,
-                       "vacuumed": defaultdict(int), "analyzed": defaultdict(int)}
+        self.server_setting, self.active = server_setting, server_setting == "off"
+        self.passes, self.vacuumed, self.analyzed = 0, Counter(), Counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -405,14 +404,18 @@ class AutovacuumStandIn:
             with self.connection.cursor() as cursor:
                 cursor.execute(self._TABLES_DUE)
                 for table, vacuum, analyze in cursor.fetchall():
-                    if vacuum or analyze:  # autovacuum analyses in the same pass as it vacuums, when both are due
-                        what = " ".join(["VACUUM"] * vacuum + ["ANALYZE"] * analyze)
+                    # Both due: one VACUUM ANALYZE, as autovacuum does in one pass.
+                    what = "VACUUM ANALYZE" if vacuum and analyze else "VACUUM" if vacuum else "ANALYZE"
+                    if vacuum or analyze:
                         cursor.execute(f'{what} "{table}"')
-                    if vacuum:
-                        self.report["vacuumed"][table] += 1
-                    if analyze:
-                        self.report["analyzed"][table] += 1
-            self.report["passes"] += 1
+                    self.vacuumed[table] += vacuum
+                    self.analyzed[table] += analyze
+            self.passes += 1
+
+    def summary(self) -> dict:
+        return {"server_autovacuum": self.server_setting, "naptime_s": self.naptime, "passes": self.passes,
+                "vacuumed": {t: n for t, n in self.vacuumed.items() if n},
+                "analyzed": {t: n for t, n in self.analyzed.items() if n}}
 
 
 def check_database(campaign_id, k=K):
@@ -519,8 +522,7 @@ def run_size(args, db_name, n_conversations, n_raters, seconds, prefilled=0.0):
         **db,
         "setup_s": round(setup_seconds, 1),
         # On a server without autovacuum, what the stand-in did in its place (AutovacuumStandIn).
-        "autovacuum_stand_in": {**standin.report, "vacuumed": dict(standin.report["vacuumed"]),
-                                "analyzed": dict(standin.report["analyzed"])},
+        "autovacuum_stand_in": standin.summary(),
     }
 
 

@@ -111,7 +111,7 @@ TEMPLATES = [
             ],
         },
     },
-    # Only for the rating page's score fields (rating/templatetags/rating_jinja.py): 4.5x faster there.
+    # Only for the rating page's score fields and transcript (rating/templatetags/rating_jinja.py): its hot loops.
     {
         "BACKEND": "django.template.backends.jinja2.Jinja2",
         "DIRS": [BASE_DIR / "templates" / "jinja2"],
