@@ -331,19 +331,39 @@ def prefill(campaign_id, fraction, k=K, seed=11) -> float:
     return round(len(rows) / len(raters), 1)
 
 
-def settle() -> None:
-    """VACUUM ANALYZE what the set-up wrote in bulk, as autovacuum does within a minute or so of a real import
-    (its naptime): a campaign is not rated the second its items are loaded. Without it the clock started on
-    tables with no visibility map and, after the prefill's occupant UPDATE, half their rows dead: next's
-    index-only walk then read twice the pages (at 100,000 conversations: 1,100-1,600 buffers per state read
-    instead of 550-850, 1.7-2.6 ms instead of 1.1-1.6 ms). Then a CHECKPOINT (superuser, as the prefill):
-    the set-up writes gigabytes of WAL, and the checkpoint it forces otherwise spreads its writes over the
-    next minutes (checkpoint_completion_target), into the measured phases."""
+def settle() -> dict:
+    """Autovacuum's work on what the set-up wrote, as it would have done within a minute or so of a real import
+    (its naptime): a campaign is not rated the second its items are loaded. One pass of `AutovacuumStandIn`:
+    VACUUM and ANALYZE of the tables past autovacuum's thresholds, which are the ones the set-up wrote in bulk.
+    Without it the clock started on tables with no visibility map and, after the prefill's occupant UPDATE,
+    half their rows dead: next's index-only walk then read twice the pages (at 100,000 conversations:
+    1,100-1,600 buffers per state read instead of 550-850, 1.7-2.6 ms instead of 1.1-1.6 ms).
+
+    Tables nothing was written to (at 10,000 conversations, the fresh campaign's assignments, ratings, scores
+    and pair counts) are left as autovacuum leaves them: never analysed, so PostgreSQL plans for a table that
+    may grow (it assumes at least ten pages) rather than for an empty one. A VACUUM ANALYZE of the whole
+    database here used to mark them analysed and empty; every connection then planned their look-ups (the
+    foreign-key checks of each submission, the joins of the hold and the rating page) as sequential scans,
+    which grew with the tables until the first autovacuum pass a minute later, at 10,000 conversations the
+    whole measured phase.
+
+    Then a CHECKPOINT (superuser, as the prefill): the set-up writes gigabytes of WAL, and the checkpoint it
+    forces otherwise spreads its writes over the next minutes (checkpoint_completion_target), into the
+    measured phases. Returns what the pass did."""
     from django.db import connection
 
-    with connection.cursor() as cursor:  # in autocommit, as VACUUM must be (outside any transaction)
-        cursor.execute("VACUUM ANALYZE")
-        cursor.execute("CHECKPOINT")
+    with connection.cursor() as cursor:
+        # The set-up's own row counts reach the statistics autovacuum decides by before the pass reads them.
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+    connection.close()
+    standin = AutovacuumStandIn(os.environ["DATABASE_URL"])
+    try:
+        standin.one_pass()
+        with standin.connection.cursor() as cursor:
+            cursor.execute("CHECKPOINT")
+        return standin.summary()
+    finally:
+        standin.stop()
 
 
 class AutovacuumStandIn:
@@ -363,9 +383,9 @@ class AutovacuumStandIn:
 
     _TABLES_DUE = """
         SELECT t.relname,
-               t.n_dead_tup > s.vac_base + s.vac_scale * c.reltuples
-                 OR t.n_ins_since_vacuum > s.ins_base + s.ins_scale * c.reltuples,
-               t.n_mod_since_analyze > s.an_base + s.an_scale * c.reltuples
+               t.n_dead_tup > s.vac_base + s.vac_scale * greatest(c.reltuples, 0)
+                 OR t.n_ins_since_vacuum > s.ins_base + s.ins_scale * greatest(c.reltuples, 0),
+               t.n_mod_since_analyze > s.an_base + s.an_scale * greatest(c.reltuples, 0)
         FROM pg_stat_user_tables t JOIN pg_class c ON c.oid = t.relid,
              (SELECT current_setting('autovacuum_vacuum_threshold')::float AS vac_base,
                      current_setting('autovacuum_vacuum_scale_factor')::float AS vac_scale,
@@ -401,16 +421,20 @@ class AutovacuumStandIn:
 
     def _run(self):
         while not self._stop.wait(self.naptime):
-            with self.connection.cursor() as cursor:
-                cursor.execute(self._TABLES_DUE)
-                for table, vacuum, analyze in cursor.fetchall():
-                    # Both due: one VACUUM ANALYZE, as autovacuum does in one pass.
-                    what = "VACUUM ANALYZE" if vacuum and analyze else "VACUUM" if vacuum else "ANALYZE"
-                    if vacuum or analyze:
-                        cursor.execute(f'{what} "{table}"')
-                    self.vacuumed[table] += vacuum
-                    self.analyzed[table] += analyze
-            self.passes += 1
+            self.one_pass()
+
+    def one_pass(self):
+        """One visit of autovacuum's launcher to the database."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(self._TABLES_DUE)
+            for table, vacuum, analyze in cursor.fetchall():
+                # Both due: one VACUUM ANALYZE, as autovacuum does in one pass.
+                what = "VACUUM ANALYZE" if vacuum and analyze else "VACUUM" if vacuum else "ANALYZE"
+                if vacuum or analyze:
+                    cursor.execute(f'{what} "{table}"')
+                self.vacuumed[table] += vacuum
+                self.analyzed[table] += analyze
+        self.passes += 1
 
     def summary(self) -> dict:
         return {"server_autovacuum": self.server_setting, "naptime_s": self.naptime, "passes": self.passes,
@@ -459,7 +483,7 @@ def run_size(args, db_name, n_conversations, n_raters, seconds, prefilled=0.0):
     setup_django()
     campaign_id, sessions, values = build_data(n_conversations, n_raters)
     per_rater = prefill(campaign_id, prefilled) if prefilled else 0
-    settle()
+    settled = settle()
     setup_seconds = time.perf_counter() - t0
     print(f"set-up: {n_conversations} conversations, {n_raters} raters, k={K}, {prefilled:.0%} already rated "
           f"({per_rater} ratings per rater) in {setup_seconds:.1f}s", flush=True)
@@ -521,6 +545,8 @@ def run_size(args, db_name, n_conversations, n_raters, seconds, prefilled=0.0):
         "http_errors": len(errors) + len(base_errors), "next_with_nothing_left": len(exhausted),
         **db,
         "setup_s": round(setup_seconds, 1),
+        # What the set-up's one autovacuum pass (settle) vacuumed and analysed before the clock started.
+        "settle": {"vacuumed": sorted(settled["vacuumed"]), "analyzed": sorted(settled["analyzed"])},
         # On a server without autovacuum, what the stand-in did in its place (AutovacuumStandIn).
         "autovacuum_stand_in": standin.summary(),
     }
