@@ -11,6 +11,9 @@ Safety under concurrency
   under the lock is what guarantees the cap.
 * Every change of an assignment's status takes its item's row lock before the assignment's (the trigger
   writes the item's count, so the other order could deadlock with a chooser holding the item).
+* Whether a lease is live is judged with the time after the item's lock is held, never a time read before
+  waiting for it: meanwhile the lease may have run out and another rater's next, holding that lock, may
+  have counted its place as free (`hold_and_read`, `_RENEW_SQL`).
 * The database's unique (item, rater) constraint makes a second row for one rater on one item
   impossible; a rater who gets an item back (after their lease lapsed) reuses their own row.
 * One rater's concurrent requests (two tabs) are serialised by a transaction-scoped advisory lock on
@@ -709,12 +712,14 @@ _HOLD_SQL = (
 )
 
 
+# Live means live once the locks are held: `now` was read before the round trip, and while it waited for the
+# item's lock the lease may have lapsed and its place gone to another rater (clock_timestamp(), not `now`).
 _RENEW_SQL = (
     " UPDATE rating_assignment a SET lease_expires_at = %(now)s + make_interval(mins => c.lease_minutes),"
     " last_active_at = %(now)s, updated_at = %(now)s FROM rating_campaign c"
     " WHERE a.id = %(assignment)s AND c.id = a.campaign_id AND c.status = 'open' AND a.status = 'active'"
-    " AND a.lease_expires_at > %(now)s AND EXISTS (SELECT 1 FROM rating_campaign_raters r"
-    " WHERE r.campaign_id = c.id AND r.user_id = a.rater_id);"
+    " AND a.lease_expires_at > GREATEST(%(now)s, clock_timestamp())"
+    " AND EXISTS (SELECT 1 FROM rating_campaign_raters r WHERE r.campaign_id = c.id AND r.user_id = a.rater_id);"
 )
 
 
@@ -794,8 +799,10 @@ def hold_for_rating(assignment: Assignment) -> Assignment:
 def hold_and_read(assignment: Assignment, read: HeldRead = HeldRead()) -> tuple[Assignment, tuple]:
     """hold_for_rating, with `read` (e.g. the rating the caller is about to edit) locked and read in the same
     round trip: (the assignment, the values of `read.columns`)."""
+    campaign, extra = _lock_for_rating(assignment, read, timezone.now())
+    # Judged from after the locks: while this waited for the item's lock, the lease may have run out and
+    # another rater's next (which holds that lock while it counts) may have taken its place.
     now = timezone.now()
-    campaign, extra = _lock_for_rating(assignment, read, now)
     _check_open(campaign)
     if assignment.status == Assignment.Status.SKIPPED:
         raise LeaseLost("You skipped this conversation.")

@@ -284,3 +284,64 @@ def test_a_save_a_refused_submission_and_a_submission_each_restart_the_lease():
         assert a.lease_expires_at >= before + timedelta(minutes=30) and a.last_active_at >= before
     assert a.status == "submitted"
     assert AxisScore.objects.get(rating__assignment=a, axis__key="flow").value == 4.0
+
+
+def _wait_until_someone_waits_for_a_row_lock(seconds=10):
+    """From the test's own connection: until another backend waits for a lock (the submission behind the
+    item's row lock)."""
+    deadline = time.monotonic() + seconds
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                           " AND datname = current_database()")
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.02)
+    raise AssertionError("nobody waited for the item's lock")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("edit", ["submit", "save"])
+def test_a_lease_that_lapses_while_the_edit_waits_for_the_item_is_judged_after_the_wait(edit):
+    """The rater's edit starts a moment before their lease runs out, and waits for the item's row lock, held by
+    another rater's next. That next counts the places once the lease has run out, so it takes the place. The
+    edit, judged from after the wait, finds the place taken: refused, the draft kept, never two occupants
+    with k = 1. (Judged from before the wait, it saw a live lease and submitted over the other rater.)"""
+    campaign, (r1, r2) = build_campaign(n_items=1, n_raters=2, k=1)
+    a = assigning.next_assignment(campaign, r1)
+    services.save_rating_draft(a, r1, changes(full_values(campaign)))
+    lapses_at = timezone.now() + timedelta(seconds=1)
+    a = _age(a, lease_expires_at=lapses_at)
+    holding, taken, errors = threading.Event(), [], []
+
+    def next_of_the_other_rater():
+        try:
+            with transaction.atomic():
+                assigning.lock_item(a.item_id)  # as _try_item's claim does, held until its commit
+                holding.set()
+                _wait_until_someone_waits_for_a_row_lock()
+                time.sleep(max(0.0, (lapses_at - timezone.now()).total_seconds()) + 0.05)
+                taken.append(assigning._try_item(Campaign.objects.get(pk=campaign.pk), r2, a.item_id, wait=True))
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors.append(repr(exc))
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=next_of_the_other_rater)
+    other.start()
+    assert holding.wait(10)
+    try:
+        with pytest.raises(services.RatingError, match="went to another rater"):
+            if edit == "submit":
+                services.submit_rating(Assignment.objects.get(pk=a.pk), r1, changes({}))
+            else:
+                services.save_rating_draft(Assignment.objects.get(pk=a.pk), r1, changes({"value__flow": "1"}))
+    finally:
+        other.join(30)
+    assert not errors, errors
+    assert taken and taken[0].rater_id == r2.pk
+    now = timezone.now()
+    assert assigning.occupancy(a.item_id, now) == 1
+    assert Assignment.objects.get(pk=a.pk).status == "active" and Rating.objects.get(assignment=a).status == "draft"
+    assert AxisScore.objects.get(rating__assignment=a, axis__key="flow").value == float(
+        full_values(campaign)["value__flow"])
