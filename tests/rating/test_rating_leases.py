@@ -310,7 +310,7 @@ def test_a_lease_that_lapses_while_the_edit_waits_for_the_item_is_judged_after_t
     campaign, (r1, r2) = build_campaign(n_items=1, n_raters=2, k=1)
     a = assigning.next_assignment(campaign, r1)
     services.save_rating_draft(a, r1, changes(full_values(campaign)))
-    lapses_at = timezone.now() + timedelta(seconds=1)
+    lapses_at = timezone.now() + timedelta(seconds=2)  # the edit below starts well before
     a = _age(a, lease_expires_at=lapses_at)
     holding, taken, errors = threading.Event(), [], []
 
