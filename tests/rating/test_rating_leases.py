@@ -286,9 +286,9 @@ def test_a_save_a_refused_submission_and_a_submission_each_restart_the_lease():
     assert AxisScore.objects.get(rating__assignment=a, axis__key="flow").value == 4.0
 
 
-def _wait_until_someone_waits_for_a_row_lock(seconds=10):
-    """From the test's own connection: until another backend waits for a lock (the submission behind the
-    item's row lock)."""
+def _wait_until_someone_waits_for_a_lock(seconds=10):
+    """From the calling thread's connection: until another backend of this database waits for a lock (here
+    the edit behind the item's row lock)."""
     deadline = time.monotonic() + seconds
     with connection.cursor() as cursor:
         while time.monotonic() < deadline:
@@ -319,7 +319,7 @@ def test_a_lease_that_lapses_while_the_edit_waits_for_the_item_is_judged_after_t
             with transaction.atomic():
                 assigning.lock_item(a.item_id)  # as _try_item's claim does, held until its commit
                 holding.set()
-                _wait_until_someone_waits_for_a_row_lock()
+                _wait_until_someone_waits_for_a_lock()
                 time.sleep(max(0.0, (lapses_at - timezone.now()).total_seconds()) + 0.05)
                 taken.append(assigning._try_item(Campaign.objects.get(pk=campaign.pk), r2, a.item_id, wait=True))
         except Exception as exc:  # noqa: BLE001 - asserted below
